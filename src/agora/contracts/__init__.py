@@ -1,0 +1,33 @@
+"""Integration events: the public contract between services, one module per bounded context.
+
+Payload changes follow one rule: add optional fields freely; anything else is a new `version`.
+"""
+
+from agora.contracts import catalog, inventory, orders, payments
+from agora.messaging import Event, EventRegistry
+
+__all__ = ["ALL_EVENTS", "TOPICS", "catalog", "inventory", "orders", "payments", "registry"]
+
+ALL_EVENTS: tuple[type[Event], ...] = (
+    catalog.ProductListed,
+    catalog.PriceChanged,
+    inventory.StockReserved,
+    inventory.StockRejected,
+    inventory.StockReleased,
+    inventory.HoldExpired,
+    inventory.AvailabilityChanged,
+    orders.OrderPlaced,
+    orders.PaymentRequested,
+    orders.OrderConfirmed,
+    orders.OrderCancelled,
+    orders.OrderExpired,
+    payments.PaymentSucceeded,
+    payments.PaymentFailed,
+    payments.RefundIssued,
+)
+
+TOPICS: tuple[str, ...] = tuple(sorted({event.topic for event in ALL_EVENTS}))
+
+
+def registry() -> EventRegistry:
+    return EventRegistry(ALL_EVENTS)

@@ -1,0 +1,27 @@
+"""Events of the catalog: what is for sale, at what price."""
+
+from typing import ClassVar
+
+from agora.contracts.types import Amount, Currency
+from agora.messaging import Event
+
+__all__ = ["PriceChanged", "ProductListed"]
+
+
+class _CatalogEvent(Event):
+    topic: ClassVar[str] = "catalog"
+    key_field: ClassVar[str] = "product_id"
+
+
+class ProductListed(_CatalogEvent):
+    product_id: str
+    name: str
+    price: Amount
+    currency: Currency
+    initial_stock: int
+
+
+class PriceChanged(_CatalogEvent):
+    product_id: str
+    price: Amount
+    currency: Currency

@@ -1,0 +1,65 @@
+"""Events of inventory: stock reserved for orders, held until an expiry, released."""
+
+from datetime import datetime
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from agora.contracts.types import Quantity
+from agora.messaging import Event
+
+__all__ = [
+    "AvailabilityChanged",
+    "HoldExpired",
+    "ReservedLine",
+    "StockRejected",
+    "StockReleased",
+    "StockReserved",
+]
+
+
+class _OrderStockEvent(Event):
+    topic: ClassVar[str] = "inventory"
+    key_field: ClassVar[str] = "order_id"
+
+
+class ReservedLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    product_id: str
+    quantity: Quantity
+
+
+class StockReserved(_OrderStockEvent):
+    """Every line of the order is held until `expires_at`."""
+
+    order_id: str
+    lines: tuple[ReservedLine, ...]
+    expires_at: datetime
+
+
+class StockRejected(_OrderStockEvent):
+    """Nothing was reserved: at least one line could not be (all or nothing)."""
+
+    order_id: str
+    reason: str
+    product_id: str | None = None
+
+
+class StockReleased(_OrderStockEvent):
+    order_id: str
+    reason: str
+
+
+class HoldExpired(_OrderStockEvent):
+    """The order's hold ran out. Stock stays held until the order's owner decides (it expires the
+    order, which releases the stock, unless the order was confirmed in the meantime)."""
+
+    order_id: str
+
+
+class AvailabilityChanged(Event):
+    topic: ClassVar[str] = "inventory"
+    key_field: ClassVar[str] = "product_id"
+
+    product_id: str
+    available: int

@@ -1,0 +1,65 @@
+"""Events of orders: the saga's beginning and its outcomes."""
+
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from agora.contracts.types import Amount, Currency, Quantity
+from agora.messaging import Event
+
+__all__ = [
+    "OrderCancelled",
+    "OrderConfirmed",
+    "OrderExpired",
+    "OrderLine",
+    "OrderPlaced",
+    "PaymentRequested",
+]
+
+
+class _OrderEvent(Event):
+    topic: ClassVar[str] = "orders"
+    key_field: ClassVar[str] = "order_id"
+
+
+class OrderLine(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    product_id: str
+    quantity: Quantity
+    unit_price: Amount
+
+
+class OrderPlaced(_OrderEvent):
+    order_id: str
+    customer_id: str
+    lines: tuple[OrderLine, ...]
+    total: Amount
+    currency: Currency
+
+
+class PaymentRequested(_OrderEvent):
+    order_id: str
+    customer_id: str
+    amount: Amount
+    currency: Currency
+    payment_token: str
+
+
+class OrderConfirmed(_OrderEvent):
+    order_id: str
+    customer_id: str
+    total: Amount
+    currency: Currency
+
+
+class OrderCancelled(_OrderEvent):
+    order_id: str
+    customer_id: str
+    reason: str
+
+
+class OrderExpired(_OrderEvent):
+    """The order was not paid before its hold ran out."""
+
+    order_id: str
+    customer_id: str

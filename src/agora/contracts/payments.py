@@ -1,0 +1,33 @@
+"""Events of payments: charges and refunds at the card provider."""
+
+from typing import ClassVar
+
+from agora.contracts.types import Amount, Currency
+from agora.messaging import Event
+
+__all__ = ["PaymentFailed", "PaymentSucceeded", "RefundIssued"]
+
+
+class _PaymentEvent(Event):
+    topic: ClassVar[str] = "payments"
+    key_field: ClassVar[str] = "order_id"
+
+
+class PaymentSucceeded(_PaymentEvent):
+    order_id: str
+    payment_id: str
+    amount: Amount
+    currency: Currency
+
+
+class PaymentFailed(_PaymentEvent):
+    order_id: str
+    payment_id: str
+    reason: str
+
+
+class RefundIssued(_PaymentEvent):
+    order_id: str
+    payment_id: str
+    amount: Amount
+    currency: Currency

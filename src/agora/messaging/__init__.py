@@ -1,0 +1,58 @@
+"""Agora's event platform: envelope, outbox, inbox, relay, consumer runner and the bus port."""
+
+from agora.messaging.deadletters import DeadLetter, list_dead_letters, replay_dead_letters
+from agora.messaging.envelope import DecodeError, Envelope, Event, EventRegistry, new_id, utcnow
+from agora.messaging.inbox import add_inbox_table, claim_inbox
+from agora.messaging.loop import BackgroundLoop
+from agora.messaging.metrics import MessagingMetrics
+from agora.messaging.outbox import OutboxRelay, add_outbox_table, outbox_backlog, write_outbox
+from agora.messaging.ports import ConsumedRecord, Consumer, MessageLog, Record, TopicPartition
+from agora.messaging.runner import (
+    ConsumerRunner,
+    EventHandlers,
+    Handler,
+    PermanentError,
+    RetryPolicy,
+    dead_letter_topic,
+)
+from agora.messaging.service import ConsumerOptions, Infrastructure, ServicePlatform
+from agora.messaging.sql import Database, DecimalText, sqlite_url
+from agora.messaging.unit_of_work import UnitOfWork
+
+__all__ = [
+    "BackgroundLoop",
+    "ConsumedRecord",
+    "Consumer",
+    "ConsumerOptions",
+    "ConsumerRunner",
+    "Database",
+    "DeadLetter",
+    "DecimalText",
+    "DecodeError",
+    "Envelope",
+    "Event",
+    "EventHandlers",
+    "EventRegistry",
+    "Handler",
+    "Infrastructure",
+    "MessageLog",
+    "MessagingMetrics",
+    "OutboxRelay",
+    "PermanentError",
+    "Record",
+    "RetryPolicy",
+    "ServicePlatform",
+    "TopicPartition",
+    "UnitOfWork",
+    "add_inbox_table",
+    "add_outbox_table",
+    "claim_inbox",
+    "dead_letter_topic",
+    "list_dead_letters",
+    "new_id",
+    "outbox_backlog",
+    "replay_dead_letters",
+    "sqlite_url",
+    "utcnow",
+    "write_outbox",
+]

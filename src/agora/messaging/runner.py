@@ -1,0 +1,246 @@
+"""The consumer runner: fetch a batch, apply it in one transaction with the inbox, and only then
+commit the offsets. A failing batch is retried one event at a time with exponential backoff; an
+event that keeps failing, or can never be read, goes to `<topic>.dlt` with the error."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Table
+
+from agora.messaging.envelope import DecodeError, Envelope, Event, EventRegistry, utcnow
+from agora.messaging.inbox import claim_inbox
+from agora.messaging.metrics import MessagingMetrics
+from agora.messaging.ports import ConsumedRecord, MessageLog, Record, TopicPartition
+from agora.messaging.unit_of_work import UnitOfWork
+
+__all__ = [
+    "ConsumerRunner",
+    "EventHandlers",
+    "PermanentError",
+    "RetryPolicy",
+    "dead_letter_topic",
+]
+
+logger = logging.getLogger(__name__)
+
+U = TypeVar("U", bound=UnitOfWork)
+Handler = Callable[[Any, U], Awaitable[None]]
+
+
+def dead_letter_topic(topic: str) -> str:
+    return f"{topic}.dlt"
+
+
+class PermanentError(Exception):
+    """A handler's verdict that retrying this event cannot succeed: dead-letter it at once."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    attempts: int = 5
+    first_delay: float = 0.05
+    max_delay: float = 5.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        return float(min(self.max_delay, self.first_delay * 2 ** (attempt - 1)))
+
+
+class EventHandlers(Generic[U]):
+    """One consumer group's table of event type → handler.
+
+    `apply` runs a batch in one unit of work: the inbox claim, then each new event's handler.
+    Events already in the inbox are skipped, so redelivery changes nothing.
+    """
+
+    def __init__(
+        self,
+        group: str,
+        handlers: Mapping[type[Event], Handler[U]],
+        unit_of_work: Callable[[], U],
+        inbox: Table,
+    ) -> None:
+        self.group = group
+        self._handlers = dict(handlers)
+        self._unit_of_work = unit_of_work
+        self._inbox = inbox
+
+    @property
+    def topics(self) -> list[str]:
+        return sorted({event.topic for event in self._handlers})
+
+    def wants(self, event: Event) -> bool:
+        return type(event) in self._handlers
+
+    async def apply(self, batch: Sequence[tuple[Envelope, Event]]) -> None:
+        async with self._unit_of_work() as uow:
+            fresh = await claim_inbox(
+                uow.conn, self._inbox, self.group, [envelope.id for envelope, _ in batch]
+            )
+            for envelope, event in batch:
+                if envelope.id in fresh:
+                    uow.cause = envelope
+                    await self._handlers[type(event)](event, uow)
+            uow.cause = None
+
+
+@dataclasses.dataclass(slots=True)
+class _Item:
+    record: ConsumedRecord
+    envelope: Envelope
+    event: Event
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        log: MessageLog,
+        handlers: EventHandlers[Any],
+        registry: EventRegistry,
+        metrics: MessagingMetrics,
+        *,
+        members: int = 1,
+        batch_size: int = 200,
+        retry: RetryPolicy | None = None,
+        fetch_timeout: float = 0.5,
+        lag_interval: float = 2.0,
+    ) -> None:
+        self.group = handlers.group
+        self._log = log
+        self._handlers = handlers
+        self._registry = registry
+        self._metrics = metrics
+        self._members = members
+        self._batch_size = batch_size
+        self._retry = retry or RetryPolicy()
+        self._fetch_timeout = fetch_timeout
+        self._lag_interval = lag_interval
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Members finish the batch in hand, commit it, and leave the group."""
+        self._stopping = True
+
+    async def run(self) -> None:
+        await asyncio.gather(*(self._member() for _ in range(self._members)))
+
+    async def _member(self) -> None:
+        consumer = self._log.consumer(self.group, self._handlers.topics)
+        loop = asyncio.get_running_loop()
+        next_lag_report = 0.0
+        try:
+            while not self._stopping:
+                records = await consumer.fetch(self._batch_size, self._fetch_timeout)
+                if records:
+                    with self._metrics.batch_seconds.labels(self.group).time():
+                        await self._process(records)
+                    await consumer.commit(_next_offsets(records))
+                if loop.time() >= next_lag_report:
+                    next_lag_report = loop.time() + self._lag_interval
+                    await self._report_lag(await consumer.lag())
+        finally:
+            await consumer.close()
+
+    async def _report_lag(self, lag: Mapping[TopicPartition, int]) -> None:
+        by_topic: dict[str, int] = {}
+        for tp, count in lag.items():
+            by_topic[tp.topic] = by_topic.get(tp.topic, 0) + count
+        for topic, count in by_topic.items():
+            self._metrics.consumer_lag.labels(self.group, topic).set(count)
+
+    async def _process(self, records: Sequence[ConsumedRecord]) -> None:
+        items: list[_Item] = []
+        for record in records:
+            try:
+                envelope = Envelope.from_bytes(record.value)
+                event = self._registry.parse(envelope)
+            except DecodeError as error:
+                await self._dead_letter(record, error, attempts=0)
+                continue
+            if self._handlers.wants(event):
+                items.append(_Item(record, envelope, event))
+        if not items:
+            return
+        if len(items) > 1:
+            try:
+                await self._handlers.apply([(item.envelope, item.event) for item in items])
+            except Exception:
+                logger.warning(
+                    "%s: batch of %d failed, retrying one by one",
+                    self.group,
+                    len(items),
+                    exc_info=True,
+                )
+            else:
+                self._metrics.events_handled.labels(self.group).inc(len(items))
+                return
+        for item in items:
+            await self._apply_with_retry(item)
+
+    async def _apply_with_retry(self, item: _Item) -> None:
+        error: Exception | None = None
+        attempt = 0
+        while attempt < self._retry.attempts:
+            attempt += 1
+            try:
+                await self._handlers.apply([(item.envelope, item.event)])
+            except (PermanentError, DecodeError) as permanent:
+                error = permanent
+                break
+            except Exception as transient:
+                error = transient
+                logger.warning(
+                    "%s: %s %s failed (attempt %d of %d): %r",
+                    self.group,
+                    item.envelope.type,
+                    item.envelope.id,
+                    attempt,
+                    self._retry.attempts,
+                    transient,
+                )
+                if attempt < self._retry.attempts:
+                    self._metrics.handler_retries.labels(self.group).inc()
+                    await asyncio.sleep(self._retry.delay(attempt))
+            else:
+                self._metrics.events_handled.labels(self.group).inc()
+                return
+        assert error is not None
+        await self._dead_letter(item.record, error, attempts=attempt)
+
+    async def _dead_letter(self, record: ConsumedRecord, error: Exception, attempts: int) -> None:
+        logger.error(
+            "%s: %s[%d]@%d goes to %s after %d attempts: %r",
+            self.group,
+            record.topic,
+            record.partition,
+            record.offset,
+            dead_letter_topic(record.topic),
+            attempts,
+            error,
+        )
+        headers = (
+            ("x-error", f"{type(error).__name__}: {error}"[:2000].encode()),
+            ("x-group", self.group.encode()),
+            ("x-original-topic", record.topic.encode()),
+            ("x-original-partition", str(record.partition).encode()),
+            ("x-original-offset", str(record.offset).encode()),
+            ("x-attempts", str(attempts).encode()),
+            ("x-failed-at", utcnow().isoformat().encode()),
+        )
+        await self._log.publish(
+            [Record(dead_letter_topic(record.topic), record.key, record.value, headers)]
+        )
+        self._metrics.dead_letters.labels(self.group, record.topic).inc()
+
+
+def _next_offsets(records: Sequence[ConsumedRecord]) -> dict[TopicPartition, int]:
+    offsets: dict[TopicPartition, int] = {}
+    for record in records:
+        tp = record.topic_partition
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    return offsets

@@ -1,0 +1,122 @@
+"""What the event platform gives one service: its database with outbox and inbox, the relay that
+drains the outbox, units of work, and consumer runners for its event handlers."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from prometheus_client import CollectorRegistry
+from sqlalchemy import MetaData
+
+from agora.messaging.envelope import Event, EventRegistry
+from agora.messaging.inbox import add_inbox_table
+from agora.messaging.loop import BackgroundLoop
+from agora.messaging.metrics import MessagingMetrics
+from agora.messaging.outbox import OutboxRelay, add_outbox_table, outbox_backlog
+from agora.messaging.ports import MessageLog
+from agora.messaging.runner import ConsumerRunner, EventHandlers, Handler, RetryPolicy
+from agora.messaging.sql import Database
+from agora.messaging.unit_of_work import UnitOfWork
+
+__all__ = ["ConsumerOptions", "Infrastructure", "ServicePlatform"]
+
+U = TypeVar("U", bound=UnitOfWork)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ConsumerOptions:
+    members: int = 2
+    batch_size: int = 200
+    retry: RetryPolicy = dataclasses.field(default_factory=RetryPolicy)
+
+
+class ServicePlatform:
+    def __init__(
+        self,
+        name: str,
+        database_url: str,
+        metadata: MetaData,
+        log: MessageLog,
+        registry: EventRegistry,
+        metrics: MessagingMetrics,
+        *,
+        consumer_options: ConsumerOptions | None = None,
+        relay_batch_size: int = 500,
+    ) -> None:
+        self.name = name
+        self.log = log
+        self.registry = registry
+        self.metrics = metrics
+        # The service's tables and the platform's, in one schema of this instance's own (so that
+        # building a service twice, as tests do, never redefines a table).
+        schema = MetaData()
+        for table in metadata.tables.values():
+            table.to_metadata(schema)
+        self.outbox = add_outbox_table(schema)
+        self.inbox = add_inbox_table(schema)
+        self.db = Database(database_url, schema)
+        self.relay = OutboxRelay(
+            name, self.db, self.outbox, log, metrics, batch_size=relay_batch_size
+        )
+        self.relay_loop = BackgroundLoop(f"{name}.outbox-relay", self.relay.step)
+        self._consumer_options = consumer_options or ConsumerOptions()
+        self.loops: list[BackgroundLoop] = [self.relay_loop]
+        self.runners: list[ConsumerRunner] = []
+
+    def unit_of_work(self, kind: type[U] = UnitOfWork) -> U:  # type: ignore[assignment]
+        return kind(self.db, self.outbox, source=self.name, on_commit=self.relay_loop.wake)
+
+    def subscribe(
+        self,
+        handlers: Mapping[type[Event], Handler[U]],
+        unit_of_work: Callable[[], U],
+        *,
+        group: str | None = None,
+    ) -> ConsumerRunner:
+        """Run `handlers` as consumer group `group` (default: the service's name)."""
+        options = self._consumer_options
+        runner = ConsumerRunner(
+            self.log,
+            EventHandlers(group or self.name, handlers, unit_of_work, self.inbox),
+            self.registry,
+            self.metrics,
+            members=options.members,
+            batch_size=options.batch_size,
+            retry=options.retry,
+        )
+        self.runners.append(runner)
+        return runner
+
+    def add_loop(self, name: str, step: Any, *, idle: float = 1.0) -> BackgroundLoop:
+        loop = BackgroundLoop(f"{self.name}.{name}", step, idle=idle)
+        self.loops.append(loop)
+        return loop
+
+    async def outbox_backlog(self) -> int:
+        async with self.db.read() as conn:
+            return await outbox_backlog(conn, self.outbox)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Infrastructure:
+    """What a runtime hands every service's bootstrap: the log, where databases live, metrics."""
+
+    log: MessageLog
+    registry: EventRegistry
+    metrics: MessagingMetrics
+    metrics_registry: CollectorRegistry
+    database_url: Callable[[str], str]
+    consumer_options: ConsumerOptions = dataclasses.field(default_factory=ConsumerOptions)
+
+    def platform(self, name: str, metadata: MetaData) -> ServicePlatform:
+        return ServicePlatform(
+            name,
+            self.database_url(name),
+            metadata,
+            self.log,
+            self.registry,
+            self.metrics,
+            consumer_options=self.consumer_options,
+        )

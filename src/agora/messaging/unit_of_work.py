@@ -1,0 +1,87 @@
+"""The unit of work: one transaction in which a service changes its state and records the events
+that change causes. Nothing is published from a handler; the outbox relay does that."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agora.messaging.envelope import Envelope, Event
+from agora.messaging.outbox import write_outbox
+from agora.messaging.sql import Database
+
+__all__ = ["UnitOfWork"]
+
+
+class UnitOfWork:
+    """`async with uow:` opens a write transaction; leaving the block without an error writes the
+    emitted events to the outbox and commits, then wakes the relay. An error rolls everything
+    back: state and events alike.
+
+    While a consumer applies an event it sets `cause`, so that what the handler emits continues
+    that event's saga (correlation id) and names it (causation id).
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        outbox: Table,
+        *,
+        source: str,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._db = db
+        self._outbox = outbox
+        self._on_commit = on_commit
+        self.source = source
+        self.cause: Envelope | None = None
+        self.correlation_id: str | None = None
+        self._events: list[tuple[str, Envelope]] = []
+        self._conn: AsyncConnection | None = None
+        self._after_commit: list[Callable[[], None]] = []
+        self._transaction = db.write()
+
+    @property
+    def conn(self) -> AsyncConnection:
+        if self._conn is None:
+            raise RuntimeError("the unit of work is not open: use `async with uow:`")
+        return self._conn
+
+    def emit(self, event: Event) -> Envelope:
+        envelope = Envelope.wrap(
+            event, source=self.source, cause=self.cause, correlation_id=self.correlation_id
+        )
+        self._events.append((event.topic, envelope))
+        return envelope
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the transaction has committed (to wake a worker, say)."""
+        self._after_commit.append(callback)
+
+    async def __aenter__(self) -> Self:
+        self._conn = await self._transaction.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        try:
+            if exc is None and self._events:
+                await write_outbox(self.conn, self._outbox, self._events)
+        except BaseException as error:
+            await self._transaction.__aexit__(type(error), error, error.__traceback__)
+            raise
+        await self._transaction.__aexit__(exc_type, exc, traceback)
+        self._conn = None
+        if exc is None:
+            if self._events:
+                self._on_commit()
+            for callback in self._after_commit:
+                callback()

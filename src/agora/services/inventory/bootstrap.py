@@ -1,0 +1,49 @@
+"""The inventory service's composition root."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from agora.messaging import Infrastructure, UnitOfWork, utcnow
+from agora.services.inventory import store
+from agora.services.inventory.api import build_router
+from agora.services.inventory.handlers import (
+    InventoryHandlers,
+    announce_expired_holds,
+    next_expiry,
+)
+
+
+class InventoryService:
+    name = "inventory"
+
+    def __init__(self, infrastructure: Infrastructure, *, hold_time: dt.timedelta) -> None:
+        self.platform = infrastructure.platform(self.name, store.metadata)
+        self.platform.subscribe(InventoryHandlers(hold_time).table, self.unit_of_work)
+        self.sweeper = self.platform.add_loop("hold-sweeper", self.sweep_expired_holds)
+        self.router = build_router(self)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return self.platform.unit_of_work()
+
+    async def start(self) -> None:
+        await self.platform.db.create_tables()
+
+    async def sweep_expired_holds(self) -> float | None:
+        """Announce expired holds; returns seconds until the next hold expires."""
+        async with self.platform.db.read() as conn:
+            upcoming = await next_expiry(conn)
+        if upcoming is None:
+            return None
+        if upcoming > utcnow():
+            return (upcoming - utcnow()).total_seconds()
+        async with self.unit_of_work() as uow:
+            await announce_expired_holds(uow)
+        return 0
+
+    async def refresh_metrics(self) -> None:
+        return None
+
+
+def bootstrap(infrastructure: Infrastructure, *, hold_time: dt.timedelta) -> InventoryService:
+    return InventoryService(infrastructure, hold_time=hold_time)

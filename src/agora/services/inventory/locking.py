@@ -1,0 +1,91 @@
+"""How inventory never oversells. The one rule:
+
+    Stock is taken by a conditional update, `available = available - q WHERE available >= q`,
+    one product at a time in product-id order, inside the transaction that records the hold.
+
+The condition makes the check and the decrement one atomic step, so no reader can act on a stale
+count; the fixed order means two orders touching the same products always lock them in the same
+sequence (PostgreSQL row locks cannot deadlock, and SQLite has a single writer anyway). If any line
+cannot be had, the lines already taken are put back in the same transaction: all or nothing.
+
+`reserve_stock(..., locking=False)` is the classic mistake (read the count in one transaction,
+write the new count in another) kept only so that the race test can prove it sees oversells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agora.messaging import Database
+from agora.services.inventory.store import stock
+
+__all__ = ["Shortage", "reserve_lines", "reserve_stock"]
+
+
+class Shortage(Exception):
+    def __init__(self, product_id: str, requested: int) -> None:
+        super().__init__(f"not enough stock of {product_id} for {requested}")
+        self.product_id = product_id
+        self.requested = requested
+
+
+async def reserve_lines(conn: AsyncConnection, lines: Sequence[tuple[str, int]]) -> dict[str, int]:
+    """Take every line's quantity from `available` into `reserved`, or nothing.
+
+    Returns the new available count per product; raises Shortage (having taken nothing).
+    """
+    taken: list[tuple[str, int]] = []
+    available: dict[str, int] = {}
+    for product_id, quantity in sorted(lines):
+        result = await conn.execute(
+            update(stock)
+            .where(stock.c.product_id == product_id, stock.c.available >= quantity)
+            .values(available=stock.c.available - quantity, reserved=stock.c.reserved + quantity)
+            .returning(stock.c.available)
+        )
+        left = result.scalar_one_or_none()
+        if left is None:
+            await _put_back(conn, taken)
+            raise Shortage(product_id, quantity)
+        taken.append((product_id, quantity))
+        available[product_id] = left
+    return available
+
+
+async def _put_back(conn: AsyncConnection, taken: Sequence[tuple[str, int]]) -> None:
+    for product_id, quantity in taken:
+        await conn.execute(
+            update(stock)
+            .where(stock.c.product_id == product_id)
+            .values(available=stock.c.available + quantity, reserved=stock.c.reserved - quantity)
+        )
+
+
+async def reserve_stock(
+    db: Database, lines: Sequence[tuple[str, int]], *, locking: bool = True
+) -> dict[str, int]:
+    """Reserve `lines` in a transaction of its own (see the module's rule)."""
+    if locking:
+        async with db.write() as conn:
+            return await reserve_lines(conn, lines)
+    # Test-only: check, then act, in two transactions. Other writers run in between.
+    new_counts: dict[str, int] = {}
+    async with db.read() as conn:
+        for product_id, quantity in lines:
+            count = await conn.scalar(
+                select(stock.c.available).where(stock.c.product_id == product_id)
+            )
+            if count is None or count < quantity:
+                raise Shortage(product_id, quantity)
+            new_counts[product_id] = count - quantity
+    async with db.write() as conn:
+        for product_id, quantity in lines:
+            await conn.execute(
+                update(stock)
+                .where(stock.c.product_id == product_id)
+                .values(available=new_counts[product_id], reserved=stock.c.reserved + quantity)
+            )
+    return new_counts

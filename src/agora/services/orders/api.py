@@ -1,0 +1,191 @@
+"""Orders' HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Path
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from agora.problems import ProblemError
+from agora.services.orders import handlers, store
+from agora.services.orders.domain import Order, OrderStatus, PaymentNotAllowed
+from agora.services.orders.store import OrdersUnitOfWork
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class OrderItemIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    product_id: Id
+    quantity: int = Field(ge=1, le=10_000)
+
+
+class PlaceOrderIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    customer_id: Id
+    items: list[OrderItemIn] = Field(min_length=1, max_length=100)
+    payment_token: Token | None = None
+
+
+class PayIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    payment_token: Token
+
+
+class OrderItemOut(BaseModel):
+    product_id: str
+    quantity: int
+    unit_price: str
+
+
+class OrderOut(BaseModel):
+    id: str
+    status: OrderStatus
+    customer_id: str
+    items: list[OrderItemOut]
+    total: str
+    currency: str
+    cancel_reason: str | None
+    hold_expires_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, order: Order) -> OrderOut:
+        return cls(
+            id=order.id,
+            status=order.status,
+            customer_id=order.customer_id,
+            items=[
+                OrderItemOut(
+                    product_id=line.product_id,
+                    quantity=line.quantity,
+                    unit_price=str(line.unit_price),
+                )
+                for line in order.lines
+            ],
+            total=str(order.total),
+            currency=order.currency,
+            cancel_reason=order.cancel_reason,
+            hold_expires_at=order.hold_expires_at,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+        )
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"description": description, "content": {"application/problem+json": {}}}
+    for code, description in {
+        400: "Malformed request",
+        404: "No such order",
+        409: "Conflict with the order's state or an in-flight request",
+        422: "Invalid request",
+    }.items()
+}
+
+
+def build_router(service: Any) -> APIRouter:
+    """`service` is the orders service from bootstrap: its database and units of work."""
+    router = APIRouter(prefix="/api/orders", tags=["orders"], responses=PROBLEM_RESPONSES)
+
+    def unit_of_work() -> OrdersUnitOfWork:
+        return service.unit_of_work()  # type: ignore[no-any-return]
+
+    async def load(order_id: str) -> Order:
+        async with service.platform.db.read() as conn:
+            found = await store.load_orders(conn, [order_id])
+        if not found:
+            raise ProblemError(404, "order-not-found", "Order not found", f"no order {order_id}")
+        return found[0]
+
+    @router.post(
+        "",
+        status_code=202,
+        response_model=OrderOut,
+        summary="Place an order",
+        description=(
+            "Writes the order (PENDING) and starts its saga; answers at once. The "
+            "`Idempotency-Key` header is required: the same key and body return the same order "
+            "and create nothing; the same key with another body is refused (422); a key whose "
+            "first request is still being processed is refused (409)."
+        ),
+    )
+    async def place_order(
+        body: PlaceOrderIn,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", max_length=255)
+        ] = None,
+    ) -> JSONResponse:
+        if not idempotency_key:
+            raise ProblemError(
+                400,
+                "idempotency-key-missing",
+                "Idempotency-Key header required",
+                "POST /api/orders needs an Idempotency-Key header (a unique value per order).",
+            )
+        command = handlers.PlaceOrder(
+            customer_id=body.customer_id,
+            items=tuple((item.product_id, item.quantity) for item in body.items),
+            payment_token=body.payment_token,
+        )
+        try:
+            placed = await handlers.place_order(command, idempotency_key, unit_of_work)
+        except handlers.IdempotencyKeyReused:
+            raise ProblemError(
+                422,
+                "idempotency-key-reused",
+                "Idempotency-Key reused",
+                "This Idempotency-Key was first used with a different request body.",
+            ) from None
+        except handlers.IdempotencyKeyInFlight:
+            raise ProblemError(
+                409,
+                "idempotency-key-in-flight",
+                "Request in progress",
+                "The first request with this Idempotency-Key is still being processed.",
+                headers={"Retry-After": "1"},
+            ) from None
+        except handlers.UnknownProducts as error:
+            raise ProblemError(
+                422,
+                "unknown-product",
+                "Unknown product",
+                str(error),
+                product_ids=error.product_ids,
+            ) from None
+        except handlers.MixedCurrencies as error:
+            raise ProblemError(422, "mixed-currencies", "Mixed currencies", str(error)) from None
+        order = await load(placed.order_id)
+        headers = {"Location": f"/api/orders/{order.id}"}
+        if not placed.created:
+            headers["Idempotent-Replayed"] = "true"
+        return JSONResponse(
+            OrderOut.of(order).model_dump(mode="json"), status_code=202, headers=headers
+        )
+
+    @router.get("/{order_id}", response_model=OrderOut, summary="An order and its status")
+    async def get_order(order_id: Annotated[str, Path(max_length=100)]) -> OrderOut:
+        return OrderOut.of(await load(order_id))
+
+    @router.post(
+        "/{order_id}/pay",
+        status_code=202,
+        response_model=OrderOut,
+        summary="Pay a reserved order placed without a payment token",
+    )
+    async def pay(order_id: Annotated[str, Path(max_length=100)], body: PayIn) -> OrderOut:
+        try:
+            await handlers.pay_order(order_id, body.payment_token, unit_of_work)
+        except handlers.OrderNotFound:
+            raise ProblemError(
+                404, "order-not-found", "Order not found", f"no order {order_id}"
+            ) from None
+        except PaymentNotAllowed as error:
+            raise ProblemError(409, "payment-not-allowed", "Cannot pay now", str(error)) from None
+        return OrderOut.of(await load(order_id))
+
+    return router

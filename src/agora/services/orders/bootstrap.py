@@ -1,0 +1,43 @@
+"""The orders service's composition root."""
+
+from __future__ import annotations
+
+from prometheus_client import Gauge
+
+from agora.messaging import Infrastructure
+from agora.services.orders import store
+from agora.services.orders.api import build_router
+from agora.services.orders.domain import OrderStatus
+from agora.services.orders.handlers import HANDLERS
+from agora.services.orders.store import OrdersUnitOfWork
+
+
+class OrdersService:
+    name = "orders"
+
+    def __init__(self, infrastructure: Infrastructure) -> None:
+        self.platform = infrastructure.platform(self.name, store.metadata)
+        self.platform.subscribe(HANDLERS, self.unit_of_work)
+        self.router = build_router(self)
+        self._orders = Gauge(
+            "agora_orders",
+            "Orders by status",
+            ["status"],
+            registry=infrastructure.metrics_registry,
+        )
+
+    def unit_of_work(self) -> OrdersUnitOfWork:
+        return self.platform.unit_of_work(OrdersUnitOfWork)
+
+    async def start(self) -> None:
+        await self.platform.db.create_tables()
+
+    async def refresh_metrics(self) -> None:
+        async with self.platform.db.read() as conn:
+            counts = await store.count_by_status(conn)
+        for status in OrderStatus:
+            self._orders.labels(status.value).set(counts.get(status.value, 0))
+
+
+def bootstrap(infrastructure: Infrastructure) -> OrdersService:
+    return OrdersService(infrastructure)

@@ -1,0 +1,204 @@
+"""Orders: the state machine at the heart of the saga.
+
+    PENDING ──StockReserved──▶ RESERVED ──PaymentSucceeded──▶ CONFIRMED
+       │                          │ ╲
+  StockRejected             PaymentFailed  HoldExpired
+       ▼                          ▼          ▼
+   CANCELLED ◀────────────────────┘       EXPIRED
+
+Any other move raises InvalidTransition. Events that arrive after the order is final (a payment
+that succeeds after the hold expired) change nothing here; payments refunds what it charged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from agora.contracts import orders as events
+from agora.messaging import Event, new_id, utcnow
+
+__all__ = [
+    "InvalidTransition",
+    "Line",
+    "Order",
+    "OrderStatus",
+    "PaymentNotAllowed",
+]
+
+
+class OrderStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    RESERVED = "RESERVED"
+    CONFIRMED = "CONFIRMED"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL
+
+
+FINAL = frozenset({OrderStatus.CONFIRMED, OrderStatus.CANCELLED, OrderStatus.EXPIRED})
+
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset({OrderStatus.RESERVED, OrderStatus.CANCELLED}),
+    OrderStatus.RESERVED: frozenset(
+        {OrderStatus.CONFIRMED, OrderStatus.CANCELLED, OrderStatus.EXPIRED}
+    ),
+    OrderStatus.CONFIRMED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.EXPIRED: frozenset(),
+}
+
+
+class InvalidTransition(Exception):
+    def __init__(self, order_id: str, current: OrderStatus, target: OrderStatus) -> None:
+        super().__init__(f"order {order_id} cannot go from {current} to {target}")
+        self.current = current
+        self.target = target
+
+
+class PaymentNotAllowed(Exception):
+    """The order cannot be paid now (not reserved yet, already paying, or final)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Line:
+    product_id: str
+    quantity: int
+    unit_price: Decimal
+
+    @property
+    def subtotal(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Order:
+    id: str
+    customer_id: str
+    lines: tuple[Line, ...]
+    currency: str
+    status: OrderStatus
+    created_at: datetime
+    updated_at: datetime
+    payment_token: str | None = None
+    payment_requested: bool = False
+    cancel_reason: str | None = None
+    hold_expires_at: datetime | None = None
+    events: list[Event] = dataclasses.field(default_factory=list)
+
+    @classmethod
+    def place(
+        cls,
+        customer_id: str,
+        lines: Sequence[Line],
+        currency: str,
+        payment_token: str | None = None,
+        order_id: str | None = None,
+    ) -> Order:
+        if not lines:
+            raise ValueError("an order needs at least one line")
+        now = utcnow()
+        order = cls(
+            id=order_id or new_id(),
+            customer_id=customer_id,
+            lines=tuple(lines),
+            currency=currency,
+            status=OrderStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            payment_token=payment_token,
+        )
+        order.events.append(
+            events.OrderPlaced(
+                order_id=order.id,
+                customer_id=customer_id,
+                lines=tuple(
+                    events.OrderLine(
+                        product_id=line.product_id,
+                        quantity=line.quantity,
+                        unit_price=line.unit_price,
+                    )
+                    for line in order.lines
+                ),
+                total=order.total,
+                currency=currency,
+            )
+        )
+        return order
+
+    @property
+    def total(self) -> Decimal:
+        return sum((line.subtotal for line in self.lines), Decimal(0))
+
+    def _move_to(self, target: OrderStatus) -> None:
+        if target not in TRANSITIONS[self.status]:
+            raise InvalidTransition(self.id, self.status, target)
+        self.status = target
+        self.updated_at = utcnow()
+
+    def stock_reserved(self, expires_at: datetime) -> None:
+        self._move_to(OrderStatus.RESERVED)
+        self.hold_expires_at = expires_at
+        if self.payment_token is not None:
+            self._request_payment(self.payment_token)
+
+    def stock_rejected(self, reason: str) -> None:
+        self._cancel(f"out of stock: {reason}")
+
+    def pay(self, payment_token: str) -> None:
+        """A buyer pays an order placed without a payment token."""
+        if self.status is not OrderStatus.RESERVED:
+            raise PaymentNotAllowed(f"order {self.id} is {self.status}, not RESERVED")
+        if self.payment_requested:
+            raise PaymentNotAllowed(f"order {self.id} is already being paid")
+        self.payment_token = payment_token
+        self._request_payment(payment_token)
+
+    def _request_payment(self, payment_token: str) -> None:
+        self.payment_requested = True
+        self.events.append(
+            events.PaymentRequested(
+                order_id=self.id,
+                customer_id=self.customer_id,
+                amount=self.total,
+                currency=self.currency,
+                payment_token=payment_token,
+            )
+        )
+
+    def payment_succeeded(self) -> None:
+        if self.status.is_final:
+            return  # paid too late: payments refunds on the cancellation or expiry it sees
+        self._move_to(OrderStatus.CONFIRMED)
+        self.events.append(
+            events.OrderConfirmed(
+                order_id=self.id,
+                customer_id=self.customer_id,
+                total=self.total,
+                currency=self.currency,
+            )
+        )
+
+    def payment_failed(self, reason: str) -> None:
+        if self.status.is_final:
+            return
+        self._cancel(f"payment failed: {reason}")
+
+    def hold_expired(self) -> None:
+        if self.status.is_final:
+            return  # confirmed or cancelled before the hold ran out
+        self._move_to(OrderStatus.EXPIRED)
+        self.events.append(events.OrderExpired(order_id=self.id, customer_id=self.customer_id))
+
+    def _cancel(self, reason: str) -> None:
+        self._move_to(OrderStatus.CANCELLED)
+        self.cancel_reason = reason
+        self.events.append(
+            events.OrderCancelled(order_id=self.id, customer_id=self.customer_id, reason=reason)
+        )

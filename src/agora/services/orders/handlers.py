@@ -1,0 +1,190 @@
+"""Orders' use cases: placing and paying orders (from HTTP) and moving the saga on (from events)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import orjson
+
+from agora.contracts import catalog, inventory, payments
+from agora.messaging import Event, Handler, utcnow
+from agora.services.orders import store
+from agora.services.orders.domain import Line, Order
+from agora.services.orders.store import OrdersUnitOfWork
+
+UnitOfWorkFactory = Callable[[], OrdersUnitOfWork]
+
+
+class OrderNotFound(Exception):
+    pass
+
+
+class UnknownProducts(Exception):
+    def __init__(self, product_ids: list[str]) -> None:
+        super().__init__(f"unknown products: {', '.join(product_ids)}")
+        self.product_ids = product_ids
+
+
+class MixedCurrencies(Exception):
+    pass
+
+
+class IdempotencyKeyReused(Exception):
+    """The key was first used with another request body."""
+
+
+class IdempotencyKeyInFlight(Exception):
+    """The key's first request is still being processed."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PlaceOrder:
+    customer_id: str
+    items: tuple[tuple[str, int], ...]
+    payment_token: str | None
+
+    def fingerprint(self) -> str:
+        canonical = orjson.dumps(dataclasses.asdict(self), option=orjson.OPT_SORT_KEYS)
+        return hashlib.sha256(canonical).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Placed:
+    order_id: str
+    created: bool
+
+
+async def place_order(
+    command: PlaceOrder,
+    idempotency_key: str,
+    unit_of_work: UnitOfWorkFactory,
+    *,
+    in_flight_timeout: dt.timedelta = dt.timedelta(seconds=30),
+) -> Placed:
+    """Place an order once per idempotency key (IETF Idempotency-Key draft).
+
+    The key is claimed in its own transaction first, so a second request with the same key that
+    arrives while the first is being processed sees it and is refused (409) rather than waiting.
+    A claim left by a crashed request is taken over after `in_flight_timeout`.
+    """
+    fingerprint = command.fingerprint()
+    async with unit_of_work() as uow:
+        now = utcnow()
+        existing = await store.find_key(uow.conn, idempotency_key)
+        if existing is not None:
+            first_fingerprint, order_id, claimed_at = existing
+            if first_fingerprint != fingerprint:
+                raise IdempotencyKeyReused
+            if order_id is not None:
+                return Placed(order_id, created=False)
+            if now - claimed_at < in_flight_timeout:
+                raise IdempotencyKeyInFlight
+        await store.claim_key(uow.conn, idempotency_key, fingerprint, now)
+    try:
+        async with unit_of_work() as uow:
+            order = await _new_order(uow, command)
+            await uow.orders.add(order)
+            await store.complete_key(uow.conn, idempotency_key, order.id)
+    except BaseException:
+        async with unit_of_work() as uow:
+            await store.release_key(uow.conn, idempotency_key)
+        raise
+    return Placed(order.id, created=True)
+
+
+async def _new_order(uow: OrdersUnitOfWork, command: PlaceOrder) -> Order:
+    quantities: dict[str, int] = {}
+    for product_id, quantity in command.items:
+        quantities[product_id] = quantities.get(product_id, 0) + quantity
+    known = await store.get_prices(uow.conn, quantities)
+    unknown = [product_id for product_id in quantities if product_id not in known]
+    if unknown:
+        raise UnknownProducts(unknown)
+    currencies = {currency for _, currency in known.values()}
+    if len(currencies) != 1:
+        raise MixedCurrencies(f"an order is paid in one currency, not {sorted(currencies)}")
+    lines = [Line(pid, quantity, known[pid][0]) for pid, quantity in quantities.items()]
+    return Order.place(command.customer_id, lines, currencies.pop(), command.payment_token)
+
+
+async def pay_order(order_id: str, payment_token: str, unit_of_work: UnitOfWorkFactory) -> None:
+    async with unit_of_work() as uow:
+        order = await _get(uow, order_id)
+        order.pay(payment_token)
+        await uow.orders.save(order)
+
+
+async def _get(uow: OrdersUnitOfWork, order_id: str) -> Order:
+    order = await uow.orders.get(order_id)
+    if order is None:
+        raise OrderNotFound(order_id)
+    return order
+
+
+# -- the saga, driven by other services' events ----------------------------------------------
+
+
+async def on_stock_reserved(event: inventory.StockReserved, uow: OrdersUnitOfWork) -> None:
+    order = await _get(uow, event.order_id)
+    order.stock_reserved(event.expires_at)
+    await uow.orders.save(order)
+
+
+async def on_stock_rejected(event: inventory.StockRejected, uow: OrdersUnitOfWork) -> None:
+    order = await _get(uow, event.order_id)
+    order.stock_rejected(event.reason)
+    await uow.orders.save(order)
+
+
+async def on_hold_expired(event: inventory.HoldExpired, uow: OrdersUnitOfWork) -> None:
+    order = await _get(uow, event.order_id)
+    order.hold_expired()
+    await uow.orders.save(order)
+
+
+async def on_payment_succeeded(event: payments.PaymentSucceeded, uow: OrdersUnitOfWork) -> None:
+    order = await _get(uow, event.order_id)
+    order.payment_succeeded()
+    await uow.orders.save(order)
+
+
+async def on_payment_failed(event: payments.PaymentFailed, uow: OrdersUnitOfWork) -> None:
+    order = await _get(uow, event.order_id)
+    order.payment_failed(event.reason)
+    await uow.orders.save(order)
+
+
+async def on_product_listed(event: catalog.ProductListed, uow: OrdersUnitOfWork) -> None:
+    await store.set_price(uow.conn, event.product_id, event.price, event.currency)
+
+
+async def on_price_changed(event: catalog.PriceChanged, uow: OrdersUnitOfWork) -> None:
+    await store.set_price(uow.conn, event.product_id, event.price, event.currency)
+
+
+HANDLERS: Mapping[type[Event], Handler[Any]] = {
+    inventory.StockReserved: on_stock_reserved,
+    inventory.StockRejected: on_stock_rejected,
+    inventory.HoldExpired: on_hold_expired,
+    payments.PaymentSucceeded: on_payment_succeeded,
+    payments.PaymentFailed: on_payment_failed,
+    catalog.ProductListed: on_product_listed,
+    catalog.PriceChanged: on_price_changed,
+}
+
+__all__ = [
+    "HANDLERS",
+    "IdempotencyKeyInFlight",
+    "IdempotencyKeyReused",
+    "MixedCurrencies",
+    "OrderNotFound",
+    "PlaceOrder",
+    "Placed",
+    "UnknownProducts",
+    "pay_order",
+    "place_order",
+]

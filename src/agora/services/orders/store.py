@@ -1,0 +1,237 @@
+"""Orders' tables and repository: orders with their lines, idempotency keys, and the price list
+learned from catalog events."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agora.messaging import DecimalText, UnitOfWork
+from agora.services.orders.domain import Line, Order, OrderStatus
+
+metadata = MetaData()
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("customer_id", String, nullable=False, index=True),
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("total", DecimalText, nullable=False),
+    Column("payment_token", String, nullable=True),
+    Column("payment_requested", Boolean, nullable=False, default=False),
+    Column("cancel_reason", String, nullable=True),
+    Column("hold_expires_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+order_lines = Table(
+    "order_lines",
+    metadata,
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("product_id", String, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", DecimalText, nullable=False),
+    PrimaryKeyConstraint("order_id", "line_no"),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("key", String, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("order_id", String(36), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+prices = Table(
+    "prices",
+    metadata,
+    Column("product_id", String, primary_key=True),
+    Column("price", DecimalText, nullable=False),
+    Column("currency", String(3), nullable=False),
+)
+
+
+class OrdersUnitOfWork(UnitOfWork):
+    """A unit of work whose aggregates' events go to the outbox when it commits."""
+
+    @property
+    def orders(self) -> OrderRepository:
+        return OrderRepository(self)
+
+
+class OrderRepository:
+    def __init__(self, uow: OrdersUnitOfWork) -> None:
+        self._uow = uow
+        self._conn = uow.conn
+
+    async def add(self, order: Order) -> None:
+        await self._conn.execute(insert(orders), [_row(order)])
+        await self._conn.execute(
+            insert(order_lines),
+            [
+                {
+                    "order_id": order.id,
+                    "line_no": number,
+                    "product_id": line.product_id,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                }
+                for number, line in enumerate(order.lines)
+            ],
+        )
+        self._collect(order)
+
+    async def get(self, order_id: str) -> Order | None:
+        found = await load_orders(self._conn, [order_id])
+        return found[0] if found else None
+
+    async def save(self, order: Order) -> None:
+        row = _row(order)
+        del row["id"], row["created_at"]
+        await self._conn.execute(update(orders).where(orders.c.id == order.id).values(**row))
+        self._collect(order)
+
+    def _collect(self, order: Order) -> None:
+        for event in order.events:
+            self._uow.emit(event)
+        order.events.clear()
+
+
+def _row(order: Order) -> dict[str, object]:
+    return {
+        "id": order.id,
+        "customer_id": order.customer_id,
+        "status": order.status.value,
+        "currency": order.currency,
+        "total": order.total,
+        "payment_token": order.payment_token,
+        "payment_requested": order.payment_requested,
+        "cancel_reason": order.cancel_reason,
+        "hold_expires_at": order.hold_expires_at,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
+
+
+async def load_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> list[Order]:
+    rows = (await conn.execute(select(orders).where(orders.c.id.in_(order_ids)))).all()
+    if not rows:
+        return []
+    line_rows = (
+        await conn.execute(
+            select(order_lines)
+            .where(order_lines.c.order_id.in_([row.id for row in rows]))
+            .order_by(order_lines.c.order_id, order_lines.c.line_no)
+        )
+    ).all()
+    lines: dict[str, list[Line]] = {}
+    for line in line_rows:
+        lines.setdefault(line.order_id, []).append(
+            Line(line.product_id, line.quantity, line.unit_price)
+        )
+    return [
+        Order(
+            id=row.id,
+            customer_id=row.customer_id,
+            lines=tuple(lines.get(row.id, ())),
+            currency=row.currency,
+            status=OrderStatus(row.status),
+            created_at=_utc(row.created_at),
+            updated_at=_utc(row.updated_at),
+            payment_token=row.payment_token,
+            payment_requested=row.payment_requested,
+            cancel_reason=row.cancel_reason,
+            hold_expires_at=_utc(row.hold_expires_at) if row.hold_expires_at else None,
+        )
+        for row in rows
+    ]
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    """SQLite hands back naive datetimes; every time Agora stores is UTC."""
+    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+
+
+async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
+    rows = await conn.execute(select(orders.c.status, func.count()).group_by(orders.c.status))
+    return dict(rows)
+
+
+# -- idempotency keys ------------------------------------------------------------------------
+
+
+async def find_key(conn: AsyncConnection, key: str) -> tuple[str, str | None, dt.datetime] | None:
+    row = (
+        await conn.execute(
+            select(
+                idempotency_keys.c.fingerprint,
+                idempotency_keys.c.order_id,
+                idempotency_keys.c.created_at,
+            ).where(idempotency_keys.c.key == key)
+        )
+    ).first()
+    return None if row is None else (row.fingerprint, row.order_id, _utc(row.created_at))
+
+
+async def claim_key(conn: AsyncConnection, key: str, fingerprint: str, now: dt.datetime) -> None:
+    await conn.execute(delete(idempotency_keys).where(idempotency_keys.c.key == key))
+    await conn.execute(
+        insert(idempotency_keys).values(key=key, fingerprint=fingerprint, created_at=now)
+    )
+
+
+async def complete_key(conn: AsyncConnection, key: str, order_id: str) -> None:
+    await conn.execute(
+        update(idempotency_keys).where(idempotency_keys.c.key == key).values(order_id=order_id)
+    )
+
+
+async def release_key(conn: AsyncConnection, key: str) -> None:
+    await conn.execute(
+        delete(idempotency_keys).where(
+            idempotency_keys.c.key == key, idempotency_keys.c.order_id.is_(None)
+        )
+    )
+
+
+# -- the price list (a read model of catalog events) -----------------------------------------
+
+
+async def set_price(conn: AsyncConnection, product_id: str, price: Decimal, currency: str) -> None:
+    await conn.execute(delete(prices).where(prices.c.product_id == product_id))
+    await conn.execute(insert(prices).values(product_id=product_id, price=price, currency=currency))
+
+
+async def get_prices(
+    conn: AsyncConnection, product_ids: Iterable[str]
+) -> dict[str, tuple[Decimal, str]]:
+    rows = await conn.execute(
+        select(prices.c.product_id, prices.c.price, prices.c.currency).where(
+            prices.c.product_id.in_(list(product_ids))
+        )
+    )
+    return {row.product_id: (row.price, row.currency) for row in rows}

@@ -1,0 +1,74 @@
+"""Payments' HTTP API: a payment and its attempts, by order."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from agora.problems import ProblemError
+from agora.services.payments.store import attempts, payments
+
+
+class AttemptOut(BaseModel):
+    kind: str
+    outcome: str
+    detail: str | None
+    at: datetime
+
+
+class PaymentOut(BaseModel):
+    id: str
+    order_id: str
+    amount: str
+    currency: str
+    state: str
+    failure_reason: str | None
+    attempts: list[AttemptOut]
+
+
+def build_router(service: Any) -> APIRouter:
+    router = APIRouter(prefix="/api/payments", tags=["payments"])
+
+    @router.get(
+        "/{order_id}",
+        response_model=PaymentOut,
+        summary="The payment of an order, with every attempt at the provider",
+        responses={404: {"description": "No payment for that order"}},
+    )
+    async def get_payment(order_id: Annotated[str, Path(max_length=100)]) -> PaymentOut:
+        async with service.platform.db.read() as conn:
+            row = (
+                await conn.execute(select(payments).where(payments.c.order_id == order_id))
+            ).first()
+            tries = (
+                []
+                if row is None
+                else (
+                    await conn.execute(
+                        select(attempts)
+                        .where(attempts.c.payment_id == row.id)
+                        .order_by(attempts.c.at, attempts.c.id)
+                    )
+                ).all()
+            )
+        if row is None:
+            raise ProblemError(
+                404, "payment-not-found", "Payment not found", f"no payment for order {order_id}"
+            )
+        return PaymentOut(
+            id=row.id,
+            order_id=row.order_id,
+            amount=str(row.amount),
+            currency=row.currency,
+            state=row.state,
+            failure_reason=row.failure_reason,
+            attempts=[
+                AttemptOut(kind=a.kind, outcome=a.outcome, detail=a.detail, at=a.at) for a in tries
+            ],
+        )
+
+    return router

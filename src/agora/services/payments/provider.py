@@ -1,0 +1,73 @@
+"""The card provider port, and the mock provider that stands in for the card network.
+
+Test tokens: `tok_visa` succeeds; `tok_chargeDeclined` is declined; `tok_processing_error` fails
+transiently twice per charge and then succeeds. Any other token is declined as invalid.
+Charges carry an idempotency key, as real providers' APIs do: the same key never charges twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from decimal import Decimal
+from typing import Protocol
+
+from agora.messaging import new_id
+
+__all__ = ["CardProvider", "Charge", "Declined", "MockCardProvider", "ProviderUnavailable"]
+
+
+class ProviderUnavailable(Exception):
+    """A transient failure: the same request may succeed later."""
+
+
+class Declined(Exception):
+    """The card was refused; retrying will not help."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Charge:
+    id: str
+    amount: Decimal
+    currency: str
+
+
+class CardProvider(Protocol):
+    async def charge(
+        self, idempotency_key: str, token: str, amount: Decimal, currency: str
+    ) -> Charge:
+        """Charge once per idempotency key; raises Declined or ProviderUnavailable."""
+        ...
+
+    async def refund(self, idempotency_key: str, charge_id: str) -> str:
+        """Refund a charge in full once per idempotency key; returns the refund's id."""
+        ...
+
+
+class MockCardProvider:
+    TRANSIENT_FAILURES = 2
+
+    def __init__(self) -> None:
+        self._charges: dict[str, Charge] = {}
+        self._failures: dict[str, int] = {}
+        self._refunds: dict[str, str] = {}
+
+    async def charge(
+        self, idempotency_key: str, token: str, amount: Decimal, currency: str
+    ) -> Charge:
+        if idempotency_key in self._charges:
+            return self._charges[idempotency_key]
+        if token == "tok_processing_error":
+            failures = self._failures.get(idempotency_key, 0)
+            if failures < self.TRANSIENT_FAILURES:
+                self._failures[idempotency_key] = failures + 1
+                raise ProviderUnavailable("processing error, try again")
+        elif token == "tok_chargeDeclined":
+            raise Declined("card declined")
+        elif token != "tok_visa":
+            raise Declined(f"invalid payment token {token!r}")
+        charge = Charge(id=f"ch_{new_id()}", amount=amount, currency=currency)
+        self._charges[idempotency_key] = charge
+        return charge
+
+    async def refund(self, idempotency_key: str, charge_id: str) -> str:
+        return self._refunds.setdefault(idempotency_key, f"re_{new_id()}")
