@@ -16,7 +16,7 @@ from agora.messaging.runner import (
     dead_letter_topic,
 )
 from agora.messaging.service import ConsumerOptions, Infrastructure, ServicePlatform
-from agora.messaging.sql import Database, DecimalText, sqlite_url
+from agora.messaging.sql import Database, DecimalText, UtcDateTime, sqlite_url
 from agora.messaging.unit_of_work import UnitOfWork
 
 __all__ = [
@@ -44,6 +44,7 @@ __all__ = [
     "ServicePlatform",
     "TopicPartition",
     "UnitOfWork",
+    "UtcDateTime",
     "add_inbox_table",
     "add_outbox_table",
     "claim_inbox",

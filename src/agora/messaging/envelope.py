@@ -87,9 +87,12 @@ class Envelope:
         source: str,
         cause: Envelope | None = None,
         correlation_id: str | None = None,
+        causation_id: str | None = None,
         traceparent: str | None = None,
     ) -> Envelope:
-        """Envelope `event`; an event caused by another continues its saga (correlation)."""
+        """Envelope `event`; an event caused by another continues its saga (correlation).
+
+        Without a cause, the saga is `correlation_id` or else the event's own key."""
         event_id = new_id()
         return cls(
             id=event_id,
@@ -99,7 +102,7 @@ class Envelope:
             key=event.key,
             occurred_at=utcnow(),
             correlation_id=correlation_id or (cause.correlation_id if cause else event.key),
-            causation_id=cause.id if cause else None,
+            causation_id=cause.id if cause else causation_id,
             traceparent=traceparent or (cause.traceparent if cause else None),
             payload=event.model_dump(mode="json"),
         )

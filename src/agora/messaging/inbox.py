@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Column, DateTime, MetaData, PrimaryKeyConstraint, String, Table, select
+from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging.envelope import utcnow
+from agora.messaging.sql import UtcDateTime
 
 __all__ = ["add_inbox_table", "claim_inbox"]
 
@@ -18,7 +19,7 @@ def add_inbox_table(metadata: MetaData) -> Table:
         metadata,
         Column("consumer_group", String, nullable=False),
         Column("event_id", String(36), nullable=False),
-        Column("received_at", DateTime(timezone=True), nullable=False),
+        Column("received_at", UtcDateTime, nullable=False),
         PrimaryKeyConstraint("consumer_group", "event_id"),
     )
 

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 from sqlalchemy import (
     BigInteger,
     Column,
-    DateTime,
     Index,
     Integer,
     LargeBinary,
@@ -26,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agora.messaging.envelope import Envelope, utcnow
 from agora.messaging.metrics import MessagingMetrics
 from agora.messaging.ports import MessageLog, Record
-from agora.messaging.sql import Database
+from agora.messaging.sql import Database, UtcDateTime
 
 __all__ = ["OutboxRelay", "add_outbox_table", "outbox_backlog", "write_outbox"]
 
@@ -40,8 +39,8 @@ def add_outbox_table(metadata: MetaData) -> Table:
         Column("topic", String, nullable=False),
         Column("key", String, nullable=False),
         Column("value", LargeBinary, nullable=False),
-        Column("created_at", DateTime(timezone=True), nullable=False),
-        Column("published_at", DateTime(timezone=True), nullable=True),
+        Column("created_at", UtcDateTime, nullable=False),
+        Column("published_at", UtcDateTime, nullable=True),
     )
     Index(
         "ix_outbox_unpublished",

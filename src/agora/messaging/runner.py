@@ -84,6 +84,7 @@ class EventHandlers(Generic[U]):
             )
             for envelope, event in batch:
                 if envelope.id in fresh:
+                    fresh.discard(envelope.id)  # a duplicate within the batch is applied once
                     uow.cause = envelope
                     await self._handlers[type(event)](event, uow)
             uow.cause = None

@@ -23,7 +23,8 @@ class UnitOfWork:
     back: state and events alike.
 
     While a consumer applies an event it sets `cause`, so that what the handler emits continues
-    that event's saga (correlation id) and names it (causation id).
+    that event's saga (correlation id) and names it (causation id). Work that is not an event's
+    handler (a worker acting on a row) may name them itself: `correlation_id`, `causation_id`.
     """
 
     def __init__(
@@ -40,6 +41,7 @@ class UnitOfWork:
         self.source = source
         self.cause: Envelope | None = None
         self.correlation_id: str | None = None
+        self.causation_id: str | None = None
         self._events: list[tuple[str, Envelope]] = []
         self._conn: AsyncConnection | None = None
         self._after_commit: list[Callable[[], None]] = []
@@ -53,7 +55,11 @@ class UnitOfWork:
 
     def emit(self, event: Event) -> Envelope:
         envelope = Envelope.wrap(
-            event, source=self.source, cause=self.cause, correlation_id=self.correlation_id
+            event,
+            source=self.source,
+            cause=self.cause,
+            correlation_id=self.correlation_id,
+            causation_id=self.causation_id,
         )
         self._events.append((event.topic, envelope))
         return envelope

@@ -103,7 +103,7 @@ class EmbeddedLog:
         await self._db.create_tables()
         async with self._db.read() as conn:
             rows = await conn.execute(select(topics_table.c.name, topics_table.c.partitions))
-            self._partitions.update(dict(rows))
+            self._partitions.update(dict(rows.all()))
 
     async def close(self) -> None:
         await self._db.dispose()
@@ -122,7 +122,7 @@ class EmbeddedLog:
                 topics_table.c.name.in_(topics)
             )
         )
-        known = dict(rows)
+        known = dict(rows.all())
         new = [topic for topic in topics if topic not in known]
         if new:
             await conn.execute(
@@ -212,7 +212,7 @@ class EmbeddedLog:
                     group_offsets_table.c.group_id == group, group_offsets_table.c.topic == topic
                 )
             )
-            return dict(rows)
+            return dict(rows.all())
 
     # -- used by members ---------------------------------------------------------------
 
@@ -400,6 +400,7 @@ class _EmbeddedConsumer:
 
     async def close(self) -> None:
         if self._joined:
+            await self._log._commit(self._group_id, self._positions)
             self._group.leave(self._member)
             self._joined = False
         self._positions = {}

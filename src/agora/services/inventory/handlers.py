@@ -155,10 +155,9 @@ async def announce_expired_holds(uow: UnitOfWork, limit: int = 500) -> list[str]
 async def next_expiry(conn: AsyncConnection) -> dt.datetime | None:
     """When the first hold not yet announced runs out."""
     value: dt.datetime | None = await conn.scalar(
-        select(func.min(holds.c.expires_at)).where(
-            holds.c.state == HELD, holds.c.expiry_announced.is_(False)
-        )
+        select(holds.c.expires_at)
+        .where(holds.c.state == HELD, holds.c.expiry_announced.is_(False))
+        .order_by(holds.c.expires_at)
+        .limit(1)
     )
-    if value is None:
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+    return value

@@ -6,7 +6,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     Index,
     Integer,
     MetaData,
@@ -14,6 +13,8 @@ from sqlalchemy import (
     String,
     Table,
 )
+
+from agora.messaging import UtcDateTime
 
 metadata = MetaData()
 
@@ -37,7 +38,7 @@ holds = Table(
     Column("product_id", String, nullable=False),
     Column("quantity", Integer, nullable=False),
     Column("state", String(8), nullable=False),
-    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
     Column("expiry_announced", Boolean, nullable=False, default=False),
     PrimaryKeyConstraint("order_id", "product_id"),
 )

@@ -10,7 +10,6 @@ from decimal import Decimal
 from sqlalchemy import (
     Boolean,
     Column,
-    DateTime,
     ForeignKey,
     Integer,
     MetaData,
@@ -25,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agora.messaging import DecimalText, UnitOfWork
+from agora.messaging import DecimalText, UnitOfWork, UtcDateTime
 from agora.services.orders.domain import Line, Order, OrderStatus
 
 metadata = MetaData()
@@ -41,9 +40,9 @@ orders = Table(
     Column("payment_token", String, nullable=True),
     Column("payment_requested", Boolean, nullable=False, default=False),
     Column("cancel_reason", String, nullable=True),
-    Column("hold_expires_at", DateTime(timezone=True), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("hold_expires_at", UtcDateTime, nullable=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 order_lines = Table(
@@ -63,7 +62,7 @@ idempotency_keys = Table(
     Column("key", String, primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("order_id", String(36), nullable=True),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
 )
 
 prices = Table(
@@ -160,20 +159,15 @@ async def load_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> list[O
             lines=tuple(lines.get(row.id, ())),
             currency=row.currency,
             status=OrderStatus(row.status),
-            created_at=_utc(row.created_at),
-            updated_at=_utc(row.updated_at),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
             payment_token=row.payment_token,
             payment_requested=row.payment_requested,
             cancel_reason=row.cancel_reason,
-            hold_expires_at=_utc(row.hold_expires_at) if row.hold_expires_at else None,
+            hold_expires_at=row.hold_expires_at,
         )
         for row in rows
     ]
-
-
-def _utc(value: dt.datetime) -> dt.datetime:
-    """SQLite hands back naive datetimes; every time Agora stores is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
@@ -194,7 +188,7 @@ async def find_key(conn: AsyncConnection, key: str) -> tuple[str, str | None, dt
             ).where(idempotency_keys.c.key == key)
         )
     ).first()
-    return None if row is None else (row.fingerprint, row.order_id, _utc(row.created_at))
+    return None if row is None else (row.fingerprint, row.order_id, row.created_at)
 
 
 async def claim_key(conn: AsyncConnection, key: str, fingerprint: str, now: dt.datetime) -> None:

@@ -63,9 +63,11 @@ class PaymentsHandlers:
         if existing is not None:
             return
         now = utcnow()
+        assert uow.cause is not None
         await uow.conn.execute(
             insert(payments).values(
                 id=new_id(),
+                requested_by=uow.cause.id,
                 order_id=event.order_id,
                 customer_id=event.customer_id,
                 amount=event.amount,
@@ -139,7 +141,6 @@ class PaymentProcessor:
         if not due:
             if upcoming is None:
                 return None
-            upcoming = upcoming if upcoming.tzinfo else upcoming.replace(tzinfo=dt.UTC)
             seconds: float = (upcoming - utcnow()).total_seconds()
             return max(0.0, seconds)
         for payment in due:
@@ -164,6 +165,7 @@ class PaymentProcessor:
             failure, transient = str(unavailable), True
         outcome = "succeeded" if charge_id else ("error" if transient else "declined")
         async with self._unit_of_work() as uow:
+            uow.correlation_id, uow.causation_id = payment.order_id, payment.requested_by
             state = await _record_attempt(uow, payment.id, "charge", outcome, failure)
             now = utcnow()
             tries = payment.attempts + 1
@@ -217,6 +219,7 @@ class PaymentProcessor:
                 )
             return
         async with self._unit_of_work() as uow:
+            uow.correlation_id, uow.causation_id = payment.order_id, payment.requested_by
             await _record_attempt(uow, payment.id, "refund", "succeeded", None)
             await uow.conn.execute(
                 update(payments)

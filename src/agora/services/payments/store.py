@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy import (
     Column,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
@@ -14,7 +13,7 @@ from sqlalchemy import (
     Text,
 )
 
-from agora.messaging import DecimalText
+from agora.messaging import DecimalText, UtcDateTime
 
 metadata = MetaData()
 
@@ -38,14 +37,15 @@ payments = Table(
     Column("amount", DecimalText, nullable=False),
     Column("currency", String(3), nullable=False),
     Column("token", String, nullable=False),
+    Column("requested_by", String(36), nullable=False),
     Column("state", String(10), nullable=False),
     Column("charge_id", String, nullable=True),
     Column("refund_id", String, nullable=True),
     Column("failure_reason", Text, nullable=True),
     Column("attempts", Integer, nullable=False, default=0),
-    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 Index("ix_payments_due", payments.c.state, payments.c.next_attempt_at)
 
@@ -57,5 +57,5 @@ attempts = Table(
     Column("kind", String(8), nullable=False),
     Column("outcome", String(12), nullable=False),
     Column("detail", Text, nullable=True),
-    Column("at", DateTime(timezone=True), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
 )

@@ -1,0 +1,223 @@
+"""The `agora` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from agora import __version__, contracts
+from agora.runtime.settings import Settings
+
+app = typer.Typer(
+    help="Agora: an event-driven marketplace and ticketing backend.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+outbox_app = typer.Typer(help="The services' transactional outboxes.", no_args_is_help=True)
+dlt_app = typer.Typer(help="Dead letters: events no consumer could apply.", no_args_is_help=True)
+events_app = typer.Typer(help="The integration events (the services' contract).")
+app.add_typer(outbox_app, name="outbox")
+app.add_typer(dlt_app, name="dlt")
+app.add_typer(events_app, name="events")
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Folder of the embedded default's files [env AGORA_DATA_DIR]"),
+]
+
+
+def _settings(**overrides: object) -> Settings:
+    """Settings from the environment, with the flags given on the command line on top."""
+    given = {name: value for name, value in overrides.items() if value is not None}
+    return Settings.model_validate({**Settings().model_dump(), **given})
+
+
+@app.command()
+def version() -> None:
+    """Print Agora's version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def up(
+    host: Annotated[str | None, typer.Option(help="Listen address [default 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port [default 8000]")] = None,
+    data_dir: DataDir = None,
+    seed: Annotated[
+        Path | None,
+        typer.Option(help="JSON list of products to list on first start (default: demo catalog)"),
+    ] = None,
+    hold_seconds: Annotated[
+        float | None, typer.Option(help="How long stock is held for an unpaid order [600]")
+    ] = None,
+) -> None:
+    """Run every service and the HTTP API in one process on the embedded default."""
+    import uvicorn
+
+    from agora.runtime.embedded import DataDirInUse, EmbeddedRuntime
+
+    settings = _settings(
+        host=host, port=port, data_dir=data_dir, seed_file=seed, hold_seconds=hold_seconds
+    )
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    runtime = EmbeddedRuntime(settings)
+    config = uvicorn.Config(
+        runtime.app(),
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    typer.echo(
+        f"Agora {__version__}: data in {settings.data_dir.resolve()}, "
+        f"API on http://{settings.host}:{settings.port} (docs at /docs)",
+        err=True,
+    )
+    try:
+        uvicorn.Server(config).run()
+    except DataDirInUse as error:
+        typer.echo(f"agora: {error}", err=True)
+        raise typer.Exit(1) from None
+
+
+async def _outbox_status(data_dir: Path) -> list[tuple[str, int]]:
+    from sqlalchemy import MetaData
+
+    from agora.messaging import Database, add_outbox_table, outbox_backlog, sqlite_url
+    from agora.runtime.embedded import SERVICE_NAMES
+
+    rows = []
+    for name in SERVICE_NAMES:
+        path = data_dir / f"{name}.db"
+        if not path.exists():
+            continue
+        metadata = MetaData()
+        table = add_outbox_table(metadata)
+        db = Database(sqlite_url(path), metadata)
+        try:
+            async with db.read() as conn:
+                rows.append((name, await outbox_backlog(conn, table)))
+        finally:
+            await db.dispose()
+    return rows
+
+
+def _require_data_dir(data_dir: Path) -> None:
+    if not (data_dir / "bus.db").exists():
+        typer.echo(f"agora: no Agora data in {data_dir.resolve()} (see --data-dir)", err=True)
+        raise typer.Exit(1)
+
+
+@outbox_app.command("status")
+def outbox_status(data_dir: DataDir = None) -> None:
+    """Events written by each service and not yet published."""
+    settings = _settings(data_dir=data_dir)
+    _require_data_dir(settings.data_dir)
+    rows = asyncio.run(_outbox_status(settings.data_dir))
+    typer.echo(f"{'service':<16}{'unpublished':>12}")
+    for name, backlog in rows:
+        typer.echo(f"{name:<16}{backlog:>12}")
+
+
+async def _with_log(data_dir: Path, work):  # type: ignore[no-untyped-def]
+    from agora.messaging.backends.embedded import EmbeddedLog
+
+    log = EmbeddedLog(data_dir / "bus.db")
+    await log.open()
+    try:
+        return await work(log)
+    finally:
+        await log.close()
+
+
+Topic = Annotated[
+    str | None, typer.Option(help=f"One of {', '.join(contracts.TOPICS)} (default: all)")
+]
+
+
+def _topics(topic: str | None) -> list[str]:
+    if topic is None:
+        return list(contracts.TOPICS)
+    if topic not in contracts.TOPICS:
+        typer.echo(
+            f"agora: unknown topic {topic!r}; topics: {', '.join(contracts.TOPICS)}", err=True
+        )
+        raise typer.Exit(2)
+    return [topic]
+
+
+@dlt_app.command("list")
+def dlt_list(
+    data_dir: DataDir = None,
+    topic: Topic = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line")] = False,
+) -> None:
+    """List dead letters, with the error that sent each there."""
+    from agora.messaging import list_dead_letters
+
+    settings = _settings(data_dir=data_dir)
+    _require_data_dir(settings.data_dir)
+    letters = asyncio.run(
+        _with_log(settings.data_dir, lambda log: list_dead_letters(log, _topics(topic)))
+    )
+    if as_json:
+        for letter in letters:
+            typer.echo(
+                orjson.dumps(
+                    {
+                        "topic": letter.topic,
+                        "partition": letter.partition,
+                        "offset": letter.offset,
+                        "key": letter.key,
+                        "group": letter.group,
+                        "error": letter.error,
+                        "attempts": letter.attempts,
+                        "failed_at": letter.failed_at,
+                        "replayed": letter.replayed,
+                    }
+                )
+            )
+        return
+    if not letters:
+        typer.echo("no dead letters")
+        return
+    for letter in letters:
+        state = "replayed" if letter.replayed else "pending"
+        typer.echo(
+            f"{letter.topic}[{letter.partition}]@{letter.offset} key={letter.key} "
+            f"group={letter.group} attempts={letter.attempts} {state}\n    {letter.error}"
+        )
+
+
+@dlt_app.command("replay")
+def dlt_replay(data_dir: DataDir = None, topic: Topic = None) -> None:
+    """Deliver dead letters not yet replayed to their topic again (consumers that applied them
+    already skip them)."""
+    from agora.messaging import replay_dead_letters
+
+    settings = _settings(data_dir=data_dir)
+    _require_data_dir(settings.data_dir)
+    count = asyncio.run(
+        _with_log(settings.data_dir, lambda log: replay_dead_letters(log, _topics(topic)))
+    )
+    typer.echo(f"replayed {count} dead letter{'s' if count != 1 else ''}")
+
+
+@events_app.command("schemas")
+def event_schemas() -> None:
+    """Print the JSON Schema of every integration event, by type."""
+    typer.echo(orjson.dumps(contracts.registry().json_schemas(), option=orjson.OPT_INDENT_2))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""Runtimes: settings, the HTTP application, and the wiring of `agora up`."""

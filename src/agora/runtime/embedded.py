@@ -1,0 +1,178 @@
+"""`agora up`: every service and the HTTP API in one process, on SQLite files and the embedded log.
+
+Zero setup: a data folder holds one database per service and the log (`bus.db`); a lock file
+keeps a second process off the same folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+import orjson
+from fastapi import FastAPI
+from prometheus_client import CollectorRegistry
+from pydantic import TypeAdapter
+
+from agora import contracts
+from agora.messaging import (
+    BackgroundLoop,
+    ConsumerRunner,
+    Infrastructure,
+    MessagingMetrics,
+    ServicePlatform,
+    sqlite_url,
+)
+from agora.messaging.backends.embedded import EmbeddedLog
+from agora.runtime.http import create_app
+from agora.runtime.settings import Settings
+from agora.services.analytics import bootstrap as analytics
+from agora.services.catalog import bootstrap as catalog
+from agora.services.catalog.handlers import DEMO_CATALOG, SeedProduct
+from agora.services.inventory import bootstrap as inventory
+from agora.services.notifications import bootstrap as notifications
+from agora.services.notifications.mail import SmtpSettings
+from agora.services.orders import bootstrap as orders
+from agora.services.payments import bootstrap as payments
+
+logger = logging.getLogger(__name__)
+
+SERVICE_NAMES = ("catalog", "inventory", "orders", "payments", "notifications", "analytics")
+
+
+class Service(Protocol):
+    name: str
+    platform: ServicePlatform
+    router: Any
+
+    async def start(self) -> None: ...
+
+    async def refresh_metrics(self) -> None: ...
+
+
+class DataDirInUse(Exception):
+    pass
+
+
+def load_seed(path: Path | None) -> Sequence[SeedProduct]:
+    if path is None:
+        return DEMO_CATALOG
+    return TypeAdapter(list[SeedProduct]).validate_python(orjson.loads(path.read_bytes()))
+
+
+class EmbeddedRuntime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.data_dir = settings.data_dir
+        self.metrics_registry = CollectorRegistry()
+        self.log = EmbeddedLog(self.data_dir / "bus.db", default_partitions=settings.partitions)
+        infrastructure = Infrastructure(
+            log=self.log,
+            registry=contracts.registry(),
+            metrics=MessagingMetrics(self.metrics_registry),
+            metrics_registry=self.metrics_registry,
+            database_url=lambda name: sqlite_url(self.data_dir / f"{name}.db"),
+            consumer_options=settings.consumer_options,
+        )
+        smtp = (
+            SmtpSettings(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
+            if settings.smtp_host
+            else None
+        )
+        self.services: list[Service] = [
+            catalog.bootstrap(infrastructure, seed=load_seed(settings.seed_file)),
+            inventory.bootstrap(infrastructure, hold_time=settings.hold_time),
+            orders.bootstrap(infrastructure),
+            payments.bootstrap(infrastructure),
+            notifications.bootstrap(infrastructure, smtp=smtp),
+            analytics.bootstrap(infrastructure),
+        ]
+        self._lock: IO[bytes] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._loops: list[BackgroundLoop] = []
+        self._runners: list[ConsumerRunner] = []
+
+    def _take_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = (self.data_dir / "agora.lock").open("wb")
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            lock.close()
+            raise DataDirInUse(
+                f"another agora process is using {self.data_dir.resolve()}; stop it or choose "
+                "another --data-dir"
+            ) from None
+        lock.write(str(os.getpid()).encode())
+        lock.flush()
+        self._lock = lock
+
+    async def start(self) -> None:
+        self._take_data_dir()
+        await self.log.open()
+        await self.log.create_topics(contracts.TOPICS, self.settings.partitions)
+        for service in self.services:
+            await service.start()
+        for service in self.services:
+            self._loops.extend(service.platform.loops)
+            self._runners.extend(service.platform.runners)
+        for loop in self._loops:
+            self._tasks.append(asyncio.create_task(loop.run(), name=loop.name))
+        for runner in self._runners:
+            self._tasks.append(asyncio.create_task(runner.run(), name=f"consumer {runner.group}"))
+        logger.info(
+            "started %d services, %d consumer groups, %d background loops in %s",
+            len(self.services),
+            len(self._runners),
+            len(self._loops),
+            self.data_dir,
+        )
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Drain: consumers finish and commit their batch, then loops run dry, then close."""
+        for runner in self._runners:
+            runner.stop()
+        for loop in self._loops:
+            loop.stop()
+        if self._tasks:
+            done, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            for task in done:
+                if not task.cancelled() and task.exception() is not None:
+                    logger.error("%s ended with %r", task.get_name(), task.exception())
+        for service in self.services:
+            await service.platform.db.dispose()
+        await self.log.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+    async def refresh_metrics(self) -> None:
+        for service in self.services:
+            await service.refresh_metrics()
+            backlog = await service.platform.outbox_backlog()
+            service.platform.metrics.outbox_backlog.labels(service.name).set(backlog)
+
+    def app(self) -> FastAPI:
+        @contextlib.asynccontextmanager
+        async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+        return create_app(
+            [service.router for service in self.services],
+            self.metrics_registry,
+            refresh_metrics=self.refresh_metrics,
+            lifespan=lifespan,
+        )

@@ -1,0 +1,190 @@
+"""The HTTP application: routers of every service behind one FastAPI app, problem details for
+every error, health and Prometheus metrics."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agora import __version__
+from agora.problems import PROBLEM_JSON, ProblemError, problem_body
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1_000_000
+
+
+def create_app(
+    routers: Sequence[Any],
+    metrics_registry: CollectorRegistry,
+    *,
+    refresh_metrics: Callable[[], Awaitable[None]],
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+) -> FastAPI:
+    app = FastAPI(
+        title="Agora",
+        version=__version__,
+        description=(
+            "Marketplace and ticketing backend. Orders run a saga across services: inventory "
+            "reserves, payments charges, orders confirms or compensates. Every error is an RFC "
+            "9457 problem (`application/problem+json`)."
+        ),
+        lifespan=lifespan,
+    )
+    for router in routers:
+        app.include_router(router)
+    _install_problem_handlers(app)
+    app.add_middleware(_HttpMetrics, registry=metrics_registry)
+    app.add_middleware(_BodyLimit, max_bytes=MAX_BODY_BYTES)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
+    async def metrics() -> Response:
+        await refresh_metrics()
+        return Response(generate_latest(metrics_registry), media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+def _problem(error: ProblemError, request: Request) -> JSONResponse:
+    return JSONResponse(
+        error.body(instance=request.url.path),
+        status_code=error.status,
+        media_type=PROBLEM_JSON,
+        headers=error.headers,
+    )
+
+
+def _install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProblemError)
+    async def on_problem(request: Request, error: ProblemError) -> JSONResponse:
+        return _problem(error, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "location": [str(part) for part in item.get("loc", ())],
+                "message": item.get("msg", ""),
+                "type": item.get("type", ""),
+            }
+            for item in error.errors()
+        ]
+        if any(item["type"] == "json_invalid" for item in errors):
+            problem = ProblemError(
+                400,
+                "malformed-json",
+                "Malformed JSON",
+                "The request body is not valid JSON.",
+                errors=errors,
+            )
+        else:
+            problem = ProblemError(
+                422,
+                "validation-error",
+                "Invalid request",
+                "; ".join(f"{'.'.join(e['location'])}: {e['message']}" for e in errors),
+                errors=errors,
+            )
+        return _problem(problem, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        problem = ProblemError(
+            error.status_code,
+            slug,
+            str(error.detail) if error.status_code != 404 else "Not found",
+            str(error.detail),
+            headers=dict(error.headers or {}),
+        )
+        return _problem(problem, request)
+
+    @app.exception_handler(Exception)
+    async def on_crash(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        problem = ProblemError(
+            500, "internal-error", "Internal error", "The server failed; the error was logged."
+        )
+        return _problem(problem, request)
+
+
+class _BodyLimit:
+    """Refuses request bodies larger than `max_bytes` with 413 before reading them."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            length = dict(scope["headers"]).get(b"content-length")
+            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+                body = problem_body(
+                    413,
+                    "payload-too-large",
+                    "Payload too large",
+                    f"request bodies are limited to {self.max_bytes} bytes",
+                )
+                response = JSONResponse(body, status_code=413, media_type=PROBLEM_JSON)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class _HttpMetrics:
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter(
+            "agora_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "agora_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            registry=registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = 500
+        started = time.perf_counter()
+
+        async def send_capturing_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_capturing_status)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            method = scope["method"]
+            self.requests.labels(method, route, str(status)).inc()
+            self.latency.labels(method, route).observe(time.perf_counter() - started)

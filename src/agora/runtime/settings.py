@@ -1,0 +1,49 @@
+"""Settings, from `AGORA_*` environment variables (see docs/configuration.md) or CLI flags."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agora.messaging import ConsumerOptions, RetryPolicy
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="AGORA_", extra="ignore")
+
+    data_dir: Path = Field(Path(".agora"), description="Folder of the embedded default's files")
+    host: str = Field("127.0.0.1", description="HTTP listen address")
+    port: int = Field(8000, ge=0, le=65535, description="HTTP port")
+    seed_file: Path | None = Field(
+        None, description="JSON list of products to list on first start (default: a demo catalog)"
+    )
+    hold_seconds: float = Field(600.0, gt=0, description="How long stock is held for an order")
+    partitions: int = Field(8, ge=1, le=256, description="Partitions of each topic")
+    consumers_per_group: int = Field(2, ge=1, le=64, description="Consumer tasks per group")
+    consumer_batch_size: int = Field(200, ge=1, le=10_000)
+    retry_attempts: int = Field(5, ge=1, description="Handler attempts before a dead letter")
+    retry_first_delay: float = Field(0.05, gt=0, description="Seconds before the first retry")
+    retry_max_delay: float = Field(5.0, gt=0)
+    smtp_host: str | None = Field(None, description="Mail server; unset: the local mailbox")
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_sender: str = "Agora <orders@agora.localhost>"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    @property
+    def hold_time(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.hold_seconds)
+
+    @property
+    def consumer_options(self) -> ConsumerOptions:
+        return ConsumerOptions(
+            members=self.consumers_per_group,
+            batch_size=self.consumer_batch_size,
+            retry=RetryPolicy(
+                attempts=self.retry_attempts,
+                first_delay=self.retry_first_delay,
+                max_delay=self.retry_max_delay,
+            ),
+        )

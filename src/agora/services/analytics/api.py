@@ -1,0 +1,56 @@
+"""Analytics' HTTP API: an order's timeline."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from agora.problems import ProblemError
+from agora.services.analytics.store import saga_events
+
+
+class TimelineEntry(BaseModel):
+    event_id: str
+    type: str
+    source: str
+    occurred_at: datetime
+    causation_id: str | None
+
+
+class TimelineOut(BaseModel):
+    order_id: str
+    events: list[TimelineEntry]
+
+
+def build_router(service: Any) -> APIRouter:
+    router = APIRouter(prefix="/api/orders", tags=["orders"])
+
+    @router.get(
+        "/{order_id}/timeline",
+        response_model=TimelineOut,
+        summary="Every event of the order's saga, in order",
+        responses={404: {"description": "No event of that order has been seen"}},
+    )
+    async def timeline(order_id: Annotated[str, Path(max_length=100)]) -> TimelineOut:
+        async with service.platform.db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(saga_events)
+                    .where(saga_events.c.correlation_id == order_id)
+                    .order_by(saga_events.c.occurred_at, saga_events.c.event_id)
+                )
+            ).all()
+        if not rows:
+            raise ProblemError(
+                404, "order-not-found", "Order not found", f"no events of order {order_id}"
+            )
+        return TimelineOut(
+            order_id=order_id,
+            events=[TimelineEntry.model_validate(row._mapping) for row in rows],
+        )
+
+    return router

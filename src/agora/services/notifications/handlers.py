@@ -1,0 +1,118 @@
+"""Notifications: an email for every order outcome."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from agora.contracts import orders
+from agora.messaging import Database, Event, Handler, UnitOfWork, new_id, utcnow
+from agora.services.notifications.mail import Mail, MailSender
+from agora.services.notifications.store import DELIVERED_LOCALLY, QUEUED, SENT, messages
+
+logger = logging.getLogger(__name__)
+
+
+def recipient_for(customer_id: str) -> str:
+    """Customers are addressed by their id until identity gives them an address."""
+    return customer_id if "@" in customer_id else f"{customer_id}@customers.agora.localhost"
+
+
+def compose(event: orders.OrderConfirmed | orders.OrderCancelled | orders.OrderExpired) -> Mail:
+    recipient = recipient_for(event.customer_id)
+    if isinstance(event, orders.OrderConfirmed):
+        return Mail(
+            recipient,
+            f"Order {event.order_id} confirmed",
+            f"Thank you. Your order {event.order_id} is confirmed; "
+            f"{event.total} {event.currency} was charged.",
+        )
+    if isinstance(event, orders.OrderCancelled):
+        return Mail(
+            recipient,
+            f"Order {event.order_id} cancelled",
+            f"Your order {event.order_id} was cancelled: {event.reason}. Nothing was charged.",
+        )
+    return Mail(
+        recipient,
+        f"Order {event.order_id} expired",
+        f"Your order {event.order_id} was not paid in time; its items were released.",
+    )
+
+
+class NotificationHandlers:
+    def __init__(self, *, smtp: bool, wake_sender: Callable[[], None]) -> None:
+        self._smtp = smtp
+        self._wake_sender = wake_sender
+
+    @property
+    def table(self) -> Mapping[type[Event], Handler[Any]]:
+        return {
+            orders.OrderConfirmed: self.on_order_outcome,
+            orders.OrderCancelled: self.on_order_outcome,
+            orders.OrderExpired: self.on_order_outcome,
+        }
+
+    async def on_order_outcome(
+        self,
+        event: orders.OrderConfirmed | orders.OrderCancelled | orders.OrderExpired,
+        uow: UnitOfWork,
+    ) -> None:
+        assert uow.cause is not None
+        mail = compose(event)
+        now = utcnow()
+        await uow.conn.execute(
+            insert(messages).values(
+                id=new_id(),
+                event_id=uow.cause.id,
+                customer_id=event.customer_id,
+                order_id=event.order_id,
+                kind=event.type_name(),
+                recipient=mail.recipient,
+                subject=mail.subject,
+                body=mail.body,
+                status=QUEUED if self._smtp else DELIVERED_LOCALLY,
+                created_at=now,
+                sent_at=None if self._smtp else now,
+            )
+        )
+        if self._smtp:
+            uow.after_commit(self._wake_sender)
+
+
+class MailDispatcher:
+    """Sends queued messages over SMTP, oldest first; a failed send stays queued and is tried
+    again on the next pass (the loop's error delay)."""
+
+    def __init__(self, db: Database, sender: MailSender, *, batch_size: int = 50) -> None:
+        self._db = db
+        self._sender = sender
+        self._batch_size = batch_size
+
+    async def step(self) -> float | None:
+        async with self._db.read() as conn:
+            queued = (
+                await conn.execute(
+                    select(messages.c.id, messages.c.recipient, messages.c.subject, messages.c.body)
+                    .where(messages.c.status == QUEUED)
+                    .order_by(messages.c.created_at)
+                    .limit(self._batch_size)
+                )
+            ).all()
+        sent: list[str] = []
+        try:
+            for row in queued:
+                await self._sender.send(Mail(row.recipient, row.subject, row.body))
+                sent.append(row.id)
+        finally:
+            if sent:
+                async with self._db.write() as conn:
+                    await conn.execute(
+                        update(messages)
+                        .where(messages.c.id.in_(sent))
+                        .values(status=SENT, sent_at=utcnow())
+                    )
+        return 0 if len(queued) == self._batch_size else None
