@@ -186,7 +186,7 @@ class ConsumerRunner:
     async def _apply_with_retry(self, item: _Item) -> None:
         error: Exception | None = None
         attempt = 0
-        while attempt < self._retry.attempts:
+        while attempt <= self._retry.attempts:
             attempt += 1
             try:
                 await self._handlers.apply([(item.envelope, item.event)])

@@ -36,7 +36,9 @@ class Database:
         self.url = url
         self.metadata = metadata
         self.is_sqlite = url.startswith("sqlite")
-        options: dict[str, Any] = {}
+        # Every transaction here ends in COMMIT or ROLLBACK, so SQLite connections need no reset
+        # (a ROLLBACK round trip to the driver's thread) when they go back to the pool.
+        options: dict[str, Any] = {"pool_reset_on_return": None}
         if not self.is_sqlite:
             options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
         self.engine: AsyncEngine = create_async_engine(url, **options)

@@ -400,7 +400,6 @@ class _EmbeddedConsumer:
 
     async def close(self) -> None:
         if self._joined:
-            await self._log._commit(self._group_id, self._positions)
             self._group.leave(self._member)
             self._joined = False
         self._positions = {}
