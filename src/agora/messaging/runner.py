@@ -15,7 +15,7 @@ from sqlalchemy import Table
 from agora.messaging.envelope import DecodeError, Envelope, Event, EventRegistry, utcnow
 from agora.messaging.inbox import claim_inbox
 from agora.messaging.metrics import MessagingMetrics
-from agora.messaging.ports import ConsumedRecord, MessageLog, Record, TopicPartition
+from agora.messaging.ports import ConsumedRecord, Consumer, MessageLog, Record, TopicPartition
 from agora.messaging.unit_of_work import UnitOfWork
 
 __all__ = [
@@ -109,7 +109,6 @@ class ConsumerRunner:
         batch_size: int = 200,
         retry: RetryPolicy | None = None,
         fetch_timeout: float = 0.5,
-        lag_interval: float = 2.0,
     ) -> None:
         self.group = handlers.group
         self._log = log
@@ -120,8 +119,8 @@ class ConsumerRunner:
         self._batch_size = batch_size
         self._retry = retry or RetryPolicy()
         self._fetch_timeout = fetch_timeout
-        self._lag_interval = lag_interval
         self._stopping = False
+        self._consumers: list[Consumer] = []
 
     def stop(self) -> None:
         """Members finish the batch in hand, commit it, and leave the group."""
@@ -132,8 +131,7 @@ class ConsumerRunner:
 
     async def _member(self) -> None:
         consumer = self._log.consumer(self.group, self._handlers.topics)
-        loop = asyncio.get_running_loop()
-        next_lag_report = 0.0
+        self._consumers.append(consumer)
         try:
             while not self._stopping:
                 records = await consumer.fetch(self._batch_size, self._fetch_timeout)
@@ -141,18 +139,20 @@ class ConsumerRunner:
                     with self._metrics.batch_seconds.labels(self.group).time():
                         await self._process(records)
                     await consumer.commit(_next_offsets(records))
-                if loop.time() >= next_lag_report:
-                    next_lag_report = loop.time() + self._lag_interval
-                    await self._report_lag(await consumer.lag())
         finally:
+            self._consumers.remove(consumer)
             await consumer.close()
 
-    async def _report_lag(self, lag: Mapping[TopicPartition, int]) -> None:
-        by_topic: dict[str, int] = {}
-        for tp, count in lag.items():
-            by_topic[tp.topic] = by_topic.get(tp.topic, 0) + count
+    async def report_lag(self) -> int:
+        """Set the lag gauge of each topic from the members' committed offsets; returns the
+        total (records of this group's topics not yet applied and committed)."""
+        by_topic: dict[str, int] = dict.fromkeys(self._handlers.topics, 0)
+        for consumer in list(self._consumers):
+            for tp, count in (await consumer.lag()).items():
+                by_topic[tp.topic] += count
         for topic, count in by_topic.items():
             self._metrics.consumer_lag.labels(self.group, topic).set(count)
+        return sum(by_topic.values())
 
     async def _process(self, records: Sequence[ConsumedRecord]) -> None:
         items: list[_Item] = []
@@ -186,7 +186,7 @@ class ConsumerRunner:
     async def _apply_with_retry(self, item: _Item) -> None:
         error: Exception | None = None
         attempt = 0
-        while attempt <= self._retry.attempts:
+        while attempt < self._retry.attempts:
             attempt += 1
             try:
                 await self._handlers.apply([(item.envelope, item.event)])

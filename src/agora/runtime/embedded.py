@@ -88,7 +88,7 @@ class EmbeddedRuntime:
         self.services: list[Service] = [
             catalog.bootstrap(infrastructure, seed=load_seed(settings.seed_file)),
             inventory.bootstrap(infrastructure, hold_time=settings.hold_time),
-            orders.bootstrap(infrastructure),
+            orders.bootstrap(infrastructure, in_flight_timeout=settings.idempotency_in_flight),
             payments.bootstrap(infrastructure),
             notifications.bootstrap(infrastructure, smtp=smtp),
             analytics.bootstrap(infrastructure),
@@ -160,6 +160,8 @@ class EmbeddedRuntime:
             await service.refresh_metrics()
             backlog = await service.platform.outbox_backlog()
             service.platform.metrics.outbox_backlog.labels(service.name).set(backlog)
+        for runner in self._runners:
+            await runner.report_lag()
 
     def app(self) -> FastAPI:
         @contextlib.asynccontextmanager

@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora import __version__
-from agora.problems import PROBLEM_JSON, ProblemError, problem_body
+from agora.problems import PROBLEM_JSON, ProblemError
 
 logger = logging.getLogger(__name__)
 
@@ -129,26 +129,43 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
 
 class _BodyLimit:
-    """Refuses request bodies larger than `max_bytes` with 413 before reading them."""
+    """Refuses request bodies over `max_bytes` with a 413 problem: at once when the declared
+    Content-Length is too large, and as soon as a body streamed without one grows too large."""
 
     def __init__(self, app: ASGIApp, max_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
 
+    def _too_large(self) -> ProblemError:
+        return ProblemError(
+            413,
+            "payload-too-large",
+            "Payload too large",
+            f"request bodies are limited to {self.max_bytes} bytes",
+        )
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length")
-            if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
-                body = problem_body(
-                    413,
-                    "payload-too-large",
-                    "Payload too large",
-                    f"request bodies are limited to {self.max_bytes} bytes",
-                )
-                response = JSONResponse(body, status_code=413, media_type=PROBLEM_JSON)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.max_bytes):
+            problem = self._too_large()
+            response = JSONResponse(problem.body(), status_code=413, media_type=PROBLEM_JSON)
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def receive_within_limit() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, receive_within_limit, send)
 
 
 class _HttpMetrics:

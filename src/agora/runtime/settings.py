@@ -21,6 +21,9 @@ class Settings(BaseSettings):
         None, description="JSON list of products to list on first start (default: a demo catalog)"
     )
     hold_seconds: float = Field(600.0, gt=0, description="How long stock is held for an order")
+    idempotency_in_flight_seconds: float = Field(
+        30.0, gt=0, description="After this, a claim left by a crashed request may be taken over"
+    )
     partitions: int = Field(8, ge=1, le=256, description="Partitions of each topic")
     consumers_per_group: int = Field(2, ge=1, le=64, description="Consumer tasks per group")
     consumer_batch_size: int = Field(200, ge=1, le=10_000)
@@ -35,6 +38,10 @@ class Settings(BaseSettings):
     @property
     def hold_time(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.hold_seconds)
+
+    @property
+    def idempotency_in_flight(self) -> dt.timedelta:
+        return dt.timedelta(seconds=self.idempotency_in_flight_seconds)
 
     @property
     def consumer_options(self) -> ConsumerOptions:

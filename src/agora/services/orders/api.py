@@ -133,7 +133,12 @@ def build_router(service: Any) -> APIRouter:
             payment_token=body.payment_token,
         )
         try:
-            placed = await handlers.place_order(command, idempotency_key, unit_of_work)
+            placed = await handlers.place_order(
+                command,
+                idempotency_key,
+                unit_of_work,
+                in_flight_timeout=service.in_flight_timeout,
+            )
         except handlers.IdempotencyKeyReused:
             raise ProblemError(
                 422,

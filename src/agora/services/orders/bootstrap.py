@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from prometheus_client import Gauge
 
 from agora.messaging import Infrastructure
@@ -15,7 +17,13 @@ from agora.services.orders.store import OrdersUnitOfWork
 class OrdersService:
     name = "orders"
 
-    def __init__(self, infrastructure: Infrastructure) -> None:
+    def __init__(
+        self,
+        infrastructure: Infrastructure,
+        *,
+        in_flight_timeout: dt.timedelta = dt.timedelta(seconds=30),
+    ) -> None:
+        self.in_flight_timeout = in_flight_timeout
         self.platform = infrastructure.platform(self.name, store.metadata)
         self.platform.subscribe(HANDLERS, self.unit_of_work)
         self.router = build_router(self)
@@ -39,5 +47,7 @@ class OrdersService:
             self._orders.labels(status.value).set(counts.get(status.value, 0))
 
 
-def bootstrap(infrastructure: Infrastructure) -> OrdersService:
-    return OrdersService(infrastructure)
+def bootstrap(
+    infrastructure: Infrastructure, *, in_flight_timeout: dt.timedelta = dt.timedelta(seconds=30)
+) -> OrdersService:
+    return OrdersService(infrastructure, in_flight_timeout=in_flight_timeout)

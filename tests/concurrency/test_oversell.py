@@ -1,0 +1,108 @@
+"""No oversell under concurrency. First the race test proves it can see the race: with the
+reservation's locking switched off it must observe an oversell; with it on, exactly the stock
+is sold. Then the same contention end to end: 200 buyers, 50 units."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import insert, select
+
+from agora.messaging import Database, sqlite_url
+from agora.services.inventory import store
+from agora.services.inventory.locking import Shortage, reserve_stock
+from harness import FINAL, AgoraProcess, eventually, product
+
+STOCK = 50
+BUYERS = 200
+
+
+@pytest.fixture
+async def inventory_db(tmp_path: Path) -> AsyncIterator[Database]:
+    db = Database(sqlite_url(tmp_path / "inventory.db"), store.metadata, pool_size=20)
+    await db.create_tables()
+    async with db.write() as conn:
+        await conn.execute(
+            insert(store.stock).values(product_id="hot", available=STOCK, reserved=0, sold=0)
+        )
+    yield db
+    await db.dispose()
+
+
+async def race(db: Database, *, locking: bool) -> tuple[int, int, int]:
+    """BUYERS concurrent reservations of one unit; returns (granted, available, reserved)."""
+
+    async def buy() -> bool:
+        try:
+            await reserve_stock(db, [("hot", 1)], locking=locking)
+        except Shortage:
+            return False
+        return True
+
+    granted = sum(await asyncio.gather(*(buy() for _ in range(BUYERS))))
+    async with db.read() as conn:
+        row = (await conn.execute(select(store.stock))).one()
+    return granted, row.available, row.reserved
+
+
+async def test_race_test_sees_the_oversell_when_locking_is_off(inventory_db: Database) -> None:
+    granted, available, reserved = await race(inventory_db, locking=False)
+    assert granted > STOCK, "the race test must be able to see an oversell"
+    assert reserved == granted
+    assert available + reserved > STOCK  # units conjured out of thin air
+
+
+async def test_locking_sells_exactly_the_stock(inventory_db: Database) -> None:
+    granted, available, reserved = await race(inventory_db, locking=True)
+    assert granted == STOCK
+    assert available == 0
+    assert reserved == STOCK
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_200_concurrent_orders_for_50_units_sell_exactly_50(
+    agora_factory: Callable[..., AgoraProcess],
+) -> None:
+    agora = agora_factory([product("hot", STOCK)])
+
+    async def place_all() -> list[str]:
+        limits = httpx.Limits(max_connections=BUYERS)
+        async with httpx.AsyncClient(base_url=agora.base_url, limits=limits, timeout=60) as client:
+
+            async def place(n: int) -> str:
+                response = await client.post(
+                    "/api/orders",
+                    json={
+                        "customer_id": f"buyer-{n}",
+                        "items": [{"product_id": "hot", "quantity": 1}],
+                        "payment_token": "tok_visa",
+                    },
+                    headers={"Idempotency-Key": str(uuid.uuid4())},
+                )
+                assert response.status_code == 202, response.text
+                return str(response.json()["id"])
+
+            return await asyncio.gather(*(place(n) for n in range(BUYERS)))
+
+    order_ids = asyncio.run(place_all())
+    assert len(set(order_ids)) == BUYERS
+
+    def all_final() -> list[dict[str, object]] | None:
+        orders = [agora.order(order_id) for order_id in order_ids]
+        return orders if all(o["status"] in FINAL for o in orders) else None
+
+    orders = eventually(all_final, timeout=60, interval=0.2, what="every order final")
+    statuses = [o["status"] for o in orders]
+    assert statuses.count("CONFIRMED") == STOCK
+    assert statuses.count("CANCELLED") == BUYERS - STOCK
+    assert all("out of stock" in str(o["cancel_reason"]) for o in orders if o["cancel_reason"])
+    stock = eventually(
+        lambda: (s := agora.stock("hot"))["reserved"] == 0 and s, what="holds settled"
+    )
+    assert stock == {"product_id": "hot", "available": 0, "reserved": 0, "sold": STOCK}

@@ -1,0 +1,180 @@
+"""A real `agora up` in a child process, and ways to wait on it: shared by e2e-style tests."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import orjson
+from prometheus_client.parser import text_string_to_metric_families
+
+T = TypeVar("T")
+
+FINAL = {"CONFIRMED", "CANCELLED", "EXPIRED"}
+
+
+def eventually(
+    probe: Callable[[], T | None], *, timeout: float = 20.0, interval: float = 0.02, what: str = ""
+) -> T:
+    """Poll `probe` until it returns something truthy; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}: last {last!r}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class AgoraProcess:
+    """`agora up` in a child process, on its own port and data folder."""
+
+    def __init__(
+        self, data_dir: Path, *, seed: list[dict[str, Any]], env: dict[str, str] | None = None
+    ) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.seed = seed
+        self.env = env or {}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir.parent / f"{data_dir.name}-agora.log"
+        self.client = httpx.Client(base_url=self.base_url, timeout=30)
+
+    def start(self) -> AgoraProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        seed_path = self.data_dir.parent / f"{self.data_dir.name}-seed.json"
+        seed_path.write_bytes(orjson.dumps(self.seed))
+        env = {**os.environ, "AGORA_LOG_LEVEL": "WARNING", **self.env}
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "agora",
+                    "up",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                    "--seed",
+                    str(seed_path),
+                ],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        eventually(self._ready, timeout=30, what=f"agora up on {self.base_url}")
+        return self
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"agora up exited with {self.process.returncode}:\n{self.log()}")
+        try:
+            listed = {item["id"] for item in self.client.get("/api/products").json()["items"]}
+            return {p["id"] for p in self.seed} <= listed and self.settled()
+        except httpx.TransportError:
+            return False
+
+    def metrics(self) -> dict[str, list[tuple[dict[str, str], float]]]:
+        text = self.client.get("/metrics").text
+        return {
+            family.name: [(sample.labels, sample.value) for sample in family.samples]
+            for family in text_string_to_metric_families(text)
+        }
+
+    def settled(self) -> bool:
+        """Nothing in flight: every outbox published, every consumer group caught up."""
+        metrics = self.metrics()
+        backlog = metrics.get("agora_outbox_backlog", [])
+        lag = metrics.get("agora_consumer_lag", [])
+        return bool(backlog) and bool(lag) and all(v == 0 for _, v in backlog + lag)
+
+    def kill(self) -> None:
+        """kill -9: no shutdown, no flush."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        self.client.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-6000:]
+
+    # -- the API, as a buyer uses it --------------------------------------------------------
+
+    def place(
+        self,
+        items: list[tuple[str, int]],
+        *,
+        token: str | None = "tok_visa",
+        customer: str = "buyer",
+        key: str | None = None,
+    ) -> httpx.Response:
+        body: dict[str, Any] = {
+            "customer_id": customer,
+            "items": [{"product_id": p, "quantity": q} for p, q in items],
+            "payment_token": token,
+        }
+        return self.client.post(
+            "/api/orders", json=body, headers={"Idempotency-Key": key or str(uuid.uuid4())}
+        )
+
+    def order(self, order_id: str) -> dict[str, Any]:
+        response = self.client.get(f"/api/orders/{order_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def wait_status(self, order_id: str, *statuses: str, timeout: float = 20) -> dict[str, Any]:
+        wanted = set(statuses) or FINAL
+
+        def settled() -> dict[str, Any] | None:
+            order = self.order(order_id)
+            return order if order["status"] in wanted else None
+
+        return eventually(settled, timeout=timeout, what=f"order {order_id} in {wanted}")
+
+    def stock(self, product_id: str) -> dict[str, int]:
+        response = self.client.get(f"/api/stock/{product_id}")
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def messages(self, customer: str) -> list[dict[str, Any]]:
+        response = self.client.get("/api/notifications", params={"customer_id": customer})
+        assert response.status_code == 200, response.text
+        return list(response.json()["items"])
+
+
+def product(product_id: str, stock: int, price: str = "10.00") -> dict[str, Any]:
+    return {
+        "id": product_id,
+        "name": product_id.replace("-", " ").title(),
+        "price": price,
+        "currency": "EUR",
+        "stock": stock,
+    }
