@@ -32,15 +32,18 @@ def sqlite_url(path: Path) -> str:
 class Database:
     """One service's database: an engine, its tables, and the way to open transactions."""
 
-    def __init__(self, url: str, metadata: MetaData, *, pool_size: int = 5) -> None:
+    def __init__(self, url: str, metadata: MetaData, *, pool_size: int = 16) -> None:
         self.url = url
         self.metadata = metadata
         self.is_sqlite = url.startswith("sqlite")
-        # Every transaction here ends in COMMIT or ROLLBACK, so SQLite connections need no reset
-        # (a ROLLBACK round trip to the driver's thread) when they go back to the pool.
-        options: dict[str, Any] = {"pool_reset_on_return": None}
-        if not self.is_sqlite:
-            options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+        options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size}
+        if self.is_sqlite:
+            # Each connection has a thread of its own (aiosqlite): a pool large enough for bursts
+            # of readers spares starting threads, and every transaction here ends in COMMIT or
+            # ROLLBACK, so a connection going back to the pool needs no reset round trip.
+            options |= {"max_overflow": 3 * pool_size, "pool_reset_on_return": None}
+        else:
+            options["pool_pre_ping"] = True
         self.engine: AsyncEngine = create_async_engine(url, **options)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:

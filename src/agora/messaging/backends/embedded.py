@@ -8,7 +8,6 @@ membership lives in memory: members are tasks of the process that opened the log
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import zlib
 from collections import defaultdict
@@ -95,7 +94,10 @@ class EmbeddedLog:
         # Appends by another process (the CLI replaying dead letters) are seen within this time.
         self._poll_interval = poll_interval
         self._partitions: dict[str, int] = {}
-        self._appended = asyncio.Condition()
+        # End offsets as this process last saw them, so that idle members need no query; a
+        # member that waited a whole poll interval reads them afresh from the file.
+        self._ends: dict[TopicPartition, int] = {}
+        self._waiters: dict[str, set[asyncio.Event]] = defaultdict(set)
         self._groups: dict[str, _Group] = {}
         self._member_ids = itertools.count(1)
 
@@ -104,6 +106,14 @@ class EmbeddedLog:
         async with self._db.read() as conn:
             rows = await conn.execute(select(topics_table.c.name, topics_table.c.partitions))
             self._partitions.update(dict(rows.all()))
+            ends = await conn.execute(
+                select(
+                    partitions_table.c.topic,
+                    partitions_table.c.partition,
+                    partitions_table.c.next_offset,
+                )
+            )
+            self._ends.update({TopicPartition(t, p): o for t, p, o in ends})
 
     async def close(self) -> None:
         await self._db.dispose()
@@ -161,6 +171,7 @@ class EmbeddedLog:
             next_offsets = {(topic, partition): offset for topic, partition, offset in rows}
             inserts = []
             updates = []
+            ends: dict[TopicPartition, int] = {}
             for (topic, partition), batch in by_partition.items():
                 offset = next_offsets[(topic, partition)]
                 for record in batch:
@@ -176,6 +187,7 @@ class EmbeddedLog:
                     )
                     offset += 1
                 updates.append({"t": topic, "p": partition, "o": offset})
+                ends[TopicPartition(topic, partition)] = offset
             await conn.execute(records_table.insert(), inserts)
             await conn.execute(
                 partitions_table.update()
@@ -188,8 +200,11 @@ class EmbeddedLog:
                 .values(next_offset=bindparam("o")),
                 updates,
             )
-        async with self._appended:
-            self._appended.notify_all()
+        for tp, offset in ends.items():
+            self._ends[tp] = max(self._ends.get(tp, 0), offset)
+        for topic in {tp.topic for tp in ends}:
+            for waiter in self._waiters[topic]:
+                waiter.set()
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
         members = self._groups.setdefault(group, _Group())
@@ -299,10 +314,25 @@ class EmbeddedLog:
                 ],
             )
 
-    async def _wait_for_append(self, timeout: float) -> None:
-        async with self._appended:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._appended.wait(), min(timeout, self._poll_interval))
+    async def _wait_for_append(
+        self, topics: Sequence[str], waiter: asyncio.Event, timeout: float
+    ) -> bool:
+        """Wait until this process appends to one of `topics`; False after a poll interval
+        without (another process may have appended: the caller refreshes the ends)."""
+        for topic in topics:
+            self._waiters[topic].add(waiter)
+        try:
+            await asyncio.wait_for(waiter.wait(), min(timeout, self._poll_interval))
+        except TimeoutError:
+            return False
+        finally:
+            for topic in topics:
+                self._waiters[topic].discard(waiter)
+        return True
+
+    async def _refresh_ends(self, partitions: Sequence[TopicPartition]) -> None:
+        for tp, offset in (await self._end_offsets(partitions)).items():
+            self._ends[tp] = max(self._ends.get(tp, 0), offset)
 
 
 class _Group:
@@ -339,6 +369,7 @@ class _EmbeddedConsumer:
         self._generation = -1
         self._positions: dict[TopicPartition, int] = {}
         self._joined = False
+        self._appended = asyncio.Event()
 
     async def _sync_assignment(self) -> None:
         if not self._joined:
@@ -358,9 +389,10 @@ class _EmbeddedConsumer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
+            self._appended.clear()
             await self._sync_assignment()
             if self._positions:
-                ends = await self._log._end_offsets(list(self._positions))
+                ends = self._log._ends
                 ready = {tp: o for tp, o in self._positions.items() if ends.get(tp, 0) > o}
                 if ready:
                     records = await self._log._read_from(ready, max_records)
@@ -373,7 +405,8 @@ class _EmbeddedConsumer:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return []
-            await self._log._wait_for_append(remaining)
+            if not await self._log._wait_for_append(self._topics, self._appended, remaining):
+                await self._log._refresh_ends(list(self._positions))
 
     def _in_order(self, records: list[ConsumedRecord]) -> list[ConsumedRecord]:
         # A batch holds, per partition, a run of consecutive offsets from the position on.
