@@ -3,7 +3,8 @@
 SQLite admits one writer at a time. Rather than let writers spin in SQLite's busy handler (which
 sleeps in steps of up to 100 ms), writers of one process queue on an asyncio lock and open their
 transaction with BEGIN IMMEDIATE, so a transaction never fails half-way upgrading a read lock.
-Readers use plain deferred transactions and, in WAL mode, never wait for the writer.
+Readers use plain deferred transactions and, in WAL mode, never wait for the writer. SQLite's
+statements run inline on the event loop (`sqlite_inline`).
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, MetaData, Numeric, String, event
+from sqlalchemy import DateTime, Dialect, Engine, MetaData, Numeric, String, event
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-__all__ = ["Database", "DecimalText", "UtcDateTime", "sqlite_url"]
+from agora.messaging import sqlite_inline
+
+__all__ = ["Database", "DecimalText", "UtcDateTime", "configure_sqlite", "sqlite_url"]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -38,16 +42,18 @@ class Database:
         self.is_sqlite = url.startswith("sqlite")
         options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": pool_size}
         if self.is_sqlite:
-            # Each connection has a thread of its own (aiosqlite): a pool large enough for bursts
-            # of readers spares starting threads, and every transaction here ends in COMMIT or
-            # ROLLBACK, so a connection going back to the pool needs no reset round trip.
+            # Connections run inline (see sqlite_inline); every transaction here ends in COMMIT
+            # or ROLLBACK, so a connection going back to the pool needs no reset.
             options |= {"max_overflow": 3 * pool_size, "pool_reset_on_return": None}
         else:
             options["pool_pre_ping"] = True
+        if self.is_sqlite:
+            path = make_url(url).database or ":memory:"
+            options["async_creator"] = lambda: sqlite_inline.connect(path)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         if self.is_sqlite:
-            _configure_sqlite(self.engine)
+            configure_sqlite(self.engine.sync_engine)
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
@@ -76,11 +82,16 @@ class Database:
         await self.engine.dispose()
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def configure_sqlite(engine: Engine) -> None:
+    """WAL, a busy timeout, and BEGIN IMMEDIATE for every transaction not marked
+    `agora_read_only` (so that a writer takes the write lock before it reads anything)."""
+
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Take transaction control from the driver so that BEGIN IMMEDIATE is ours to emit.
-        dbapi_connection.isolation_level = None
+        # Transaction control belongs to us, not the driver, so that BEGIN IMMEDIATE is ours to
+        # emit (inline connections are opened that way already).
+        if dbapi_connection.isolation_level is not None:
+            dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a killed process; only power loss may drop the last commits.
@@ -89,7 +100,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         read_only = conn.get_execution_options().get("agora_read_only", False)
         conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

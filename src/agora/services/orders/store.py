@@ -172,7 +172,7 @@ async def load_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> list[O
 
 async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
     rows = await conn.execute(select(orders.c.status, func.count()).group_by(orders.c.status))
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 # -- idempotency keys ------------------------------------------------------------------------
