@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 
 def free_port() -> int:
@@ -31,12 +32,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_until_settled(base_url: str, timeout: float = 30) -> None:
+    """Until the server answers and every event is published and consumed (so that orders
+    knows the seeded product's price)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            text = httpx.get(f"{base_url}/metrics").text
+        except httpx.TransportError:
+            time.sleep(0.1)
+            continue
+        gauges = [
+            sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name in {"agora_outbox_backlog", "agora_consumer_lag"}
+            for sample in family.samples
+        ]
+        if gauges and not any(gauges):
+            return
+        time.sleep(0.1)
+    raise SystemExit(f"agora up at {base_url} did not settle within {timeout}s")
+
+
 def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
-async def buyer(client: httpx.AsyncClient, stop_at: float, latencies: list[float]) -> int:
+async def buyer(
+    client: httpx.AsyncClient, stop_at: float, latencies: list[float], poll: float
+) -> int:
     errors = 0
     while time.monotonic() < stop_at:
         started = time.perf_counter()
@@ -61,17 +86,19 @@ async def buyer(client: httpx.AsyncClient, stop_at: float, latencies: list[float
             if status in {"CANCELLED", "EXPIRED"}:
                 errors += 1
                 break
-            await asyncio.sleep(float(os.environ.get("POLL", "0.025")))
+            await asyncio.sleep(poll)
     return errors
 
 
-async def run(base_url: str, duration: float, concurrency: int) -> dict[str, object]:
+async def run(base_url: str, duration: float, concurrency: int, poll: float) -> dict[str, object]:
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
         started = time.monotonic()
         stop_at = started + duration
-        tasks = [asyncio.create_task(buyer(client, stop_at, latencies)) for _ in range(concurrency)]
+        tasks = [
+            asyncio.create_task(buyer(client, stop_at, latencies, poll)) for _ in range(concurrency)
+        ]
         while not all(task.done() for task in tasks):
             await asyncio.sleep(1)
             elapsed = time.monotonic() - started
@@ -82,6 +109,7 @@ async def run(base_url: str, duration: float, concurrency: int) -> dict[str, obj
         "scenario": "saga",
         "backend": "embedded",
         "concurrency": concurrency,
+        "poll_ms": round(poll * 1000),
         "completed": len(latencies),
         "errors": errors,
         "sagas_per_s": round(len(latencies) / elapsed, 1),
@@ -95,6 +123,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--poll", type=float, default=0.02, help="seconds between a buyer's status checks"
+    )
     args = parser.parse_args()
     port = free_port()
     with tempfile.TemporaryDirectory() as folder:
@@ -129,17 +160,8 @@ def main() -> None:
         )
         try:
             base_url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    items = httpx.get(f"{base_url}/api/products").json()["items"]
-                    if items and items[0]["available"] > 0:
-                        break
-                except httpx.TransportError:
-                    pass
-                time.sleep(0.1)
-            time.sleep(0.5)  # let orders learn the price from the catalog's event
-            result = asyncio.run(run(base_url, args.duration, args.concurrency))
+            wait_until_settled(base_url)
+            result = asyncio.run(run(base_url, args.duration, args.concurrency, args.poll))
         finally:
             server.terminate()
             server.wait(timeout=30)
