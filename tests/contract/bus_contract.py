@@ -449,6 +449,22 @@ class BusContract(abc.ABC):
             await consumer.commit(next_offsets(got))
             assert await consumer.lag() == dict.fromkeys(all_partitions(topic, 4), 0)
 
+    async def test_end_offsets_and_committed_offsets(self, log: MessageLog) -> None:
+        """`end_offsets` tells where the next append to each partition goes, and `committed`
+        what a group has committed, outside any group membership."""
+        topic, group = unique("ends"), unique("group")
+        await log.create_topics([topic], partitions=4)
+        assert await log.end_offsets(topic) == dict.fromkeys(range(4), 0)
+        await log.publish([Record(topic, f"k{i}", b"v") for i in range(10)])
+        ends = await log.end_offsets(topic)
+        assert sum(ends.values()) == 10
+        consumer = log.consumer(group, [topic])
+        async with closing(consumer):
+            got = await fetch_count(consumer, 10)
+            await consumer.commit(next_offsets(got))
+        committed = await log.committed(group, topic)
+        assert {p: o for p, o in committed.items() if o} == {p: o for p, o in ends.items() if o}
+
     async def test_records_and_commits_survive_reopening(self, log_location: Path) -> None:
         """After the log is closed and opened again, its records and committed offsets are
         there: the group resumes after its commit, and new appends continue the offsets."""

@@ -351,4 +351,3 @@ def test_large_totals_keep_every_cent() -> None:
     order = Order.place("c", [Line("a", 10_000, Decimal("99999.99"))], "EUR")
     assert order.total == Decimal("999999900.00")
     assert order.total == Decimal("99999.99") * 10_000
-

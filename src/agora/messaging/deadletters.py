@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from agora.messaging.ports import ConsumedRecord, MessageLog, Record, TopicPartition
+from agora.messaging.ports import ConsumedRecord, MessageLog, Record
 from agora.messaging.runner import dead_letter_topic
 
 __all__ = ["DeadLetter", "list_dead_letters", "replay_dead_letters"]
@@ -47,28 +47,34 @@ async def list_dead_letters(
 async def replay_dead_letters(log: MessageLog, topics: Sequence[str]) -> int:
     """Publish every dead letter not yet replayed back to its original topic; returns how many.
 
-    Every group of that topic sees the event again; those that applied it already skip it (inbox).
+    The event goes back addressed to the consumer group that failed it (header `x-replay-for`):
+    other groups of the topic pass over it, so a replay never fans out into new dead letters.
     """
     replayed = 0
     for topic in topics:
         dlt = dead_letter_topic(topic)
+        # Replays may fail again and land in this topic while we read it: stop at today's end.
+        ends = await log.end_offsets(dlt)
         consumer = log.consumer(REPLAY_GROUP, [dlt])
         try:
             while records := await consumer.fetch(500, timeout=0.2):
-                await log.publish(
-                    [
-                        Record(topic, r.key, r.value, (("x-replayed-from", dlt.encode()),))
-                        for r in records
-                    ]
-                )
-                offsets: dict[TopicPartition, int] = {}
-                for r in records:
-                    offsets[r.topic_partition] = r.offset + 1
-                await consumer.commit(offsets)
-                replayed += len(records)
+                due = [r for r in records if r.offset < ends.get(r.partition, 0)]
+                await log.publish([_replay(topic, dlt, r) for r in due])
+                await consumer.commit({r.topic_partition: r.offset + 1 for r in due})
+                replayed += len(due)
+                if not due:
+                    break
         finally:
             await consumer.close()
     return replayed
+
+
+def _replay(topic: str, dlt: str, record: ConsumedRecord) -> Record:
+    headers = [("x-replayed-from", dlt.encode())]
+    group = record.header("x-group")
+    if group is not None:
+        headers.append(("x-replay-for", group))
+    return Record(topic, record.key, record.value, tuple(headers))
 
 
 def _letter(record: ConsumedRecord, replayed: bool) -> DeadLetter:

@@ -1,7 +1,7 @@
 """The bus port: a partitioned, durable, ordered log with consumer groups.
 
 Two adapters implement it with the same semantics: `backends.embedded` (SQLite, one machine)
-and `backends.kafka` (Apache Kafka). `tests/contract/test_bus.py` holds them to this text.
+and `backends.kafka` (Apache Kafka). `tests/contract/bus_contract.py` holds them to this text.
 """
 
 from __future__ import annotations
@@ -91,6 +91,10 @@ class MessageLog(Protocol):
     async def read(self, topic: str, limit: int = 1000) -> list[ConsumedRecord]:
         """Up to `limit` records of `topic` from the start of every partition, outside any group
         (for tools such as the dead-letter list)."""
+        ...
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        """The offset the next record appended to each partition of `topic` will get."""
         ...
 
     async def committed(self, group: str, topic: str) -> dict[int, int]:

@@ -157,6 +157,9 @@ class ConsumerRunner:
     async def _process(self, records: Sequence[ConsumedRecord]) -> None:
         items: list[_Item] = []
         for record in records:
+            replay_for = record.header("x-replay-for")
+            if replay_for is not None and replay_for.decode() != self.group:
+                continue  # a dead letter replayed for another group
             try:
                 envelope = Envelope.from_bytes(record.value)
                 event = self._registry.parse(envelope)

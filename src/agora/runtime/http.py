@@ -29,6 +29,12 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
 
+HTTP_PROBLEMS = {
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Payload too large"),
+}
+
 
 def create_app(
     routers: Sequence[Any],
@@ -109,13 +115,9 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(error.status_code, "http-error")
+        slug, title = HTTP_PROBLEMS.get(error.status_code, ("http-error", str(error.detail)))
         problem = ProblemError(
-            error.status_code,
-            slug,
-            str(error.detail) if error.status_code != 404 else "Not found",
-            str(error.detail),
-            headers=dict(error.headers or {}),
+            error.status_code, slug, title, str(error.detail), headers=dict(error.headers or {})
         )
         return _problem(problem, request)
 
@@ -162,7 +164,8 @@ class _BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    raise self._too_large()
+                    # FastAPI turns errors while it reads a body into 400, except this one.
+                    raise StarletteHTTPException(413, self._too_large().detail)
             return message
 
         await self.app(scope, receive_within_limit, send)

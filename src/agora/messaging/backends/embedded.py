@@ -220,6 +220,11 @@ class EmbeddedLog:
             )
             return [_consumed(row) for row in rows]
 
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        await self._ensure_topics([topic])
+        ends = await self._end_offsets(self._topic_partitions([topic]))
+        return {tp.partition: offset for tp, offset in ends.items()}
+
     async def committed(self, group: str, topic: str) -> dict[int, int]:
         async with self._db.read() as conn:
             rows = await conn.execute(

@@ -43,7 +43,7 @@ def build_router(service: Any) -> APIRouter:
     @router.get("", response_model=ProductsOut, summary="Products for sale")
     async def list_products(
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=1_000_000_000)] = 0,
     ) -> ProductsOut:
         async with service.platform.db.read() as conn:
             rows = (

@@ -1,0 +1,120 @@
+"""Running Agora: email over real SMTP, the outbox and dead-letter commands."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from email import message_from_bytes, policy
+from typing import Any
+
+import orjson
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+from agora.messaging import Record
+from agora.messaging.backends.embedded import EmbeddedLog
+from harness import AgoraProcess, eventually, free_port, product
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+
+class Inbox:
+    """An SMTP server's recipient: keeps every message it is handed."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], bytes]] = []
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        self.messages.append((list(envelope.rcpt_tos), bytes(envelope.content or b"")))
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[int, Inbox]]:
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield port, inbox
+    controller.stop()
+
+
+def test_emails_go_out_over_smtp(
+    agora_factory: Callable[..., AgoraProcess], smtp_server: tuple[int, Inbox]
+) -> None:
+    port, inbox = smtp_server
+    agora = agora_factory(
+        [product("mug", 5)], AGORA_SMTP_HOST="127.0.0.1", AGORA_SMTP_PORT=str(port)
+    )
+    order_id = agora.place([("mug", 1)], customer="carol@example.test").json()["id"]
+    assert agora.wait_status(order_id)["status"] == "CONFIRMED"
+
+    recipients, raw = eventually(lambda: inbox.messages and inbox.messages[0], what="an email")
+    assert recipients == ["carol@example.test"]
+    email = message_from_bytes(raw, policy=policy.default)
+    assert email["Subject"] == f"Order {order_id} confirmed"
+    assert "10.00 EUR was charged" in email.get_content()  # type: ignore[attr-defined]
+    sent = eventually(
+        lambda: [m for m in agora.messages("carol@example.test") if m["status"] == "SENT"],
+        what="the message marked sent",
+    )
+    assert sent[0]["order_id"] == order_id
+    assert len(inbox.messages) == 1
+
+
+def agora_cli(agora: AgoraProcess, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agora", *args, "--data-dir", str(agora.data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+
+
+def test_outbox_status_and_dead_letters_from_the_cli(
+    agora_factory: Callable[..., AgoraProcess],
+) -> None:
+    agora = agora_factory([product("lamp", 5)])
+    status = agora_cli(agora, "outbox", "status").stdout
+    assert "orders" in status
+    assert "unpublished" in status
+
+    async def publish_poison() -> None:
+        # Another process appends to the running server's log, as a broken producer would.
+        log = EmbeddedLog(agora.data_dir / "bus.db")
+        await log.open()
+        try:
+            await log.publish([Record("orders", "poison-1", b"{not json")])
+        finally:
+            await log.close()
+
+    asyncio.run(publish_poison())
+
+    def dead_letters() -> list[dict[str, Any]]:
+        lines = agora_cli(agora, "dlt", "list", "--json", "--topic", "orders").stdout
+        return [orjson.loads(line) for line in lines.splitlines() if line.strip()]
+
+    # Every group reading `orders` dead-letters the poison message once; none stops.
+    letters = eventually(lambda: len(dead_letters()) >= 4 and dead_letters(), what="dead letters")
+    assert {letter["key"] for letter in letters} == {"poison-1"}
+    assert {letter["group"] for letter in letters} >= {"inventory", "payments", "analytics"}
+    assert all("DecodeError" in letter["error"] for letter in letters)
+    assert not any(letter["replayed"] for letter in letters)
+    order_id = agora.place([("lamp", 1)]).json()["id"]
+    assert agora.wait_status(order_id)["status"] == "CONFIRMED"
+
+    replay = agora_cli(agora, "dlt", "replay", "--topic", "orders").stdout
+    assert f"replayed {len(letters)} dead letters" in replay
+    # Each replay goes back to the group that failed it, which (the message being poison still)
+    # dead-letters it once more: the count doubles, it does not fan out.
+    after = eventually(
+        lambda: len(d := dead_letters()) == 2 * len(letters) and d, what="replays dead-lettered"
+    )
+    assert [letter["replayed"] for letter in after].count(True) == len(letters)
+    again = agora_cli(agora, "dlt", "replay", "--topic", "orders").stdout
+    assert f"replayed {len(letters)} dead letters" in again
+    assert eventually(lambda: len(dead_letters()) == 3 * len(letters), what="one more round")
