@@ -15,7 +15,7 @@ from agora.messaging.runner import (
     RetryPolicy,
     dead_letter_topic,
 )
-from agora.messaging.service import ConsumerOptions, Infrastructure, ServicePlatform
+from agora.messaging.service import ConsumerOptions, Infrastructure, Service, ServicePlatform
 from agora.messaging.sql import Database, DecimalText, UtcDateTime, sqlite_url
 from agora.messaging.unit_of_work import UnitOfWork
 
@@ -41,6 +41,7 @@ __all__ = [
     "PermanentError",
     "Record",
     "RetryPolicy",
+    "Service",
     "ServicePlatform",
     "TopicPartition",
     "UnitOfWork",

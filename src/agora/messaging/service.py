@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import MetaData
@@ -20,7 +20,7 @@ from agora.messaging.runner import ConsumerRunner, EventHandlers, Handler, Retry
 from agora.messaging.sql import Database
 from agora.messaging.unit_of_work import UnitOfWork
 
-__all__ = ["ConsumerOptions", "Infrastructure", "ServicePlatform"]
+__all__ = ["ConsumerOptions", "Infrastructure", "Service", "ServicePlatform"]
 
 U = TypeVar("U", bound=UnitOfWork)
 
@@ -120,3 +120,25 @@ class Infrastructure:
             self.metrics,
             consumer_options=self.consumer_options,
         )
+
+
+class Service:
+    """Base of a service's composition root: the platform built for it from `infrastructure`
+    and its tables, and what a runtime calls. Subclasses subscribe handlers, add loops and set
+    `router` (the service's HTTP API) in their constructor."""
+
+    name: ClassVar[str]
+    router: Any
+
+    def __init__(self, infrastructure: Infrastructure, metadata: MetaData) -> None:
+        self.platform = infrastructure.platform(self.name, metadata)
+
+    def unit_of_work(self) -> UnitOfWork:
+        return self.platform.unit_of_work()
+
+    async def start(self) -> None:
+        """Create the tables; called once before any loop or consumer runs."""
+        await self.platform.db.create_tables()
+
+    async def refresh_metrics(self) -> None:
+        """Bring gauges up to date before a scrape."""

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO
 
 import orjson
 from fastapi import FastAPI
@@ -26,7 +26,7 @@ from agora.messaging import (
     ConsumerRunner,
     Infrastructure,
     MessagingMetrics,
-    ServicePlatform,
+    Service,
     sqlite_url,
 )
 from agora.messaging.backends.embedded import EmbeddedLog
@@ -44,16 +44,6 @@ from agora.services.payments import bootstrap as payments
 logger = logging.getLogger(__name__)
 
 SERVICE_NAMES = ("catalog", "inventory", "orders", "payments", "notifications", "analytics")
-
-
-class Service(Protocol):
-    name: str
-    platform: ServicePlatform
-    router: Any
-
-    async def start(self) -> None: ...
-
-    async def refresh_metrics(self) -> None: ...
 
 
 class DataDirInUse(Exception):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from agora.messaging import Infrastructure, UnitOfWork, utcnow
+from agora.messaging import Infrastructure, Service, utcnow
 from agora.services.inventory import store
 from agora.services.inventory.api import build_router
 from agora.services.inventory.handlers import (
@@ -14,20 +14,14 @@ from agora.services.inventory.handlers import (
 )
 
 
-class InventoryService:
+class InventoryService(Service):
     name = "inventory"
 
     def __init__(self, infrastructure: Infrastructure, *, hold_time: dt.timedelta) -> None:
-        self.platform = infrastructure.platform(self.name, store.metadata)
+        super().__init__(infrastructure, store.metadata)
         self.platform.subscribe(InventoryHandlers(hold_time).table, self.unit_of_work)
         self.sweeper = self.platform.add_loop("hold-sweeper", self.sweep_expired_holds)
         self.router = build_router(self)
-
-    def unit_of_work(self) -> UnitOfWork:
-        return self.platform.unit_of_work()
-
-    async def start(self) -> None:
-        await self.platform.db.create_tables()
 
     async def sweep_expired_holds(self) -> float | None:
         """Announce expired holds; returns seconds until the next hold expires."""
@@ -40,9 +34,6 @@ class InventoryService:
         async with self.unit_of_work() as uow:
             await announce_expired_holds(uow)
         return 0
-
-    async def refresh_metrics(self) -> None:
-        return None
 
 
 def bootstrap(infrastructure: Infrastructure, *, hold_time: dt.timedelta) -> InventoryService:

@@ -6,7 +6,7 @@ import datetime as dt
 
 from prometheus_client import Gauge
 
-from agora.messaging import Infrastructure
+from agora.messaging import Infrastructure, Service
 from agora.services.orders import store
 from agora.services.orders.api import build_router
 from agora.services.orders.domain import OrderStatus
@@ -14,7 +14,7 @@ from agora.services.orders.handlers import HANDLERS
 from agora.services.orders.store import OrdersUnitOfWork
 
 
-class OrdersService:
+class OrdersService(Service):
     name = "orders"
 
     def __init__(
@@ -24,7 +24,7 @@ class OrdersService:
         in_flight_timeout: dt.timedelta = dt.timedelta(seconds=30),
     ) -> None:
         self.in_flight_timeout = in_flight_timeout
-        self.platform = infrastructure.platform(self.name, store.metadata)
+        super().__init__(infrastructure, store.metadata)
         self.platform.subscribe(HANDLERS, self.unit_of_work)
         self.router = build_router(self)
         self._orders = Gauge(
@@ -36,9 +36,6 @@ class OrdersService:
 
     def unit_of_work(self) -> OrdersUnitOfWork:
         return self.platform.unit_of_work(OrdersUnitOfWork)
-
-    async def start(self) -> None:
-        await self.platform.db.create_tables()
 
     async def refresh_metrics(self) -> None:
         async with self.platform.db.read() as conn:
