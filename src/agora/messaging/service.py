@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
 from prometheus_client import CollectorRegistry
@@ -14,6 +15,7 @@ from agora.messaging.envelope import Event, EventRegistry
 from agora.messaging.inbox import add_inbox_table
 from agora.messaging.loop import BackgroundLoop
 from agora.messaging.metrics import MessagingMetrics
+from agora.messaging.migrations import migrate
 from agora.messaging.outbox import OutboxRelay, add_outbox_table, outbox_backlog
 from agora.messaging.ports import MessageLog
 from agora.messaging.runner import ConsumerRunner, EventHandlers, Handler, RetryPolicy
@@ -128,6 +130,7 @@ class Service:
     `router` (the service's HTTP API) in their constructor."""
 
     name: ClassVar[str]
+    migrations: ClassVar[Path]  # the service's Alembic revisions
     router: Any
 
     def __init__(self, infrastructure: Infrastructure, metadata: MetaData) -> None:
@@ -137,8 +140,8 @@ class Service:
         return self.platform.unit_of_work()
 
     async def start(self) -> None:
-        """Create the tables; called once before any loop or consumer runs."""
-        await self.platform.db.create_tables()
+        """Migrate the database to the newest schema; called before any loop or consumer."""
+        await migrate(self.platform.db, self.migrations)
 
     async def refresh_metrics(self) -> None:
         """Bring gauges up to date before a scrape."""

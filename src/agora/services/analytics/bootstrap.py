@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agora.messaging import Infrastructure, Service
 from agora.services.analytics import store
 from agora.services.analytics.api import build_router
@@ -10,6 +12,7 @@ from agora.services.analytics.handlers import handlers_for
 
 class AnalyticsService(Service):
     name = "analytics"
+    migrations = Path(__file__).parent / "migrations"
 
     def __init__(self, infrastructure: Infrastructure) -> None:
         super().__init__(infrastructure, store.metadata)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from agora.messaging import Infrastructure, Service
 from agora.services.catalog import store
@@ -12,6 +13,7 @@ from agora.services.catalog.handlers import DEMO_CATALOG, HANDLERS, SeedProduct,
 
 class CatalogService(Service):
     name = "catalog"
+    migrations = Path(__file__).parent / "migrations"
 
     def __init__(
         self, infrastructure: Infrastructure, *, seed: Sequence[SeedProduct] = DEMO_CATALOG

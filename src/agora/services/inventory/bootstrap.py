@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from agora.messaging import Infrastructure, Service, utcnow
 from agora.services.inventory import store
@@ -16,6 +17,7 @@ from agora.services.inventory.handlers import (
 
 class InventoryService(Service):
     name = "inventory"
+    migrations = Path(__file__).parent / "migrations"
 
     def __init__(self, infrastructure: Infrastructure, *, hold_time: dt.timedelta) -> None:
         super().__init__(infrastructure, store.metadata)

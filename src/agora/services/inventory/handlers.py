@@ -136,7 +136,7 @@ async def announce_expired_holds(uow: UnitOfWork, limit: int = 500) -> list[str]
         select(holds.c.order_id)
         .where(
             holds.c.state == HELD,
-            holds.c.expiry_announced.is_(False),
+            ~holds.c.expiry_announced,
             holds.c.expires_at <= now,
         )
         .distinct()
@@ -156,7 +156,7 @@ async def next_expiry(conn: AsyncConnection) -> dt.datetime | None:
     """When the first hold not yet announced runs out."""
     value: dt.datetime | None = await conn.scalar(
         select(holds.c.expires_at)
-        .where(holds.c.state == HELD, holds.c.expiry_announced.is_(False))
+        .where(holds.c.state == HELD, ~holds.c.expiry_announced)
         .order_by(holds.c.expires_at)
         .limit(1)
     )

@@ -47,6 +47,6 @@ holds = Table(
 Index(
     "ix_holds_due",
     holds.c.expires_at,
-    sqlite_where=(holds.c.state == HELD) & holds.c.expiry_announced.is_(False),
-    postgresql_where=(holds.c.state == HELD) & holds.c.expiry_announced.is_(False),
+    sqlite_where=(holds.c.state == HELD) & ~holds.c.expiry_announced,
+    postgresql_where=(holds.c.state == HELD) & ~holds.c.expiry_announced,
 )

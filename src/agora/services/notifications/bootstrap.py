@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agora.messaging import Infrastructure, Service
 from agora.services.notifications import store
 from agora.services.notifications.api import build_router
@@ -11,6 +13,7 @@ from agora.services.notifications.mail import MailSender, SmtpSender, SmtpSettin
 
 class NotificationsService(Service):
     name = "notifications"
+    migrations = Path(__file__).parent / "migrations"
 
     def __init__(
         self,

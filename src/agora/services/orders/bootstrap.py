@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 from prometheus_client import Gauge
 
@@ -16,6 +17,7 @@ from agora.services.orders.store import OrdersUnitOfWork
 
 class OrdersService(Service):
     name = "orders"
+    migrations = Path(__file__).parent / "migrations"
 
     def __init__(
         self,

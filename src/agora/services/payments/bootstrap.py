@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from agora.messaging import Infrastructure, Service
 from agora.services.payments import store
 from agora.services.payments.api import build_router
@@ -11,6 +13,7 @@ from agora.services.payments.provider import CardProvider, MockCardProvider
 
 class PaymentsService(Service):
     name = "payments"
+    migrations = Path(__file__).parent / "migrations"
 
     def __init__(
         self,

@@ -1,0 +1,14 @@
+"""Alembic's environment for every service: the connection and the target schema come from
+`agora.messaging.migrations`, which runs Alembic inside the service's own transaction."""
+
+from alembic import context
+
+config = context.config
+context.configure(
+    connection=config.attributes["connection"],
+    target_metadata=config.attributes["target_metadata"],
+    render_as_batch=True,  # SQLite alters tables by copying them
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

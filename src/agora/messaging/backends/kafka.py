@@ -1,0 +1,248 @@
+"""The bus port on Apache Kafka (aiokafka).
+
+Producer: `acks=all` and idempotence, so a retried send neither reorders nor duplicates a key's
+records; `publish` returns once every record is acknowledged by the in-sync replicas. Consumers:
+manual commits only (the runner commits after the effects are durable), `earliest` reset, and
+Kafka's own group protocol for splitting partitions. Topics are created through the admin API
+(brokers should run with `auto.create.topics.enable=false`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import TopicPartition as KafkaPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
+
+from agora.messaging.ports import ConsumedRecord, Consumer, Record, TopicPartition
+
+__all__ = ["KafkaLog"]
+
+logger = logging.getLogger(__name__)
+
+
+class KafkaLog:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str = "agora",
+        default_partitions: int = 8,
+        replication_factor: int = 1,
+        linger_ms: int = 1,
+    ) -> None:
+        self._bootstrap = bootstrap_servers
+        self._client_id = client_id
+        self._default_partitions = default_partitions
+        self._replication_factor = replication_factor
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=bootstrap_servers,
+            client_id=f"{client_id}-producer",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=linger_ms,
+            max_batch_size=256 * 1024,
+        )
+        self._admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap_servers, client_id=f"{client_id}-admin"
+        )
+        self._known_topics: set[str] = set()
+        self._topics_lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        await self._admin.start()
+        await self._producer.start()
+        self._known_topics.update(await self._admin.list_topics())
+
+    async def close(self) -> None:
+        await self._producer.stop()
+        await self._admin.close()
+
+    async def create_topics(self, topics: Sequence[str], partitions: int) -> None:
+        async with self._topics_lock:
+            missing = [topic for topic in topics if topic not in self._known_topics]
+            if not missing:
+                return
+            self._known_topics.update(await self._admin.list_topics())
+            missing = [topic for topic in missing if topic not in self._known_topics]
+            if missing:
+                response = await self._admin.create_topics(
+                    [NewTopic(t, partitions, self._replication_factor) for t in missing]
+                )
+                for topic, code, *_ in response.topic_errors:
+                    if code not in (0, TopicAlreadyExistsError.errno):
+                        raise RuntimeError(f"cannot create topic {topic}: error code {code}")
+                self._known_topics.update(missing)
+        await self._wait_for_metadata(missing)
+
+    async def _wait_for_metadata(self, topics: Sequence[str]) -> None:
+        """Until the producer's metadata knows every partition of `topics` (a new topic's leaders
+        take a moment to be elected)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        for topic in topics:
+            while not self._producer.client.cluster.partitions_for_topic(topic):
+                if loop.time() > deadline:
+                    raise TimeoutError(f"topic {topic} has no leaders after 30s")
+                self._producer.client.add_topic(topic)
+                await self._producer.client.force_metadata_update()
+
+    async def publish(self, records: Sequence[Record]) -> None:
+        if not records:
+            return
+        await self.create_topics(sorted({r.topic for r in records}), self._default_partitions)
+        sends = [
+            await self._producer.send(
+                record.topic,
+                value=record.value,
+                key=record.key.encode(),
+                headers=list(record.headers),
+            )
+            for record in records
+        ]
+        await asyncio.gather(*sends)
+
+    def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
+        return _KafkaConsumer(self, group, tuple(topics))
+
+    def _new_consumer(self, group: str | None, **options: object) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            client_id=f"{self._client_id}-{group or 'reader'}",
+            group_id=group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            **options,
+        )
+
+    async def _partitions(self, reader: AIOKafkaConsumer, topic: str) -> list[KafkaPartition]:
+        await self.create_topics([topic], self._default_partitions)
+        partitions = reader.partitions_for_topic(topic)
+        if not partitions:
+            await reader.topics()  # refresh metadata
+            partitions = reader.partitions_for_topic(topic) or set()
+        return [KafkaPartition(topic, p) for p in sorted(partitions)]
+
+    async def read(self, topic: str, limit: int = 1000) -> list[ConsumedRecord]:
+        reader = self._new_consumer(None)
+        await reader.start()
+        try:
+            partitions = await self._partitions(reader, topic)
+            reader.assign(partitions)
+            ends = await reader.end_offsets(partitions)
+            await reader.seek_to_beginning(*partitions)
+            records: list[ConsumedRecord] = []
+            remaining = {tp for tp in partitions if ends[tp] > 0}
+            for tp in partitions:
+                if tp not in remaining:
+                    continue
+                if await reader.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+            while remaining and len(records) < limit:
+                batch = await reader.getmany(*remaining, timeout_ms=1000)
+                for tp, messages in batch.items():
+                    for message in messages:
+                        if message.offset < ends[tp]:
+                            records.append(_consumed(message))
+                    if messages and messages[-1].offset + 1 >= ends[tp]:
+                        remaining.discard(tp)
+            records.sort(key=lambda r: (r.partition, r.offset))
+            return records[:limit]
+        finally:
+            await reader.stop()
+
+    async def end_offsets(self, topic: str) -> dict[int, int]:
+        reader = self._new_consumer(None)
+        await reader.start()
+        try:
+            partitions = await self._partitions(reader, topic)
+            ends = await reader.end_offsets(partitions)
+            return {tp.partition: offset for tp, offset in ends.items()}
+        finally:
+            await reader.stop()
+
+    async def committed(self, group: str, topic: str) -> dict[int, int]:
+        offsets = await self._admin.list_consumer_group_offsets(group)
+        return {
+            tp.partition: meta.offset
+            for tp, meta in offsets.items()
+            if tp.topic == topic and meta.offset >= 0
+        }
+
+
+class _KafkaConsumer:
+    def __init__(self, log: KafkaLog, group: str, topics: tuple[str, ...]) -> None:
+        self._log = log
+        self._group = group
+        self._topics = topics
+        self._consumer: AIOKafkaConsumer | None = None
+
+    async def _started(self) -> AIOKafkaConsumer:
+        if self._consumer is None:
+            await self._log.create_topics(self._topics, self._log._default_partitions)
+            consumer = self._log._new_consumer(
+                self._group,
+                session_timeout_ms=10_000,
+                heartbeat_interval_ms=1_000,
+                max_poll_interval_ms=300_000,
+                metadata_max_age_ms=30_000,
+            )
+            consumer.subscribe(list(self._topics))
+            await consumer.start()
+            self._consumer = consumer
+        return self._consumer
+
+    async def fetch(self, max_records: int, timeout: float) -> list[ConsumedRecord]:
+        consumer = await self._started()
+        batch = await consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_records)
+        return [_consumed(message) for messages in batch.values() for message in messages]
+
+    async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        consumer = await self._started()
+        owned = consumer.assignment()
+        mine = {
+            KafkaPartition(tp.topic, tp.partition): offset
+            for tp, offset in offsets.items()
+            if KafkaPartition(tp.topic, tp.partition) in owned
+        }
+        if not mine:
+            return
+        try:
+            await consumer.commit(mine)
+        except (CommitFailedError, IllegalStateError) as error:
+            # The group rebalanced under us: the new owner starts from the last commit and the
+            # inbox makes the redelivery harmless.
+            logger.info("%s: commit skipped after a rebalance: %r", self._group, error)
+
+    async def lag(self) -> dict[TopicPartition, int]:
+        consumer = await self._started()
+        partitions = sorted(consumer.assignment())
+        if not partitions:
+            return {}
+        ends = await consumer.end_offsets(partitions)
+        lag: dict[TopicPartition, int] = {}
+        for tp in partitions:
+            committed = await consumer.committed(tp)
+            lag[TopicPartition(tp.topic, tp.partition)] = ends[tp] - (committed or 0)
+        return lag
+
+    async def close(self) -> None:
+        if self._consumer is not None:
+            consumer, self._consumer = self._consumer, None
+            await consumer.stop()
+
+
+def _consumed(message: object) -> ConsumedRecord:
+    key = getattr(message, "key", None)
+    return ConsumedRecord(
+        topic=message.topic,  # type: ignore[attr-defined]
+        partition=message.partition,  # type: ignore[attr-defined]
+        offset=message.offset,  # type: ignore[attr-defined]
+        key=key.decode() if isinstance(key, bytes) else "",
+        value=message.value,  # type: ignore[attr-defined]
+        headers=tuple(message.headers or ()),  # type: ignore[attr-defined]
+    )
