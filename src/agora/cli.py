@@ -59,7 +59,7 @@ def up(
     """Run every service and the HTTP API in one process on the embedded default."""
     import uvicorn
 
-    from agora.runtime.embedded import DataDirInUse, EmbeddedRuntime
+    from agora.runtime.runtime import DataDirInUse, Runtime
 
     settings = _settings(
         host=host, port=port, data_dir=data_dir, seed_file=seed, hold_seconds=hold_seconds
@@ -68,7 +68,7 @@ def up(
         level=settings.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    runtime = EmbeddedRuntime(settings)
+    runtime = Runtime(settings)
     config = uvicorn.Config(
         runtime.app(),
         host=settings.host,
@@ -94,7 +94,7 @@ async def _outbox_status(data_dir: Path) -> list[tuple[str, int]]:
     from sqlalchemy import MetaData
 
     from agora.messaging import Database, add_outbox_table, outbox_backlog, sqlite_url
-    from agora.runtime.embedded import SERVICE_NAMES
+    from agora.runtime.runtime import SERVICE_NAMES
 
     rows = []
     for name in SERVICE_NAMES:

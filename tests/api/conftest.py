@@ -26,7 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.sql import ColumnElement
 
-from agora.runtime.embedded import EmbeddedRuntime, Service
+from agora.runtime.runtime import Runtime, Service
 from agora.runtime.settings import Settings
 from agora.services.catalog.handlers import DEMO_CATALOG
 from agora.services.orders import store
@@ -59,7 +59,7 @@ def settings(data_dir: Path) -> Settings:
 
 @dataclasses.dataclass
 class Api:
-    runtime: EmbeddedRuntime
+    runtime: Runtime
     app: FastAPI
     client: httpx.AsyncClient
 
@@ -221,7 +221,7 @@ def runtime_settings(tmp_path: Path) -> Settings:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def api(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Api]:
-    runtime = EmbeddedRuntime(settings(tmp_path_factory.mktemp("agora")))
+    runtime = Runtime(settings(tmp_path_factory.mktemp("agora")))
     app = runtime.app()
     await runtime.start()
     try:

@@ -21,7 +21,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from schemathesis import GenerationMode
 from schemathesis.python import asgi
 
-from agora.runtime.embedded import EmbeddedRuntime
+from agora.runtime.runtime import Runtime
 from agora.runtime.settings import Settings
 
 PROBLEM_JSON = "application/problem+json"
@@ -48,7 +48,7 @@ def hypothesis_home(tmp_path: Path) -> Iterator[None]:
 
 @pytest.fixture
 def app(runtime_settings: Settings) -> Iterator[FastAPI]:
-    app = EmbeddedRuntime(runtime_settings).app()
+    app = Runtime(runtime_settings).app()
     yield app
     asgi.shutdown_lifespans()  # the app's lifespan: stops the runtime schemathesis started
 

@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from agora.messaging import Service
-from agora.runtime.embedded import EmbeddedRuntime
+from agora.runtime.runtime import Runtime
 from agora.runtime.settings import Settings
 
 SERVICES = ["catalog", "inventory", "orders", "payments", "notifications", "analytics"]
@@ -17,7 +17,7 @@ SERVICES = ["catalog", "inventory", "orders", "payments", "notifications", "anal
 
 @pytest.fixture
 def services(tmp_path: Path) -> dict[str, Service]:
-    runtime = EmbeddedRuntime(Settings(data_dir=tmp_path))
+    runtime = Runtime(Settings(data_dir=tmp_path))
     return {service.name: service for service in runtime.services}
 
 
@@ -27,8 +27,8 @@ async def test_migrations_match_the_declared_schema(
 ) -> None:
     service = services[name]
     db = service.platform.db
-    await service.start()
-    await service.start()  # a second run finds nothing to do
+    await service.migrate()
+    await service.migrate()  # a second run finds nothing to do
     async with db.read() as conn:
         differences = await conn.run_sync(
             lambda sync: compare_metadata(MigrationContext.configure(sync), db.metadata)

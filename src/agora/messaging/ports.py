@@ -75,6 +75,10 @@ class Consumer(Protocol):
 
 
 class MessageLog(Protocol):
+    async def open(self) -> None:
+        """Connect (or open the file); before any other call."""
+        ...
+
     async def create_topics(self, topics: Sequence[str], partitions: int) -> None:
         """Create topics that do not exist yet (existing ones are left as they are)."""
         ...

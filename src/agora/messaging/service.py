@@ -139,9 +139,12 @@ class Service:
     def unit_of_work(self) -> UnitOfWork:
         return self.platform.unit_of_work()
 
-    async def start(self) -> None:
-        """Migrate the database to the newest schema; called before any loop or consumer."""
+    async def migrate(self) -> None:
+        """Bring the service's database to the newest schema (idempotent)."""
         await migrate(self.platform.db, self.migrations)
+
+    async def start(self) -> None:
+        """Called once the schema is current, before any loop or consumer runs."""
 
     async def refresh_metrics(self) -> None:
         """Bring gauges up to date before a scrape."""

@@ -30,10 +30,40 @@ class Settings(BaseSettings):
     retry_attempts: int = Field(5, ge=1, description="Handler attempts before a dead letter")
     retry_first_delay: float = Field(0.05, gt=0, description="Seconds before the first retry")
     retry_max_delay: float = Field(5.0, gt=0)
+    database_url_template: str | None = Field(
+        None,
+        description="PostgreSQL URL with a {service} placeholder, one database per service "
+        "(e.g. postgresql+asyncpg://agora@127.0.0.1:5432/{service}); unset: SQLite files",
+    )
+    kafka_bootstrap: str | None = Field(
+        None, description="Kafka bootstrap servers (host:port,...); unset: the embedded log"
+    )
+    kafka_replication_factor: int = Field(1, ge=1, description="Replication of created topics")
+    redis_url: str | None = Field(None, description="Redis URL; unset: in-process twins")
+    migrate_on_start: bool | None = Field(
+        None,
+        description="Apply migrations when a service starts (default: on the embedded "
+        "default only; on servers run `agora migrate`)",
+    )
     smtp_host: str | None = Field(None, description="Mail server; unset: the local mailbox")
     smtp_port: int = Field(25, ge=1, le=65535)
     smtp_sender: str = "Agora <orders@agora.localhost>"
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING or ERROR")
+
+    @property
+    def uses_servers(self) -> bool:
+        return bool(self.kafka_bootstrap or self.database_url_template)
+
+    def database_url(self, service: str) -> str:
+        if self.database_url_template:
+            return self.database_url_template.format(service=service)
+        return f"sqlite+aiosqlite:///{self.data_dir / f'{service}.db'}"
+
+    @property
+    def should_migrate_on_start(self) -> bool:
+        if self.migrate_on_start is not None:
+            return self.migrate_on_start
+        return not self.database_url_template
 
     @property
     def hold_time(self) -> dt.timedelta:

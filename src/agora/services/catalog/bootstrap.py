@@ -24,7 +24,6 @@ class CatalogService(Service):
         self._seed = seed
 
     async def start(self) -> None:
-        await super().start()
         async with self.unit_of_work() as uow:
             await seed_catalog(uow, self._seed)
 

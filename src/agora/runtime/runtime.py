@@ -1,7 +1,7 @@
-"""`agora up`: every service and the HTTP API in one process, on SQLite files and the embedded log.
+"""A runtime: some or all of Agora's services in one process, over the backends the settings
+name (the embedded log and SQLite files by default; Kafka and PostgreSQL when configured).
 
-Zero setup: a data folder holds one database per service and the log (`bus.db`); a lock file
-keeps a second process off the same folder.
+`agora up` on the embedded default runs every service here; `agora serve SERVICE` runs one.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import IO
 
@@ -25,11 +25,13 @@ from agora.messaging import (
     BackgroundLoop,
     ConsumerRunner,
     Infrastructure,
+    MessageLog,
     MessagingMetrics,
     Service,
-    sqlite_url,
+    dead_letter_topic,
 )
 from agora.messaging.backends.embedded import EmbeddedLog
+from agora.messaging.backends.kafka import KafkaLog
 from agora.runtime.http import create_app
 from agora.runtime.settings import Settings
 from agora.services.analytics import bootstrap as analytics
@@ -56,33 +58,57 @@ def load_seed(path: Path | None) -> Sequence[SeedProduct]:
     return TypeAdapter(list[SeedProduct]).validate_python(orjson.loads(path.read_bytes()))
 
 
-class EmbeddedRuntime:
-    def __init__(self, settings: Settings) -> None:
+def build_log(settings: Settings) -> MessageLog:
+    if settings.kafka_bootstrap:
+        return KafkaLog(
+            settings.kafka_bootstrap,
+            default_partitions=settings.partitions,
+            replication_factor=settings.kafka_replication_factor,
+            client_id=f"agora-{os.getpid()}",
+        )
+    return EmbeddedLog(settings.data_dir / "bus.db", default_partitions=settings.partitions)
+
+
+def build_services(
+    infrastructure: Infrastructure, settings: Settings, names: Sequence[str]
+) -> list[Service]:
+    """The composition of the named services: the one place that knows every bootstrap."""
+    smtp = (
+        SmtpSettings(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
+        if settings.smtp_host
+        else None
+    )
+    factories: dict[str, Callable[[], Service]] = {
+        "catalog": lambda: catalog.bootstrap(infrastructure, seed=load_seed(settings.seed_file)),
+        "inventory": lambda: inventory.bootstrap(infrastructure, hold_time=settings.hold_time),
+        "orders": lambda: orders.bootstrap(
+            infrastructure, in_flight_timeout=settings.idempotency_in_flight
+        ),
+        "payments": lambda: payments.bootstrap(infrastructure),
+        "notifications": lambda: notifications.bootstrap(infrastructure, smtp=smtp),
+        "analytics": lambda: analytics.bootstrap(infrastructure),
+    }
+    unknown = [name for name in names if name not in factories]
+    if unknown:
+        raise ValueError(f"unknown services {unknown}; services: {', '.join(SERVICE_NAMES)}")
+    return [factories[name]() for name in names]
+
+
+class Runtime:
+    def __init__(self, settings: Settings, names: Sequence[str] = SERVICE_NAMES) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir
         self.metrics_registry = CollectorRegistry()
-        self.log = EmbeddedLog(self.data_dir / "bus.db", default_partitions=settings.partitions)
+        self.log = build_log(settings)
         infrastructure = Infrastructure(
             log=self.log,
             registry=contracts.registry(),
             metrics=MessagingMetrics(self.metrics_registry),
             metrics_registry=self.metrics_registry,
-            database_url=lambda name: sqlite_url(self.data_dir / f"{name}.db"),
+            database_url=settings.database_url,
             consumer_options=settings.consumer_options,
         )
-        smtp = (
-            SmtpSettings(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
-            if settings.smtp_host
-            else None
-        )
-        self.services: list[Service] = [
-            catalog.bootstrap(infrastructure, seed=load_seed(settings.seed_file)),
-            inventory.bootstrap(infrastructure, hold_time=settings.hold_time),
-            orders.bootstrap(infrastructure, in_flight_timeout=settings.idempotency_in_flight),
-            payments.bootstrap(infrastructure),
-            notifications.bootstrap(infrastructure, smtp=smtp),
-            analytics.bootstrap(infrastructure),
-        ]
+        self.services = build_services(infrastructure, settings, names)
         self._lock: IO[bytes] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loops: list[BackgroundLoop] = []
@@ -104,10 +130,14 @@ class EmbeddedRuntime:
         self._lock = lock
 
     async def start(self) -> None:
-        self._take_data_dir()
+        if isinstance(self.log, EmbeddedLog) or not self.settings.database_url_template:
+            self._take_data_dir()  # SQLite files: one process at a time
         await self.log.open()
-        await self.log.create_topics(contracts.TOPICS, self.settings.partitions)
+        topics = [*contracts.TOPICS, *(dead_letter_topic(t) for t in contracts.TOPICS)]
+        await self.log.create_topics(topics, self.settings.partitions)
         for service in self.services:
+            if self.settings.should_migrate_on_start:
+                await service.migrate()
             await service.start()
         for service in self.services:
             self._loops.extend(service.platform.loops)
@@ -117,11 +147,10 @@ class EmbeddedRuntime:
         for runner in self._runners:
             self._tasks.append(asyncio.create_task(runner.run(), name=f"consumer {runner.group}"))
         logger.info(
-            "started %d services, %d consumer groups, %d background loops in %s",
-            len(self.services),
+            "started %s: %d consumer groups, %d background loops",
+            ", ".join(service.name for service in self.services),
             len(self._runners),
             len(self._loops),
-            self.data_dir,
         )
 
     async def stop(self, timeout: float = 10.0) -> None:
