@@ -4,7 +4,9 @@ and a relay copies them to the log in batches, in commit order, then marks them 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging.envelope import Envelope, utcnow
@@ -27,7 +30,13 @@ from agora.messaging.metrics import MessagingMetrics
 from agora.messaging.ports import MessageLog, Record
 from agora.messaging.sql import Database, UtcDateTime
 
-__all__ = ["OutboxRelay", "add_outbox_table", "outbox_backlog", "write_outbox"]
+__all__ = [
+    "OutboxRelay",
+    "add_outbox_table",
+    "outbox_backlog",
+    "outbox_channel",
+    "write_outbox",
+]
 
 
 def add_outbox_table(metadata: MetaData) -> Table:
@@ -51,10 +60,16 @@ def add_outbox_table(metadata: MetaData) -> Table:
     return table
 
 
+def outbox_channel(service: str) -> str:
+    """The PostgreSQL NOTIFY channel that wakes `service`'s relays in every process."""
+    return f"agora_outbox_{service}"
+
+
 async def write_outbox(
-    conn: AsyncConnection, table: Table, events: Sequence[tuple[str, Envelope]]
+    conn: AsyncConnection, table: Table, events: Sequence[tuple[str, Envelope]], *, source: str
 ) -> None:
-    """Write `events` (topic, envelope) in the caller's transaction."""
+    """Write `events` (topic, envelope) in the caller's transaction. On PostgreSQL the same
+    transaction notifies the service's relays, which hear it when it commits."""
     now = utcnow()
     await conn.execute(
         table.insert(),
@@ -69,6 +84,8 @@ async def write_outbox(
             for topic, envelope in events
         ],
     )
+    if conn.dialect.name == "postgresql":
+        await conn.execute(select(func.pg_notify(outbox_channel(source), "")))
 
 
 async def outbox_backlog(conn: AsyncConnection, table: Table) -> int:
@@ -105,32 +122,61 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._keep_sent = keep_sent
         self._last_prune = utcnow()
+        self._lease = zlib.crc32(f"agora-outbox-relay:{service}".encode())
+
+    async def start(self, wake: Callable[[], None]) -> None:
+        """Be woken by commits of other processes too (PostgreSQL)."""
+        await self._db.listen(outbox_channel(self.service), wake)
 
     async def step(self) -> float | None:
         """Publish one batch; 0 when more is waiting, None when the outbox is empty."""
-        table = self._table
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(table.c.id, table.c.topic, table.c.key, table.c.value)
-                    .where(table.c.published_at.is_(None))
-                    .order_by(table.c.id)
-                    .limit(self._batch_size)
-                )
-            ).all()
+        if self._db.is_sqlite:
+            # One process owns a SQLite database: no other relay to keep out, and the write
+            # lock is not held while publishing.
+            async with self._db.read() as conn:
+                rows = await self._pending(conn)
+            if rows:
+                await self._publish(rows)
+                async with self._db.write() as conn:
+                    await self._mark_sent(conn, rows)
+        else:
+            async with self._db.write() as conn:
+                # One relay per service at a time, whatever the replicas: the others skip this
+                # round. It keeps each key's events in commit order across processes.
+                if not await conn.scalar(select(func.pg_try_advisory_xact_lock(self._lease))):
+                    return None
+                rows = await self._pending(conn)
+                if rows:
+                    await self._publish(rows)
+                    await self._mark_sent(conn, rows)
         if not rows:
             self._metrics.outbox_backlog.labels(self.service).set(0)
             await self._prune()
             return None
-        await self._log.publish([Record(topic, key, value) for _, topic, key, value in rows])
-        async with self._db.write() as conn:
-            await conn.execute(
-                update(table)
-                .where(table.c.id.in_([row.id for row in rows]))
-                .values(published_at=utcnow())
-            )
-        self._metrics.outbox_published.labels(self.service).inc(len(rows))
         return 0 if len(rows) == self._batch_size else None
+
+    async def _pending(self, conn: AsyncConnection) -> Sequence[Row[Any, Any, Any, Any]]:
+        table = self._table
+        result = await conn.execute(
+            select(table.c.id, table.c.topic, table.c.key, table.c.value)
+            .where(table.c.published_at.is_(None))
+            .order_by(table.c.id)
+            .limit(self._batch_size)
+        )
+        return result.all()
+
+    async def _publish(self, rows: Sequence[Row[Any, Any, Any, Any]]) -> None:
+        await self._log.publish([Record(row.topic, row.key, row.value) for row in rows])
+        self._metrics.outbox_published.labels(self.service).inc(len(rows))
+
+    async def _mark_sent(
+        self, conn: AsyncConnection, rows: Sequence[Row[Any, Any, Any, Any]]
+    ) -> None:
+        await conn.execute(
+            update(self._table)
+            .where(self._table.c.id.in_([row.id for row in rows]))
+            .values(published_at=utcnow())
+        )
 
     async def _prune(self) -> None:
         now = utcnow()

@@ -96,6 +96,10 @@ class ServicePlatform:
         self.loops.append(loop)
         return loop
 
+    async def start(self) -> None:
+        """Connect what needs a connection before the loops run (the relay's wake-ups)."""
+        await self.relay.start(self.relay_loop.wake)
+
     async def outbox_backlog(self) -> int:
         async with self.db.read() as conn:
             return await outbox_backlog(conn, self.outbox)

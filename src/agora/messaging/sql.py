@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -52,6 +52,7 @@ class Database:
             options["async_creator"] = lambda: sqlite_inline.connect(path)
         self.engine: AsyncEngine = create_async_engine(url, **options)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._listener: AsyncConnection | None = None
         if self.is_sqlite:
             configure_sqlite(self.engine.sync_engine)
 
@@ -78,7 +79,24 @@ class Database:
             async with conn.begin():
                 yield conn
 
+    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
+        """Call `callback` whenever another connection (any process) runs NOTIFY `channel`.
+
+        PostgreSQL only (a no-op on SQLite, where all writers share a process). The listening
+        connection stays open until `dispose`."""
+        if self.is_sqlite:
+            return
+        if self._listener is None:
+            self._listener = await self.engine.connect()
+        raw = await self._listener.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.add_listener(channel, lambda *_: callback())
+
     async def dispose(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         await self.engine.dispose()
 
 

@@ -80,7 +80,7 @@ class UnitOfWork:
     ) -> None:
         try:
             if exc is None and self._events:
-                await write_outbox(self.conn, self._outbox, self._events)
+                await write_outbox(self.conn, self._outbox, self._events, source=self.source)
         except BaseException as error:
             await self._transaction.__aexit__(type(error), error, error.__traceback__)
             raise

@@ -138,6 +138,7 @@ class Runtime:
         for service in self.services:
             if self.settings.should_migrate_on_start:
                 await service.migrate()
+            await service.platform.start()
             await service.start()
         for service in self.services:
             self._loops.extend(service.platform.loops)

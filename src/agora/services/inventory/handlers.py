@@ -139,10 +139,10 @@ async def announce_expired_holds(uow: UnitOfWork, limit: int = 500) -> list[str]
             ~holds.c.expiry_announced,
             holds.c.expires_at <= now,
         )
-        .distinct()
         .limit(limit)
+        .with_for_update(skip_locked=True)  # replicas' sweepers share the work
     )
-    order_ids = list(result.scalars())
+    order_ids = list(dict.fromkeys(result.scalars()))
     if order_ids:
         await uow.conn.execute(
             update(holds).where(holds.c.order_id.in_(order_ids)).values(expiry_announced=True)

@@ -85,34 +85,41 @@ class NotificationHandlers:
 
 class MailDispatcher:
     """Sends queued messages over SMTP, oldest first; a failed send stays queued and is tried
-    again on the next pass (the loop's error delay)."""
+    again on the next pass (the loop's error delay). A message is sent at least once: a crash
+    between the send and the commit sends it again."""
 
-    def __init__(self, db: Database, sender: MailSender, *, batch_size: int = 50) -> None:
+    def __init__(self, db: Database, sender: MailSender, *, batch_size: int = 10) -> None:
         self._db = db
         self._sender = sender
         self._batch_size = batch_size
 
     async def step(self) -> float | None:
-        async with self._db.read() as conn:
+        async with self._db.write() as conn:
+            # Rows stay locked while they are sent: a replica's dispatcher skips them.
             queued = (
                 await conn.execute(
                     select(messages.c.id, messages.c.recipient, messages.c.subject, messages.c.body)
                     .where(messages.c.status == QUEUED)
                     .order_by(messages.c.created_at)
                     .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
                 )
             ).all()
-        sent: list[str] = []
-        try:
+            sent: list[str] = []
+            failure: Exception | None = None
             for row in queued:
-                await self._sender.send(Mail(row.recipient, row.subject, row.body))
+                try:
+                    await self._sender.send(Mail(row.recipient, row.subject, row.body))
+                except Exception as error:
+                    failure = error
+                    break
                 sent.append(row.id)
-        finally:
             if sent:
-                async with self._db.write() as conn:
-                    await conn.execute(
-                        update(messages)
-                        .where(messages.c.id.in_(sent))
-                        .values(status=SENT, sent_at=utcnow())
-                    )
+                await conn.execute(
+                    update(messages)
+                    .where(messages.c.id.in_(sent))
+                    .values(status=SENT, sent_at=utcnow())
+                )
+        if failure is not None:
+            raise failure  # after the commit: what was sent stays marked sent
         return 0 if len(queued) == self._batch_size else None

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import orjson
+from sqlalchemy.exc import IntegrityError
 
 from agora.contracts import catalog, inventory, payments
 from agora.messaging import Event, Handler, utcnow
@@ -83,7 +84,11 @@ async def place_order(
                 return Placed(order_id, created=False)
             if now - claimed_at < in_flight_timeout:
                 raise IdempotencyKeyInFlight
-        await store.claim_key(uow.conn, idempotency_key, fingerprint, now)
+        try:
+            await store.claim_key(uow.conn, idempotency_key, fingerprint, now)
+        except IntegrityError:
+            # Another replica claimed the same key between our look and our insert.
+            raise IdempotencyKeyInFlight from None
     try:
         async with unit_of_work() as uow:
             order = await _new_order(uow, command)

@@ -38,6 +38,8 @@ class ProviderRetry:
     attempts: int = 6
     first_delay: dt.timedelta = dt.timedelta(milliseconds=100)
     max_delay: dt.timedelta = dt.timedelta(seconds=30)
+    # How long a claimed payment is left to the replica that claimed it.
+    lease: dt.timedelta = dt.timedelta(seconds=30)
 
     def delay(self, attempt: int) -> dt.timedelta:
         delay: dt.timedelta = self.first_delay * 2 ** (attempt - 1)
@@ -122,17 +124,26 @@ class PaymentProcessor:
 
     async def step(self) -> float | None:
         now = utcnow()
-        async with self._db.read() as conn:
+        async with self._unit_of_work() as uow:
+            # Claim due payments for a lease: another replica skips them, and a replica that dies
+            # mid-charge leaves them due again when the lease runs out.
             due = (
-                await conn.execute(
+                await uow.conn.execute(
                     select(payments)
                     .where(payments.c.state.in_(WORK_STATES), payments.c.next_attempt_at <= now)
                     .order_by(payments.c.next_attempt_at)
                     .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
                 )
             ).all()
-            if not due:
-                upcoming = await conn.scalar(
+            if due:
+                await uow.conn.execute(
+                    update(payments)
+                    .where(payments.c.id.in_([row.id for row in due]))
+                    .values(next_attempt_at=now + self._retry.lease)
+                )
+            else:
+                upcoming = await uow.conn.scalar(
                     select(payments.c.next_attempt_at)
                     .where(payments.c.state.in_(WORK_STATES))
                     .order_by(payments.c.next_attempt_at)
