@@ -43,6 +43,28 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def _logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def _serve(app: object, settings: Settings) -> None:
+    import uvicorn
+
+    config = uvicorn.Config(
+        app,  # type: ignore[arg-type]
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+
+
 @app.command()
 def up(
     host: Annotated[str | None, typer.Option(help="Listen address [default 127.0.0.1]")] = None,
@@ -55,39 +77,81 @@ def up(
     hold_seconds: Annotated[
         float | None, typer.Option(help="How long stock is held for an unpaid order [600]")
     ] = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(help="On servers: processes of orders, inventory and payments each [1]"),
+    ] = None,
 ) -> None:
-    """Run every service and the HTTP API in one process on the embedded default."""
-    import uvicorn
-
+    """Run the platform. With no server configured: every service and the HTTP API in one
+    process on the embedded default. With AGORA_KAFKA_BOOTSTRAP and
+    AGORA_DATABASE_URL_TEMPLATE set: every service in processes of its own behind a gateway."""
     from agora.runtime.runtime import DataDirInUse, Runtime
+    from agora.runtime.supervisor import run_supervisor
 
     settings = _settings(
-        host=host, port=port, data_dir=data_dir, seed_file=seed, hold_seconds=hold_seconds
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        seed_file=seed,
+        hold_seconds=hold_seconds,
+        replicas=replicas,
     )
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    runtime = Runtime(settings)
-    config = uvicorn.Config(
-        runtime.app(),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
+    _logging(settings)
+    if settings.uses_servers:
+        if not (settings.kafka_bootstrap and settings.database_url_template):
+            typer.echo(
+                "agora: servers need both AGORA_KAFKA_BOOTSTRAP and AGORA_DATABASE_URL_TEMPLATE "
+                '(`eval "$(agora infra up)"` sets them)',
+                err=True,
+            )
+            raise typer.Exit(2)
+        raise typer.Exit(run_supervisor(settings))
     typer.echo(
         f"Agora {__version__}: data in {settings.data_dir.resolve()}, "
         f"API on http://{settings.host}:{settings.port} (docs at /docs)",
         err=True,
     )
     try:
-        uvicorn.Server(config).run()
+        _serve(Runtime(settings).app(), settings)
     except DataDirInUse as error:
         typer.echo(f"agora: {error}", err=True)
         raise typer.Exit(1) from None
+
+
+@app.command()
+def serve(
+    service: Annotated[str, typer.Argument(help="A service's name, or gateway")],
+    host: Annotated[str | None, typer.Option(help="Listen address [default 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port [default 8000]")] = None,
+) -> None:
+    """Run one service (its consumers, workers and HTTP API), or the gateway, in this process.
+    Configured by AGORA_* variables; SIGTERM drains it."""
+    from agora.runtime.runtime import SERVICE_NAMES, Runtime, documented_routers
+
+    settings = _settings(host=host, port=port)
+    _logging(settings)
+    if service == "gateway":
+        from prometheus_client import CollectorRegistry
+
+        from agora.gateway.proxy import create_gateway
+
+        _serve(
+            create_gateway(settings.upstreams, documented_routers(), CollectorRegistry()),
+            settings,
+        )
+        return
+    if service not in SERVICE_NAMES:
+        typer.echo(f"agora: no service {service!r}; services: {', '.join(SERVICE_NAMES)}, gateway")
+        raise typer.Exit(2)
+    _serve(Runtime(settings, [service]).app(), settings)
+
+
+@app.command()
+def migrate() -> None:
+    """Create each service's database if missing (PostgreSQL) and apply its migrations."""
+    from agora.runtime.supervisor import migrate_all
+
+    asyncio.run(migrate_all(_settings()))
 
 
 async def _outbox_status(data_dir: Path) -> list[tuple[str, int]]:

@@ -13,7 +13,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import orjson
 from fastapi import FastAPI
@@ -92,6 +92,29 @@ def build_services(
     if unknown:
         raise ValueError(f"unknown services {unknown}; services: {', '.join(SERVICE_NAMES)}")
     return [factories[name]() for name in names]
+
+
+def documented_routers() -> list[Any]:
+    """Every service's router, bound to no service: for an OpenAPI document of the whole API
+    where requests are served elsewhere (the gateway)."""
+    from agora.services.analytics.api import build_router as analytics_api
+    from agora.services.catalog.api import build_router as catalog_api
+    from agora.services.inventory.api import build_router as inventory_api
+    from agora.services.notifications.api import build_router as notifications_api
+    from agora.services.orders.api import build_router as orders_api
+    from agora.services.payments.api import build_router as payments_api
+
+    return [
+        build(None)
+        for build in (
+            catalog_api,
+            inventory_api,
+            orders_api,
+            payments_api,
+            notifications_api,
+            analytics_api,
+        )
+    ]
 
 
 class Runtime:

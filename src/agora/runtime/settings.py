@@ -40,6 +40,13 @@ class Settings(BaseSettings):
     )
     kafka_replication_factor: int = Field(1, ge=1, description="Replication of created topics")
     redis_url: str | None = Field(None, description="Redis URL; unset: in-process twins")
+    replicas: int = Field(
+        1, ge=1, le=16, description="`agora up` on servers: processes per service"
+    )
+    upstreams: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description='The gateway\'s replicas per service, JSON: {"orders": ["http://..."], ...}',
+    )
     migrate_on_start: bool | None = Field(
         None,
         description="Apply migrations when a service starts (default: on the embedded "

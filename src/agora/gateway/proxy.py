@@ -1,0 +1,141 @@
+"""The HTTP gateway when every service runs in processes of its own: one entry that forwards
+each request to a replica of the service owning the path (round robin, skipping replicas that
+refuse the connection), and serves the whole API's OpenAPI document and docs."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from prometheus_client import CollectorRegistry
+
+from agora.problems import ProblemError
+from agora.runtime.http import create_app
+
+__all__ = ["create_gateway", "service_for"]
+
+logger = logging.getLogger(__name__)
+
+# Headers that describe one connection, not the message (RFC 9110 §7.6.1).
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+
+
+def service_for(path: str) -> str | None:
+    """The service that owns an API path."""
+    if path.startswith("/api/orders/") and path.endswith("/timeline"):
+        return "analytics"
+    for prefix, service in (
+        ("/api/orders", "orders"),
+        ("/api/products", "catalog"),
+        ("/api/stock", "inventory"),
+        ("/api/payments", "payments"),
+        ("/api/notifications", "notifications"),
+    ):
+        if path == prefix or path.startswith(prefix + "/"):
+            return service
+    return None
+
+
+class _Upstreams:
+    def __init__(self, upstreams: Mapping[str, Sequence[str]]) -> None:
+        self._urls = {name: list(urls) for name, urls in upstreams.items() if urls}
+        self._turns = {name: itertools.cycle(range(len(urls))) for name, urls in self._urls.items()}
+
+    def in_turn(self, service: str) -> list[str]:
+        """Every replica of `service`, starting with the next in turn."""
+        urls = self._urls.get(service, [])
+        if not urls:
+            return []
+        start = next(self._turns[service])
+        return urls[start:] + urls[:start]
+
+
+def create_gateway(
+    upstreams: Mapping[str, Sequence[str]],
+    routers: Sequence[Any],
+    metrics_registry: CollectorRegistry,
+    *,
+    timeout: float = 30.0,
+    client_factory: Callable[[], httpx.AsyncClient] | None = None,
+) -> FastAPI:
+    """`routers` are the services' routers, used for the OpenAPI document only: requests are
+    forwarded, never served here."""
+    replicas = _Upstreams(upstreams)
+    state: dict[str, httpx.AsyncClient] = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+        state["client"] = (client_factory or (lambda: httpx.AsyncClient(limits=limits)))()
+        try:
+            yield
+        finally:
+            await state["client"].aclose()
+
+    async def refresh_metrics() -> None:
+        return None
+
+    app = create_app([], metrics_registry, refresh_metrics=refresh_metrics, lifespan=lifespan)
+    documented = FastAPI(title=app.title, version=app.version, description=app.description)
+    for router in routers:
+        documented.include_router(router)
+    app.openapi = documented.openapi  # type: ignore[method-assign]
+
+    @app.api_route(
+        "/api/{path:path}",
+        methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+        include_in_schema=False,
+    )
+    async def forward(request: Request, path: str) -> Response:
+        service = service_for(request.url.path)
+        if service is None:
+            raise ProblemError(404, "not-found", "Not found", f"no route {request.url.path}")
+        body = await request.body()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        for base in replicas.in_turn(service):
+            try:
+                upstream = await state["client"].request(
+                    request.method,
+                    f"{base}{request.url.path}",
+                    params=request.query_params,
+                    content=body,
+                    headers=headers,
+                    timeout=timeout,
+                )
+            except httpx.ConnectError:
+                logger.warning(
+                    "%s replica %s refused the connection; trying the next", service, base
+                )
+                continue
+            return Response(
+                upstream.content,
+                status_code=upstream.status_code,
+                headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP},
+            )
+        raise ProblemError(
+            503,
+            "service-unavailable",
+            "Service unavailable",
+            f"no replica of {service} is reachable",
+            headers={"Retry-After": "1"},
+        )
+
+    return app

@@ -1,0 +1,193 @@
+"""`agora up` on servers: every service in processes of its own (`agora serve SERVICE`), any
+number of replicas each, behind one gateway process. The supervisor migrates the databases,
+starts the children, restarts any that dies, and takes them all with it when it goes: on
+SIGTERM it drains them; killed with SIGKILL, the kernel kills them (parent-death signal)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import dataclasses
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+
+import httpx
+import orjson
+
+from agora.runtime.runtime import SERVICE_NAMES
+from agora.runtime.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+PR_SET_PDEATHSIG = 1
+# Replicated per `--replicas`; the rest run once (their work is not partitioned yet, or is
+# light). Every service's consumers and workers are safe with replicas.
+REPLICATED = ("orders", "inventory", "payments")
+
+
+def _die_with_parent() -> None:
+    libc = ctypes.CDLL("libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+@dataclasses.dataclass
+class Child:
+    name: str
+    port: int
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, log_dir: str) -> None:
+        log = open(os.path.join(log_dir, f"{self.name}-{self.port}.log"), "ab")  # noqa: SIM115
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "agora", "serve", self.name, "--port", str(self.port)],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,
+        )
+        log.close()
+
+
+def plan(settings: Settings, names: Sequence[str] = SERVICE_NAMES) -> list[Child]:
+    """The children: services on ports after the gateway's, then the gateway."""
+    env = {**os.environ}
+    children: list[Child] = []
+    port = settings.port + 1
+    for name in names:
+        for _ in range(settings.replicas if name in REPLICATED else 1):
+            children.append(Child(name, port, env))
+            port += 1
+    upstreams: dict[str, list[str]] = {}
+    for child in children:
+        upstreams.setdefault(child.name, []).append(child.url)
+    gateway_env = {**env, "AGORA_UPSTREAMS": orjson.dumps(upstreams).decode()}
+    children.append(Child("gateway", settings.port, gateway_env))
+    return children
+
+
+class Supervisor:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.children = plan(settings)
+        self.log_dir = str(settings.data_dir / "logs")
+        self._stopping = False
+
+    def run(self) -> int:
+        os.makedirs(self.log_dir, exist_ok=True)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._stop())
+        for child in self.children:
+            child.start(self.log_dir)
+        self._wait_healthy()
+        print(
+            f"Agora: {len(self.children) - 1} service processes behind the gateway on "
+            f"http://{self.settings.host}:{self.settings.port} (logs in {self.log_dir})",
+            file=sys.stderr,
+        )
+        while not self._stopping:
+            for child in self.children:
+                assert child.process is not None
+                code = child.process.poll()
+                if code is not None and not self._stopping:
+                    child.restarts += 1
+                    logger.warning(
+                        "%s on %d exited with %s; restarting", child.name, child.port, code
+                    )
+                    child.start(self.log_dir)
+            time.sleep(0.5)  # the supervisor's watch interval, not a synchronisation
+        return self._drain()
+
+    def _stop(self) -> None:
+        self._stopping = True
+
+    def _wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        pending = list(self.children)
+        while pending and time.monotonic() < deadline:
+            for child in list(pending):
+                assert child.process is not None
+                if child.process.poll() is not None:
+                    raise SystemExit(
+                        f"agora: {child.name} exited at start; see {self.log_dir}/"
+                        f"{child.name}-{child.port}.log"
+                    )
+                try:
+                    if httpx.get(f"{child.url}/healthz", timeout=1).status_code == 200:
+                        pending.remove(child)
+                except httpx.TransportError:
+                    pass
+            time.sleep(0.1)
+        if pending:
+            raise SystemExit(f"agora: not healthy after {timeout}s: {[c.name for c in pending]}")
+
+    def _drain(self, timeout: float = 20) -> int:
+        for child in self.children:
+            if child.process is not None and child.process.poll() is None:
+                child.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in self.children:
+            assert child.process is not None
+            try:
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.process.kill()
+        return 0
+
+
+async def migrate_all(settings: Settings) -> None:
+    """Create every service's database if missing (PostgreSQL) and apply its migrations."""
+    from agora.runtime.runtime import Runtime
+
+    runtime = Runtime(settings)
+    try:
+        for service in runtime.services:
+            await ensure_database(settings.database_url(service.name))
+            await service.migrate()
+            print(f"migrated {service.name}", file=sys.stderr)
+    finally:
+        for service in runtime.services:
+            await service.platform.db.dispose()
+
+
+async def ensure_database(url: str) -> None:
+    """Create the PostgreSQL database `url` names if it does not exist (SQLite: nothing)."""
+    if not url.startswith("postgresql"):
+        return
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    connection = await asyncpg.connect(
+        host=target.host,
+        port=target.port,
+        user=target.username,
+        password=target.password,
+        database="postgres",
+    )
+    try:
+        exists = await connection.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", target.database
+        )
+        if not exists:
+            # Created meanwhile by another process is as good as created here.
+            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
+                await connection.execute(f'CREATE DATABASE "{target.database}"')
+    finally:
+        await connection.close()
+
+
+def run_supervisor(settings: Settings) -> int:
+    asyncio.run(migrate_all(settings))
+    return Supervisor(settings).run()
