@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 
+from agora.infra import InfraSettings, ensure_up
+from agora.runtime.runtime import SERVICE_NAMES
 from harness import AgoraProcess
 
 
@@ -24,3 +26,11 @@ def agora_factory(tmp_path: Path) -> Iterator[Callable[..., AgoraProcess]]:
     yield start
     for agora in started:
         agora.stop()
+
+
+@pytest.fixture(scope="session")
+def servers() -> InfraSettings:
+    """PostgreSQL, Redis and Apache Kafka on 127.0.0.1, started (or found running) by the
+    project's own `agora.infra`, with a database per service. They stay up after the session:
+    `agora infra down` stops them. A server that cannot start fails the tests that need it."""
+    return ensure_up(databases=SERVICE_NAMES)

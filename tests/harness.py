@@ -80,7 +80,9 @@ class AgoraProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        eventually(self._ready, timeout=30, what=f"agora up on {self.base_url}")
+        # One process per service on the servers topology: several Python interpreters start
+        # and Kafka groups settle their members on two cores.
+        eventually(self._ready, timeout=120, interval=0.2, what=f"agora up on {self.base_url}")
         return self
 
     def _ready(self) -> bool:
@@ -102,10 +104,8 @@ class AgoraProcess:
 
     def settled(self) -> bool:
         """Nothing in flight: every outbox published, every consumer group caught up."""
-        metrics = self.metrics()
-        backlog = metrics.get("agora_outbox_backlog", [])
-        lag = metrics.get("agora_consumer_lag", [])
-        return bool(backlog) and bool(lag) and all(v == 0 for _, v in backlog + lag)
+        health = self.client.get("/healthz").json()
+        return bool(health["status"] == "ok" and health["settled"])
 
     def kill(self) -> None:
         """kill -9: no shutdown, no flush."""

@@ -52,10 +52,14 @@ async def test_docs_answer_html(api: Any) -> None:
     assert "/openapi.json" in response.text
 
 
-async def test_healthz(api: Any) -> None:
+async def test_healthz_reports_work_in_flight(api: Any) -> None:
     response = await api.client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok"}
+    health = response.json()
+    assert health["status"] == "ok"
+    assert health["outbox_backlog"] >= 0
+    assert health["consumer_lag"] >= 0
+    assert health["settled"] == (health["outbox_backlog"] == 0 and health["consumer_lag"] == 0)
 
 
 async def test_metrics_expose_orders_outbox_lag_and_dead_letters(api: Any) -> None:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,10 +15,36 @@ SAGA_SEED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def agora(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgoraProcess]:
-    """One `agora up` for a module's tests (each test uses its own customer and products)."""
+def servers_env(request: pytest.FixtureRequest, replicas: int = 1) -> dict[str, str]:
+    """Settings for `agora up` on PostgreSQL + Kafka + Redis (one process per service), with
+    databases and topics of this run's own, so that runs sharing the servers never meet."""
+    servers = request.getfixturevalue("servers")
+    run = uuid.uuid4().hex[:10]
+    return {
+        **servers.env(),
+        "AGORA_DATABASE_URL_TEMPLATE": servers.database_url_template.replace(
+            "{service}", f"{{service}}_{run}"
+        ),
+        "AGORA_KAFKA_NAMESPACE": f"e2e-{run}.",
+        "AGORA_REPLICAS": str(replicas),
+    }
+
+
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param("embedded"),
+        pytest.param("servers", marks=[pytest.mark.postgres, pytest.mark.kafka]),
+    ],
+)
+def agora(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[AgoraProcess]:
+    """One `agora up` for a module's tests, on each topology: everything in one process on the
+    embedded default, and one process per service on the servers (each test uses its own
+    customer and products)."""
     data_dir: Path = tmp_path_factory.mktemp("agora") / "data"
-    process = AgoraProcess(data_dir, seed=SAGA_SEED).start()
+    env = servers_env(request) if request.param == "servers" else {}
+    process = AgoraProcess(data_dir, seed=SAGA_SEED, env=env).start()
     yield process
     process.stop()

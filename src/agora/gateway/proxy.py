@@ -4,6 +4,7 @@ refuse the connection), and serves the whole API's OpenAPI document and docs."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import logging
@@ -15,7 +16,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 
 from agora.problems import ProblemError
-from agora.runtime.http import create_app
+from agora.runtime.http import Health, create_app
 
 __all__ = ["create_gateway", "service_for"]
 
@@ -93,7 +94,28 @@ def create_gateway(
     async def refresh_metrics() -> None:
         return None
 
-    app = create_app([], metrics_registry, refresh_metrics=refresh_metrics, lifespan=lifespan)
+    async def health() -> Health:
+        """The sum over every replica of every service; `degraded` if one does not answer."""
+
+        async def one(url: str) -> Health | None:
+            try:
+                response = await state["client"].get(f"{url}/healthz", timeout=5)
+                return Health.model_validate(response.json())
+            except (httpx.HTTPError, ValueError):
+                return None
+
+        urls = [url for service in upstreams for url in upstreams[service]]
+        answers = await asyncio.gather(*(one(url) for url in urls))
+        healthy = [answer for answer in answers if answer is not None]
+        return Health(
+            status="ok" if len(healthy) == len(urls) else "degraded",
+            outbox_backlog=sum(h.outbox_backlog for h in healthy),
+            consumer_lag=sum(h.consumer_lag for h in healthy),
+        )
+
+    app = create_app(
+        [], metrics_registry, refresh_metrics=refresh_metrics, health=health, lifespan=lifespan
+    )
     documented = FastAPI(title=app.title, version=app.version, description=app.description)
     for router in routers:
         documented.include_router(router)

@@ -113,11 +113,16 @@ class Ports:
         """Controller (KRaft quorum) port of broker `index` (0-based)."""
         return self.kafka + 2 * index + 1
 
-    def validate(self, kafka_brokers: int) -> None:
-        """Raise `InfraError` unless every port is in range and no two servers share one."""
+    def all(self, kafka_brokers: int) -> list[int]:
+        """Every port the servers use with `kafka_brokers` brokers."""
         used = [self.postgres, self.redis]
         for index in range(kafka_brokers):
             used += [self.kafka_broker(index), self.kafka_controller(index)]
+        return used
+
+    def validate(self, kafka_brokers: int) -> None:
+        """Raise `InfraError` unless every port is in range and no two servers share one."""
+        used = self.all(kafka_brokers)
         if any(not 1024 <= port <= 65535 for port in used):
             raise InfraError(f"ports must be within 1024-65535, got {sorted(used)}")
         if len(set(used)) != len(used):
@@ -181,6 +186,13 @@ class ServerStatus:
     log: Path | None = None
     detail: str = ""
 
+    @property
+    def state(self) -> str:
+        """ "up"; "starting" (its process runs but does not answer yet); or "down"."""
+        if self.up:
+            return "up"
+        return "starting" if self.pid is not None else "down"
+
 
 def infra_dir(dir: Path | str | None = None) -> Path:
     """The infra dir as an absolute path: `dir`, else `$AGORA_INFRA_DIR`, else `./.agora-infra`."""
@@ -237,6 +249,76 @@ def port_open(port: int, host: str = HOST, timeout: float = 0.5) -> bool:
             return True
     except OSError:
         return False
+
+
+def port_bindable(port: int, host: str = HOST) -> bool:
+    """Whether a server could bind host:port now: no listener has it, and no connection uses it
+    as its local port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def claim_port(port: int, *, server: str, hint: str, timeout: float = 30.0) -> None:
+    """Return once a server could bind 127.0.0.1:`port`. Raises `InfraError` at once if another
+    program listens there, and after `timeout` seconds if a connection keeps using it as its
+    local port. `hint` names the option that chooses another port."""
+    if port_open(port):
+        raise InfraError(
+            f"port {HOST}:{port} ({server}) is taken by another program; stop it or choose "
+            f"another port ({hint})"
+        )
+    if not port_bindable(port):
+        say(f"port {HOST}:{port} ({server}) is in use by a connection; waiting for it to close")
+        Deadline(timeout).poll(
+            lambda: port_bindable(port), what=f"waiting for port {HOST}:{port} ({server})"
+        )
+
+
+_EPHEMERAL = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_RESERVED = Path("/proc/sys/net/ipv4/ip_local_reserved_ports")
+
+
+def _port_set(text: str) -> set[int]:
+    ports: set[int] = set()
+    for part in text.replace("\n", ",").split(","):
+        low, _, high = part.strip().partition("-")
+        if low.isdigit():
+            ports.update(range(int(low), int(high or low) + 1))
+    return ports
+
+
+def reserve_ports(ports: Iterable[int]) -> None:
+    """Keep the kernel from giving any of `ports` that lie in its ephemeral range to an outgoing
+    connection as its local port (`net.ipv4.ip_local_reserved_ports`), so that no client can
+    occupy a server's port while the server (re)starts. Needs root; otherwise, or where the
+    setting cannot be written, it only says so."""
+    try:
+        low, high = (int(n) for n in _EPHEMERAL.read_text().split())
+        current = _RESERVED.read_text().strip()
+    except (OSError, ValueError):
+        return
+    missing = sorted({p for p in ports if low <= p <= high} - _port_set(current))
+    if not missing:
+        return
+    listed = ",".join(str(port) for port in missing)
+    if not is_root():
+        say(
+            f"ports {listed} lie in the kernel's ephemeral range {low}-{high}: an outgoing "
+            "connection may take one while its server restarts; as root, `sysctl -w "
+            f"net.ipv4.ip_local_reserved_ports={listed}` prevents it"
+        )
+        return
+    try:
+        _RESERVED.write_text(",".join(filter(None, [current, listed])) + "\n")
+    except OSError as error:
+        say(f"could not reserve ports {listed} (net.ipv4.ip_local_reserved_ports): {error}")
+        return
+    say(f"reserved ports {listed} for the servers (net.ipv4.ip_local_reserved_ports)")
 
 
 def read_pid(path: Path) -> int | None:
@@ -343,14 +425,13 @@ def run_logged(
                 extra_groups=extra_groups,
             )
         except subprocess.TimeoutExpired:
-            raise InfraError(f"{what}: no result after {timeout:.0f} s; log {log}:\n"
-                             f"{log_tail(log)}") from None
+            raise InfraError(
+                f"{what}: no result after {timeout:.0f} s; log {log}:\n{log_tail(log)}"
+            ) from None
         except OSError as error:
             raise InfraError(f"{what}: cannot run {args[0]}: {error}") from None
     if result.returncode != 0:
-        raise InfraError(
-            f"{what} failed (exit {result.returncode}); log {log}:\n{log_tail(log)}"
-        )
+        raise InfraError(f"{what} failed (exit {result.returncode}); log {log}:\n{log_tail(log)}")
 
 
 def is_root() -> bool:
@@ -443,9 +524,18 @@ class _State:
         except (ValueError, KeyError, TypeError) as error:
             raise InfraError(f"{root / STATE_FILE} is damaged ({error}); remove it") from None
 
+    def describe(self) -> str:
+        brokers = f"{self.kafka_brokers} Kafka broker{'s' if self.kafka_brokers > 1 else ''}"
+        return (
+            f"PostgreSQL port {self.ports.postgres}, Redis port {self.ports.redis}, {brokers} "
+            f"from port {self.ports.kafka}"
+        )
+
     def save(self, root: Path) -> None:
         tmp = root / f"{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps({"ports": asdict(self.ports), "kafka_brokers": self.kafka_brokers}))
+        tmp.write_text(
+            json.dumps({"ports": asdict(self.ports), "kafka_brokers": self.kafka_brokers})
+        )
         tmp.replace(root / STATE_FILE)
 
 
@@ -481,35 +571,41 @@ def ensure_up(
 ) -> InfraSettings:
     """Make PostgreSQL, Redis and Kafka of the infra dir run and answer, and return where.
 
-    `ports` defaults to `Ports.from_env()`, `kafka_brokers` to `$AGORA_INFRA_KAFKA_BROKERS` or 1
-    (1 or 3: three is a three-node KRaft quorum with replication factor 3). Each database named
-    in `databases` exists when this returns. Installs missing Debian packages and fetches the
-    Kafka jars on first use. Idempotent; concurrent callers are serialised by a file lock.
-    Raises `InfraError` (with the server's log tail) if a server cannot be made to answer, and
-    if servers of the dir already run with other ports or another broker count.
+    `ports` and `kafka_brokers` (1, or 3 for a three-node KRaft quorum with replication factor
+    3), when not given, keep those of the servers already running in the dir; with none
+    running they default to `Ports.from_env()` and `$AGORA_INFRA_KAFKA_BROKERS` or 1. Each
+    database named in `databases` exists when this returns. Installs missing Debian packages
+    and fetches the Kafka jars on first use. Idempotent; concurrent callers are serialised by a
+    file lock. Raises `InfraError` (with the server's log tail) if a server cannot be made to
+    answer, and if servers of the dir already run with ports or a broker count other than the
+    ones given.
     """
     from agora.infra.kafka import KafkaCluster
     from agora.infra.postgres import PostgresServer, ensure_databases_at
     from agora.infra.redis import RedisServer
 
     root = infra_dir(dir)
-    wanted_ports = ports or Ports.from_env()
-    brokers = kafka_brokers or _env_int("AGORA_INFRA_KAFKA_BROKERS", 1)
-    if brokers not in (1, 3):
-        raise InfraError(f"--kafka-brokers must be 1 or 3, got {brokers}")
-    wanted_ports.validate(brokers)
-    wanted = _State(wanted_ports, brokers)
     _prepare_dir(root)
     with locked(root):
         previous = _State.load(root)
-        if previous is not None and previous != wanted:
-            running = [s.name for s in _statuses(root, previous) if s.up]
-            if running:
-                raise InfraError(
-                    f"{', '.join(running)} of {root} already run with other settings "
-                    f"({previous}); stop them first: agora infra down --dir {root}"
-                )
+        running = [] if previous is None else [s.name for s in _statuses(root, previous) if s.up]
+        if previous is not None and running:
+            wanted_ports = ports or previous.ports
+            brokers = kafka_brokers or previous.kafka_brokers
+        else:
+            wanted_ports = ports or Ports.from_env()
+            brokers = kafka_brokers or _env_int("AGORA_INFRA_KAFKA_BROKERS", 1)
+        if brokers not in (1, 3):
+            raise InfraError(f"--kafka-brokers must be 1 or 3, got {brokers}")
+        wanted_ports.validate(brokers)
+        wanted = _State(wanted_ports, brokers)
+        if previous is not None and running and previous != wanted:
+            raise InfraError(
+                f"{', '.join(running)} of {root} already run with other settings "
+                f"({previous.describe()}); stop them first: agora infra down --dir {root}"
+            )
         wanted.save(root)
+        reserve_ports(wanted_ports.all(brokers))
         postgres = PostgresServer(root / "postgres", wanted_ports.postgres)
         redis = RedisServer(root / "redis", wanted_ports.redis)
         kafka = KafkaCluster(root / "kafka", wanted_ports, brokers)
@@ -527,8 +623,10 @@ def ensure_up(
         names = list(databases)
         if names:
             ensure_databases_at(result.database_url_template, names)
-    say(f"ready: PostgreSQL {HOST}:{wanted_ports.postgres}, Redis {HOST}:{wanted_ports.redis}, "
-        f"Kafka {result.kafka_bootstrap} (data in {root})")
+    say(
+        f"ready: PostgreSQL {HOST}:{wanted_ports.postgres}, Redis {HOST}:{wanted_ports.redis}, "
+        f"Kafka {result.kafka_bootstrap} (data in {root})"
+    )
     return result
 
 

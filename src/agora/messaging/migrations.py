@@ -8,13 +8,14 @@ plus the platform's outbox and inbox (`ServicePlatform.db.metadata`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import MetaData
 
 from agora.messaging.sql import Database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 __all__ = ["make_revision", "migrate"]
 
@@ -22,6 +23,8 @@ ENVIRONMENT = Path(__file__).parent / "alembic"
 
 
 def _config(versions: Path, connection: Any, metadata: MetaData) -> Config:
+    from alembic.config import Config  # imported when used: Alembic is slow to import
+
     config = Config()
     config.set_main_option("script_location", str(ENVIRONMENT))
     config.set_main_option("version_locations", str(versions))
@@ -33,6 +36,8 @@ def _config(versions: Path, connection: Any, metadata: MetaData) -> Config:
 
 async def migrate(db: Database, versions: Path) -> None:
     """Bring `db` to the newest revision in `versions` (idempotent; one transaction)."""
+    from alembic import command
+
     async with db.write() as conn:
         await conn.run_sync(
             lambda sync: command.upgrade(_config(versions, sync, db.metadata), "head")
@@ -42,6 +47,8 @@ async def migrate(db: Database, versions: Path) -> None:
 async def make_revision(db: Database, versions: Path, message: str, revision_id: str) -> None:
     """Write a new revision: the difference between `db` (migrated to head) and the code's
     schema. A developer's tool: run it on a scratch database, then read and commit the file."""
+    from alembic import command
+
     await migrate(db, versions)
     async with db.write() as conn:
         await conn.run_sync(

@@ -19,6 +19,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from pydantic import BaseModel, computed_field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,11 +37,26 @@ HTTP_PROBLEMS = {
 }
 
 
+class Health(BaseModel):
+    """`settled` when every outbox is published and every consumer group has caught up: the
+    platform is quiescent (what a test or a deployment step can wait for)."""
+
+    status: str
+    outbox_backlog: int
+    consumer_lag: int
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def settled(self) -> bool:
+        return self.outbox_backlog == 0 and self.consumer_lag == 0
+
+
 def create_app(
     routers: Sequence[Any],
     metrics_registry: CollectorRegistry,
     *,
     refresh_metrics: Callable[[], Awaitable[None]],
+    health: Callable[[], Awaitable[Health]],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
     app = FastAPI(
@@ -59,9 +75,14 @@ def create_app(
     app.add_middleware(_HttpMetrics, registry=metrics_registry)
     app.add_middleware(_BodyLimit, max_bytes=MAX_BODY_BYTES)
 
-    @app.get("/healthz", tags=["operations"], summary="Liveness")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    @app.get(
+        "/healthz",
+        tags=["operations"],
+        summary="Liveness, and how much work is in flight",
+        response_model=Health,
+    )
+    async def healthz() -> Health:
+        return await health()
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:

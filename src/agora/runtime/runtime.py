@@ -32,7 +32,7 @@ from agora.messaging import (
 )
 from agora.messaging.backends.embedded import EmbeddedLog
 from agora.messaging.backends.kafka import KafkaLog
-from agora.runtime.http import create_app
+from agora.runtime.http import Health, create_app
 from agora.runtime.settings import Settings
 from agora.services.analytics import bootstrap as analytics
 from agora.services.catalog import bootstrap as catalog
@@ -65,6 +65,7 @@ def build_log(settings: Settings) -> MessageLog:
             default_partitions=settings.partitions,
             replication_factor=settings.kafka_replication_factor,
             client_id=f"agora-{os.getpid()}",
+            namespace=settings.kafka_namespace,
         )
     return EmbeddedLog(settings.data_dir / "bus.db", default_partitions=settings.partitions)
 
@@ -199,12 +200,19 @@ class Runtime:
             self._lock = None
 
     async def refresh_metrics(self) -> None:
+        await self.health()
         for service in self.services:
             await service.refresh_metrics()
-            backlog = await service.platform.outbox_backlog()
-            service.platform.metrics.outbox_backlog.labels(service.name).set(backlog)
-        for runner in self._runners:
-            await runner.report_lag()
+
+    async def health(self) -> Health:
+        """Outbox backlog and consumer lag now (also setting their gauges)."""
+        backlog = 0
+        for service in self.services:
+            count = await service.platform.outbox_backlog()
+            service.platform.metrics.outbox_backlog.labels(service.name).set(count)
+            backlog += count
+        lag = sum([await runner.report_lag() for runner in self._runners])
+        return Health(status="ok", outbox_backlog=backlog, consumer_lag=lag)
 
     def app(self) -> FastAPI:
         @contextlib.asynccontextmanager
@@ -219,5 +227,6 @@ class Runtime:
             [service.router for service in self.services],
             self.metrics_registry,
             refresh_metrics=self.refresh_metrics,
+            health=self.health,
             lifespan=lifespan,
         )

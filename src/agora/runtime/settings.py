@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = Field(
         None, description="Kafka bootstrap servers (host:port,...); unset: the embedded log"
     )
+    kafka_namespace: str = Field(
+        "", description="Prefix of every topic and consumer group on the Kafka cluster"
+    )
     kafka_replication_factor: int = Field(1, ge=1, description="Replication of created topics")
     redis_url: str | None = Field(None, description="Redis URL; unset: in-process twins")
     replicas: int = Field(

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -60,21 +61,39 @@ class Child:
         log.close()
 
 
+def settings_env(settings: Settings) -> dict[str, str]:
+    """`settings` as the AGORA_* variables that give a child process the same settings."""
+    env: dict[str, str] = {}
+    for name, value in settings.model_dump(mode="json").items():
+        if value is None:
+            continue
+        text = value if isinstance(value, str) else orjson.dumps(value).decode()
+        env[f"AGORA_{name.upper()}"] = text
+    return env
+
+
 def plan(settings: Settings, names: Sequence[str] = SERVICE_NAMES) -> list[Child]:
-    """The children: services on ports after the gateway's, then the gateway."""
-    env = {**os.environ}
-    children: list[Child] = []
-    port = settings.port + 1
-    for name in names:
-        for _ in range(settings.replicas if name in REPLICATED else 1):
-            children.append(Child(name, port, env))
-            port += 1
+    """The children: each service's replicas on ports of their own, then the gateway on the
+    settings' port."""
+    env = {**os.environ, **settings_env(settings)}
+    children = [
+        Child(name, free_port(settings.host), env)
+        for name in names
+        for _ in range(settings.replicas if name in REPLICATED else 1)
+    ]
     upstreams: dict[str, list[str]] = {}
     for child in children:
         upstreams.setdefault(child.name, []).append(child.url)
     gateway_env = {**env, "AGORA_UPSTREAMS": orjson.dumps(upstreams).decode()}
     children.append(Child("gateway", settings.port, gateway_env))
     return children
+
+
+def free_port(host: str) -> int:
+    """A port the system has free now (the child binds it a moment later)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
 
 
 class Supervisor:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaPartition
@@ -34,37 +35,50 @@ class KafkaLog:
         default_partitions: int = 8,
         replication_factor: int = 1,
         linger_ms: int = 1,
+        namespace: str = "",
     ) -> None:
+        """`namespace` prefixes every topic and group name on the cluster, so that several
+        environments (or test runs) can share one cluster without seeing each other."""
+        self._namespace = namespace
         self._bootstrap = bootstrap_servers
         self._client_id = client_id
         self._default_partitions = default_partitions
         self._replication_factor = replication_factor
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=bootstrap_servers,
-            client_id=f"{client_id}-producer",
-            acks="all",
-            enable_idempotence=True,
-            linger_ms=linger_ms,
-            max_batch_size=256 * 1024,
-        )
-        self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap_servers, client_id=f"{client_id}-admin"
-        )
+        self._linger_ms = linger_ms
+        # aiokafka's clients belong to an event loop: they are made in `open`.
+        self._producer: AIOKafkaProducer = None
+        self._admin: AIOKafkaAdminClient = None
         self._known_topics: set[str] = set()
         self._topics_lock = asyncio.Lock()
 
+    def _name(self, topic: str) -> str:
+        return f"{self._namespace}{topic}"
+
     async def open(self) -> None:
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=self._bootstrap,
+            client_id=f"{self._client_id}-producer",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self._linger_ms,
+            max_batch_size=256 * 1024,
+        )
+        self._admin = AIOKafkaAdminClient(
+            bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-admin"
+        )
         await self._admin.start()
         await self._producer.start()
         self._known_topics.update(await self._admin.list_topics())
 
     async def close(self) -> None:
-        await self._producer.stop()
-        await self._admin.close()
+        if self._producer is not None:
+            await self._producer.stop()
+        if self._admin is not None:
+            await self._admin.close()
 
     async def create_topics(self, topics: Sequence[str], partitions: int) -> None:
         async with self._topics_lock:
-            missing = [topic for topic in topics if topic not in self._known_topics]
+            missing = [self._name(t) for t in topics if self._name(t) not in self._known_topics]
             if not missing:
                 return
             self._known_topics.update(await self._admin.list_topics())
@@ -97,7 +111,7 @@ class KafkaLog:
         await self.create_topics(sorted({r.topic for r in records}), self._default_partitions)
         sends = [
             await self._producer.send(
-                record.topic,
+                self._name(record.topic),
                 value=record.value,
                 key=record.key.encode(),
                 headers=list(record.headers),
@@ -113,25 +127,24 @@ class KafkaLog:
         return AIOKafkaConsumer(
             bootstrap_servers=self._bootstrap,
             client_id=f"{self._client_id}-{group or 'reader'}",
-            group_id=group,
+            group_id=None if group is None else self._name(group),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             **options,
         )
 
-    async def _partitions(self, reader: AIOKafkaConsumer, topic: str) -> list[KafkaPartition]:
+    async def _partitions(self, topic: str) -> list[KafkaPartition]:
         await self.create_topics([topic], self._default_partitions)
-        partitions = reader.partitions_for_topic(topic)
-        if not partitions:
-            await reader.topics()  # refresh metadata
-            partitions = reader.partitions_for_topic(topic) or set()
-        return [KafkaPartition(topic, p) for p in sorted(partitions)]
+        name = self._name(topic)
+        await self._wait_for_metadata([name])
+        partitions = self._producer.client.cluster.partitions_for_topic(name) or set()
+        return [KafkaPartition(name, p) for p in sorted(partitions)]
 
     async def read(self, topic: str, limit: int = 1000) -> list[ConsumedRecord]:
         reader = self._new_consumer(None)
         await reader.start()
         try:
-            partitions = await self._partitions(reader, topic)
+            partitions = await self._partitions(topic)
             reader.assign(partitions)
             ends = await reader.end_offsets(partitions)
             await reader.seek_to_beginning(*partitions)
@@ -147,7 +160,7 @@ class KafkaLog:
                 for tp, messages in batch.items():
                     for message in messages:
                         if message.offset < ends[tp]:
-                            records.append(_consumed(message))
+                            records.append(self._consumed(message))
                     if messages and messages[-1].offset + 1 >= ends[tp]:
                         remaining.discard(tp)
             records.sort(key=lambda r: (r.partition, r.offset))
@@ -159,19 +172,36 @@ class KafkaLog:
         reader = self._new_consumer(None)
         await reader.start()
         try:
-            partitions = await self._partitions(reader, topic)
+            partitions = await self._partitions(topic)
             ends = await reader.end_offsets(partitions)
             return {tp.partition: offset for tp, offset in ends.items()}
         finally:
             await reader.stop()
 
     async def committed(self, group: str, topic: str) -> dict[int, int]:
-        offsets = await self._admin.list_consumer_group_offsets(group)
+        offsets = await self._admin.list_consumer_group_offsets(self._name(group))
         return {
             tp.partition: meta.offset
             for tp, meta in offsets.items()
-            if tp.topic == topic and meta.offset >= 0
+            if tp.topic == self._name(topic) and meta.offset >= 0
         }
+
+    def _consumed(self, message: Any) -> ConsumedRecord:
+        key = message.key
+        return ConsumedRecord(
+            topic=message.topic.removeprefix(self._namespace),
+            partition=message.partition,
+            offset=message.offset,
+            key=key.decode() if isinstance(key, bytes) else "",
+            value=message.value,
+            headers=tuple(message.headers or ()),
+        )
+
+    def _partition(self, tp: TopicPartition) -> KafkaPartition:
+        return KafkaPartition(self._name(tp.topic), tp.partition)
+
+    def _ours(self, tp: KafkaPartition) -> TopicPartition:
+        return TopicPartition(tp.topic.removeprefix(self._namespace), tp.partition)
 
 
 class _KafkaConsumer:
@@ -191,7 +221,7 @@ class _KafkaConsumer:
                 max_poll_interval_ms=300_000,
                 metadata_max_age_ms=30_000,
             )
-            consumer.subscribe(list(self._topics))
+            consumer.subscribe([self._log._name(topic) for topic in self._topics])
             await consumer.start()
             self._consumer = consumer
         return self._consumer
@@ -199,15 +229,15 @@ class _KafkaConsumer:
     async def fetch(self, max_records: int, timeout: float) -> list[ConsumedRecord]:
         consumer = await self._started()
         batch = await consumer.getmany(timeout_ms=int(timeout * 1000), max_records=max_records)
-        return [_consumed(message) for messages in batch.values() for message in messages]
+        return [self._log._consumed(m) for messages in batch.values() for m in messages]
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         consumer = await self._started()
         owned = consumer.assignment()
         mine = {
-            KafkaPartition(tp.topic, tp.partition): offset
+            self._log._partition(tp): offset
             for tp, offset in offsets.items()
-            if KafkaPartition(tp.topic, tp.partition) in owned
+            if self._log._partition(tp) in owned
         }
         if not mine:
             return
@@ -227,22 +257,10 @@ class _KafkaConsumer:
         lag: dict[TopicPartition, int] = {}
         for tp in partitions:
             committed = await consumer.committed(tp)
-            lag[TopicPartition(tp.topic, tp.partition)] = ends[tp] - (committed or 0)
+            lag[self._log._ours(tp)] = ends[tp] - (committed or 0)
         return lag
 
     async def close(self) -> None:
         if self._consumer is not None:
             consumer, self._consumer = self._consumer, None
             await consumer.stop()
-
-
-def _consumed(message: object) -> ConsumedRecord:
-    key = getattr(message, "key", None)
-    return ConsumedRecord(
-        topic=message.topic,  # type: ignore[attr-defined]
-        partition=message.partition,  # type: ignore[attr-defined]
-        offset=message.offset,  # type: ignore[attr-defined]
-        key=key.decode() if isinstance(key, bytes) else "",
-        value=message.value,  # type: ignore[attr-defined]
-        headers=tuple(message.headers or ()),  # type: ignore[attr-defined]
-    )
