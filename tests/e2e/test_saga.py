@@ -165,7 +165,9 @@ def test_unpaid_order_expires_and_releases_its_stock(agora_factory) -> None:  # 
     assert kinds == ["OrderExpired"]
 
 
-def test_metrics_count_orders_by_outcome(agora: AgoraProcess) -> None:
+def test_metrics_count_orders_by_outcome(agora_factory) -> None:  # type: ignore[no-untyped-def]
+    """Metrics of one process (on servers every service process has its own /metrics)."""
+    agora = agora_factory([product("widget", 10)], name="metrics")
     order_id = agora.place([("widget", 1)]).json()["id"]
     agora.wait_status(order_id)
     metrics = agora.metrics()

@@ -3,9 +3,9 @@ run from the jars Maven Central publishes, without Kafka's tarball or scripts.
 
 * Jars: `deploy/kafka/pom.xml` pins `org.apache.kafka:kafka_2.13` and the Log4j 2 binding its
   distribution ships; `mvn dependency:copy-dependencies` copies them once into
-  `~/.cache/agora/kafka-<version>/lib` (env `AGORA_KAFKA_CACHE` moves `~/.cache/agora`). The file
-  `complete` is written last and names the pom's digest, so an interrupted download, or a changed
-  pom, is fetched again.
+  `~/.cache/agora/kafka-<version>/<pom digest>/lib` (env `AGORA_KAFKA_CACHE` moves
+  `~/.cache/agora`). The file `complete` beside `lib` is written last, so an interrupted fetch is
+  done again; a changed pom gets a folder of its own (brokers running on the old jars keep them).
 * Storage: each node's folder `DIR/kafka/node-<id>` is formatted once (`kafka.tools.StorageTool
   format`): a single node as a standalone dynamic quorum (`--standalone`), three nodes as a
   three-voter dynamic quorum (`--initial-controllers`). `DIR/kafka/cluster.json` records the
@@ -131,19 +131,24 @@ def cache_dir(version: str) -> Path:
     return Path(base).expanduser().absolute() / f"kafka-{version}"
 
 
-def _pom_digest(pom: Path) -> str:
-    return hashlib.sha256(pom.read_bytes()).hexdigest()[:16]
+def pom_digest(pom: Path) -> str:
+    """A digest of what the pom says (canonical XML without comments or layout whitespace), so
+    that editing a comment does not fetch the jars again."""
+    canonical = ET.canonicalize(from_file=str(pom), with_comments=False, strip_text=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def lib_dir(pom: Path) -> Path:
+    """The jar folder for this pom: `<cache_dir>/<pom digest>/lib`. A changed pom gets a folder
+    of its own, so that brokers still running on the old jars keep them."""
+    return cache_dir(pinned_version(pom)) / pom_digest(pom) / "lib"
 
 
 def cached_lib(pom: Path) -> Path | None:
-    """The complete jar folder for this pom if it was fetched before, else None."""
-    cache = cache_dir(pinned_version(pom))
-    try:
-        if (cache / "complete").read_text().strip() == _pom_digest(pom):
-            return cache / "lib"
-    except FileNotFoundError:
-        pass
-    return None
+    """The jar folder for this pom if a fetch of it completed (its `complete` file, written
+    last, exists), else None."""
+    lib = lib_dir(pom)
+    return lib if (lib.parent / "complete").exists() else None
 
 
 @contextlib.contextmanager
@@ -163,17 +168,16 @@ def fetch_jars(pom: Path, *, log: Path) -> Path:
     if found is not None:
         return found
     version = pinned_version(pom)
-    cache = cache_dir(version)
-    cache.mkdir(parents=True, exist_ok=True)
-    with _flock(cache / ".lock"):
+    lib = lib_dir(pom)
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    with _flock(lib.parent.parent / ".lock"):
         found = cached_lib(pom)  # another process may have fetched it meanwhile
         if found is not None:
             return found
         mvn = shutil.which("mvn")
         if mvn is None:
             raise InfraError("Maven (`mvn`) is not installed (Debian package `maven`)")
-        marker, lib, staging = cache / "complete", cache / "lib", cache / "lib.partial"
-        marker.unlink(missing_ok=True)
+        marker, staging = lib.parent / "complete", lib.parent / "lib.partial"
         shutil.rmtree(staging, ignore_errors=True)
         say(
             f"fetching Apache Kafka {version} and its dependencies with Maven into {lib} "
@@ -199,7 +203,7 @@ def fetch_jars(pom: Path, *, log: Path) -> Path:
             raise InfraError(f"Maven finished but {staging} has no kafka_2.13-{version}.jar")
         shutil.rmtree(lib, ignore_errors=True)
         staging.rename(lib)
-        marker.write_text(_pom_digest(pom) + "\n")
+        marker.write_text(f"{version}\n")
         say(f"fetched {len(list(lib.glob('*.jar')))} jars in {time.monotonic() - started:.0f} s")
     return lib
 

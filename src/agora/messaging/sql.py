@@ -132,7 +132,7 @@ class DecimalText(TypeDecorator[Decimal]):
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
         if dialect.name == "postgresql":
-            return dialect.type_descriptor(Numeric(18, 4))
+            return dialect.type_descriptor(Numeric(asdecimal=True))
         return dialect.type_descriptor(String(40))
 
     def process_bind_param(self, value: Decimal | None, dialect: Dialect) -> Any:
