@@ -11,6 +11,7 @@ import orjson
 import typer
 
 from agora import __version__, contracts
+from agora.infra.cli import infra_app
 from agora.runtime.settings import Settings
 
 app = typer.Typer(
@@ -24,6 +25,7 @@ events_app = typer.Typer(help="The integration events (the services' contract)."
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(dlt_app, name="dlt")
 app.add_typer(events_app, name="events")
+app.add_typer(infra_app, name="infra")
 
 DataDir = Annotated[
     Path | None,

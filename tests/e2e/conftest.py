@@ -1,33 +1,17 @@
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness import AgoraProcess, product
+from harness import AgoraProcess, product, servers_env
 
 SAGA_SEED = [
     product("widget", 1_000),
     product("gadget", 1_000, "25.50"),
     product("scarce", 3),
 ]
-
-
-def servers_env(request: pytest.FixtureRequest, replicas: int = 1) -> dict[str, str]:
-    """Settings for `agora up` on PostgreSQL + Kafka + Redis (one process per service), with
-    databases and topics of this run's own, so that runs sharing the servers never meet."""
-    servers = request.getfixturevalue("servers")
-    run = uuid.uuid4().hex[:10]
-    return {
-        **servers.env(),
-        "AGORA_DATABASE_URL_TEMPLATE": servers.database_url_template.replace(
-            "{service}", f"{{service}}_{run}"
-        ),
-        "AGORA_KAFKA_NAMESPACE": f"e2e-{run}.",
-        "AGORA_REPLICAS": str(replicas),
-    }
 
 
 @pytest.fixture(

@@ -143,10 +143,17 @@ def create_gateway(
                     timeout=timeout,
                 )
             except httpx.ConnectError:
-                logger.warning(
-                    "%s replica %s refused the connection; trying the next", service, base
-                )
+                logger.warning("%s at %s refused the connection; trying the next", service, base)
                 continue
+            except httpx.TransportError as error:
+                # The request may have been applied: only the client can retry it (safely,
+                # with its Idempotency-Key).
+                raise ProblemError(
+                    502,
+                    "bad-gateway",
+                    "Bad gateway",
+                    f"{service} failed while answering: {type(error).__name__}",
+                ) from None
             return Response(
                 upstream.content,
                 status_code=upstream.status_code,

@@ -27,7 +27,7 @@ DirOption = Annotated[
     Path | None,
     typer.Option(
         "--dir",
-        help="Folder of the servers' data and logs [env AGORA_INFRA_DIR; default ./.agora-infra]",
+        help="Folder of the servers' data and logs (env AGORA_INFRA_DIR, default ./.agora-infra)",
         show_default=False,
     ),
 ]
@@ -43,23 +43,23 @@ def up(
     dir: DirOption = None,
     postgres_port: Annotated[
         int | None,
-        typer.Option(help="PostgreSQL port [env AGORA_INFRA_POSTGRES_PORT; 55432]"),
+        typer.Option(help="PostgreSQL port (env AGORA_INFRA_POSTGRES_PORT, default 55432)"),
     ] = None,
     redis_port: Annotated[
-        int | None, typer.Option(help="Redis port [env AGORA_INFRA_REDIS_PORT; 56379]")
+        int | None, typer.Option(help="Redis port (env AGORA_INFRA_REDIS_PORT, default 56379)")
     ] = None,
     kafka_port: Annotated[
         int | None,
         typer.Option(
             help="First Kafka broker's port; broker i listens on PORT+2i, its controller on "
-            "the next port [env AGORA_INFRA_KAFKA_PORT; 59092]"
+            "the next port (env AGORA_INFRA_KAFKA_PORT, default 59092)"
         ),
     ] = None,
     kafka_brokers: Annotated[
         int | None,
         typer.Option(
             help="1, or 3 for a three-node KRaft cluster with replication factor 3 "
-            "[env AGORA_INFRA_KAFKA_BROKERS; 1]"
+            "(env AGORA_INFRA_KAFKA_BROKERS, default 1)"
         ),
     ] = None,
     db: Annotated[
@@ -67,9 +67,12 @@ def up(
         typer.Option(help="Also create this database (repeat the option for more)"),
     ] = None,
 ) -> None:
-    """Install what is missing, start what is not running, wait until every server answers,
-    then print `export AGORA_...` lines (use: eval "$(agora infra up)"). Without port or broker
-    options, servers already running in the dir keep their settings."""
+    """Start the servers and print their addresses as shell exports.
+
+    Installs what is missing, starts what is not running and waits until every server answers,
+    then prints only `export AGORA_...` lines on stdout: eval "$(agora infra up)". Without port
+    or broker options, servers already running in the dir keep their settings.
+    """
     ports = None
     if postgres_port or redis_port or kafka_port:
         defaults = Ports.from_env()
@@ -89,7 +92,10 @@ def up(
 
 @infra_app.command()
 def down(dir: DirOption = None) -> None:
-    """Stop every server of the infra dir that runs (data stays; nothing running is fine)."""
+    """Stop the servers of the infra dir.
+
+    Data stays on disk for the next `up`; nothing running is fine.
+    """
     root = infra.infra_dir(dir)
     try:
         stopped = infra.down(root)
@@ -103,7 +109,10 @@ def status(
     dir: DirOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per server")] = False,
 ) -> None:
-    """Report each server up or down with its address; exit status 0 only if all are up."""
+    """Report each server up, starting or down, with its address.
+
+    Exit status 0 only if every server is up.
+    """
     try:
         servers = infra.status(dir)
     except InfraError as error:

@@ -1,0 +1,156 @@
+"""Production topology under fire: PostgreSQL, Kafka, one process per service with two replicas
+of orders, inventory and payments behind the gateway; 500 orders; one replica of each killed
+with SIGKILL mid-run. Every order ends final, stock is conserved, nothing is charged twice."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import signal
+import subprocess
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from harness import FINAL, AgoraProcess, eventually, product, servers_env
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.kafka, pytest.mark.postgres]
+
+INITIAL = {"red": 300, "blue": 300}
+ORDERS = 500
+KILL_AT = 150
+TOKENS = ["tok_visa", "tok_visa", "tok_visa", "tok_chargeDeclined", "tok_processing_error"]
+
+
+def requests() -> list[tuple[str, dict[str, Any]]]:
+    shapes = itertools.cycle([[("red", 1)], [("blue", 1)], [("red", 1), ("blue", 1)]])
+    tokens = itertools.cycle(TOKENS)
+    return [
+        (
+            str(uuid.uuid4()),
+            {
+                "customer_id": f"replica-{n}",
+                "items": [{"product_id": p, "quantity": q} for p, q in next(shapes)],
+                "payment_token": next(tokens),
+            },
+        )
+        for n in range(ORDERS)
+    ]
+
+
+def kill_one_replica(supervisor_pid: int, service: str) -> int:
+    pids = subprocess.run(
+        ["pgrep", "-P", str(supervisor_pid), "-f", f"agora serve {service} "],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    assert len(pids) == 2, f"expected two replicas of {service}, found {pids}"
+    pid = int(pids[0])
+    subprocess.run(["kill", f"-{signal.SIGKILL.value}", str(pid)], check=True)
+    return pid
+
+
+async def place_all(
+    agora: AgoraProcess,
+    orders: list[tuple[str, dict[str, Any]]],
+    on_progress: Callable[[int], None],
+) -> list[str]:
+    """Every order placed once, retried with its key through kills (5xx, 409, broken links)."""
+    done = 0
+    limit = asyncio.Semaphore(16)
+    async with httpx.AsyncClient(base_url=agora.base_url, timeout=30) as client:
+
+        async def place(key: str, body: dict[str, Any]) -> str:
+            nonlocal done
+            async with limit:
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 120
+                while True:
+                    try:
+                        response = await client.post(
+                            "/api/orders", json=body, headers={"Idempotency-Key": key}
+                        )
+                    except httpx.TransportError:
+                        response = None
+                    if response is not None and response.status_code == 202:
+                        done += 1
+                        on_progress(done)
+                        return str(response.json()["id"])
+                    assert response is None or response.status_code in {409, 502, 503}, (
+                        response.status_code,
+                        response.text,
+                    )
+                    assert loop.time() < deadline, f"order {key} never placed"
+                    await asyncio.sleep(0.2)  # a client's retry pause, not a synchronisation
+
+        return await asyncio.gather(*(place(key, body) for key, body in orders))
+
+
+def test_500_orders_survive_killing_a_replica_of_each_service(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    seed = [product(name, units) for name, units in INITIAL.items()]
+    env = {**servers_env(request, replicas=2), "AGORA_IDEMPOTENCY_IN_FLIGHT_SECONDS": "3"}
+    agora = AgoraProcess(tmp_path / "data", seed=seed, env=env).start()
+    try:
+        assert agora.process is not None
+        supervisor = agora.process.pid
+        killed: list[int] = []
+
+        def on_progress(done: int) -> None:
+            if done == KILL_AT:
+                killed.extend(
+                    kill_one_replica(supervisor, s) for s in ("orders", "inventory", "payments")
+                )
+
+        orders = requests()
+        order_ids = asyncio.run(place_all(agora, orders, on_progress))
+        assert len(killed) == 3
+        assert len(set(order_ids)) == ORDERS, "one order per idempotency key"
+
+        def all_final() -> list[dict[str, Any]] | None:
+            states = [agora.order(order_id) for order_id in order_ids]
+            return states if all(o["status"] in FINAL for o in states) else None
+
+        final = eventually(all_final, timeout=240, interval=1, what="every order final")
+        check_outcomes(agora, final, orders)
+    finally:
+        agora.stop()
+
+
+def check_outcomes(
+    agora: AgoraProcess,
+    final: list[dict[str, Any]],
+    orders: list[tuple[str, dict[str, Any]]],
+) -> None:
+    statuses = Counter(order["status"] for order in final)
+    assert set(statuses) <= {"CONFIRMED", "CANCELLED"}, statuses
+    sold: Counter[str] = Counter()
+    for order in final:
+        if order["status"] == "CONFIRMED":
+            for item in order["items"]:
+                sold[item["product_id"]] += item["quantity"]
+    for name, units in INITIAL.items():
+        stock = eventually(
+            lambda name=name: (s := agora.stock(name))["reserved"] == 0 and s,
+            timeout=60,
+            what=f"{name} holds settled",
+        )
+        assert stock["sold"] == sold[name], f"{name}: each confirmed line sold exactly once"
+        assert stock["available"] + stock["sold"] == units, f"{name}: stock conserved"
+    for order, (_, body) in zip(final, orders, strict=True):
+        token = body["payment_token"]
+        if order["status"] == "CONFIRMED":
+            payment = agora.client.get(f"/api/payments/{order['id']}").json()
+            assert payment["state"] == "SUCCEEDED", order
+            outcomes = [attempt["outcome"] for attempt in payment["attempts"]]
+            assert outcomes.count("succeeded") == 1, f"charged once: {outcomes}"
+        else:
+            reason = order["cancel_reason"]
+            assert token == "tok_chargeDeclined" or "out of stock" in reason, order
