@@ -92,6 +92,7 @@ async def place_all(
         return await asyncio.gather(*(place(key, body) for key, body in orders))
 
 
+@pytest.mark.timeout(900)
 def test_500_orders_survive_killing_a_replica_of_each_service(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:

@@ -8,6 +8,7 @@ from agora.messaging.metrics import MessagingMetrics
 from agora.messaging.outbox import OutboxRelay, add_outbox_table, outbox_backlog, write_outbox
 from agora.messaging.ports import ConsumedRecord, Consumer, MessageLog, Record, TopicPartition
 from agora.messaging.runner import (
+    BatchPreparation,
     ConsumerRunner,
     EventHandlers,
     Handler,
@@ -21,6 +22,7 @@ from agora.messaging.unit_of_work import UnitOfWork
 
 __all__ = [
     "BackgroundLoop",
+    "BatchPreparation",
     "ConsumedRecord",
     "Consumer",
     "ConsumerOptions",

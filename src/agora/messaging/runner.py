@@ -30,6 +30,7 @@ logger = logging.getLogger(__name__)
 
 U = TypeVar("U", bound=UnitOfWork)
 Handler = Callable[[Any, U], Awaitable[None]]
+BatchPreparation = Callable[[Sequence[Event], U], Awaitable[None]]
 
 
 def dead_letter_topic(topic: str) -> str:
@@ -56,6 +57,10 @@ class EventHandlers(Generic[U]):
 
     `apply` runs a batch in one unit of work: the inbox claim, then each new event's handler.
     Events already in the inbox are skipped, so redelivery changes nothing.
+
+    `prepare`, if given, sees the batch's new events first, in the same unit of work: the place
+    to take every lock the batch will need at once, in a fixed order, so that batches applied
+    concurrently (replicas, members) cannot deadlock.
     """
 
     def __init__(
@@ -64,11 +69,14 @@ class EventHandlers(Generic[U]):
         handlers: Mapping[type[Event], Handler[U]],
         unit_of_work: Callable[[], U],
         inbox: Table,
+        *,
+        prepare: BatchPreparation[U] | None = None,
     ) -> None:
         self.group = group
         self._handlers = dict(handlers)
         self._unit_of_work = unit_of_work
         self._inbox = inbox
+        self._prepare = prepare
 
     @property
     def topics(self) -> list[str]:
@@ -82,6 +90,10 @@ class EventHandlers(Generic[U]):
             fresh = await claim_inbox(
                 uow.conn, self._inbox, self.group, [envelope.id for envelope, _ in batch]
             )
+            if self._prepare is not None and fresh:
+                await self._prepare(
+                    [event for envelope, event in batch if envelope.id in fresh], uow
+                )
             for envelope, event in batch:
                 if envelope.id in fresh:
                     fresh.discard(envelope.id)  # a duplicate within the batch is applied once
@@ -130,18 +142,28 @@ class ConsumerRunner:
         await asyncio.gather(*(self._member() for _ in range(self._members)))
 
     async def _member(self) -> None:
-        consumer = self._log.consumer(self.group, self._handlers.topics)
-        self._consumers.append(consumer)
-        try:
-            while not self._stopping:
-                records = await consumer.fetch(self._batch_size, self._fetch_timeout)
-                if records:
-                    with self._metrics.batch_seconds.labels(self.group).time():
-                        await self._process(records)
-                    await consumer.commit(_next_offsets(records))
-        finally:
-            self._consumers.remove(consumer)
-            await consumer.close()
+        """One member for the runner's lifetime. If its consumer fails (a broker restart, a
+        rebalance gone wrong), it leaves the group and joins again after a pause: records not
+        committed are delivered again, and the inbox absorbs what was already applied."""
+        while not self._stopping:
+            consumer = self._log.consumer(self.group, self._handlers.topics)
+            self._consumers.append(consumer)
+            try:
+                while not self._stopping:
+                    records = await consumer.fetch(self._batch_size, self._fetch_timeout)
+                    if records:
+                        with self._metrics.batch_seconds.labels(self.group).time():
+                            await self._process(records)
+                        await consumer.commit(_next_offsets(records))
+            except Exception:
+                logger.exception("%s: a member failed; it rejoins the group", self.group)
+                await asyncio.sleep(self._retry.max_delay)
+            finally:
+                self._consumers.remove(consumer)
+                try:
+                    await consumer.close()
+                except Exception:
+                    logger.exception("%s: closing a member's consumer failed", self.group)
 
     async def report_lag(self) -> int:
         """Set the lag gauge of each topic from the members' committed offsets; returns the

@@ -18,7 +18,13 @@ from agora.messaging.metrics import MessagingMetrics
 from agora.messaging.migrations import migrate
 from agora.messaging.outbox import OutboxRelay, add_outbox_table, outbox_backlog
 from agora.messaging.ports import MessageLog
-from agora.messaging.runner import ConsumerRunner, EventHandlers, Handler, RetryPolicy
+from agora.messaging.runner import (
+    BatchPreparation,
+    ConsumerRunner,
+    EventHandlers,
+    Handler,
+    RetryPolicy,
+)
 from agora.messaging.sql import Database
 from agora.messaging.unit_of_work import UnitOfWork
 
@@ -76,12 +82,14 @@ class ServicePlatform:
         unit_of_work: Callable[[], U],
         *,
         group: str | None = None,
+        prepare: BatchPreparation[U] | None = None,
     ) -> ConsumerRunner:
-        """Run `handlers` as consumer group `group` (default: the service's name)."""
+        """Run `handlers` as consumer group `group` (default: the service's name); see
+        `EventHandlers` for `prepare`."""
         options = self._consumer_options
         runner = ConsumerRunner(
             self.log,
-            EventHandlers(group or self.name, handlers, unit_of_work, self.inbox),
+            EventHandlers(group or self.name, handlers, unit_of_work, self.inbox, prepare=prepare),
             self.registry,
             self.metrics,
             members=options.members,

@@ -17,7 +17,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka import TopicPartition as KafkaPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
 
 from agora.messaging.ports import ConsumedRecord, Consumer, Record, TopicPartition
 
@@ -210,8 +215,13 @@ class _KafkaConsumer:
         self._group = group
         self._topics = topics
         self._consumer: AIOKafkaConsumer | None = None
+        self._starting = asyncio.Lock()
 
     async def _started(self) -> AIOKafkaConsumer:
+        async with self._starting:
+            return await self._start_once()
+
+    async def _start_once(self) -> AIOKafkaConsumer:
         if self._consumer is None:
             await self._log.create_topics(self._topics, self._log._default_partitions)
             consumer = self._log._new_consumer(
@@ -243,13 +253,15 @@ class _KafkaConsumer:
             return
         try:
             await consumer.commit(mine)
-        except (CommitFailedError, IllegalStateError) as error:
+        except (CommitFailedError, IllegalStateError, KafkaError) as error:
             # The group rebalanced under us: the new owner starts from the last commit and the
             # inbox makes the redelivery harmless.
             logger.info("%s: commit skipped after a rebalance: %r", self._group, error)
 
     async def lag(self) -> dict[TopicPartition, int]:
-        consumer = await self._started()
+        consumer = self._consumer
+        if consumer is None:
+            return {}  # not joined yet: nothing assigned
         partitions = sorted(consumer.assignment())
         if not partitions:
             return {}

@@ -21,7 +21,8 @@ class InventoryService(Service):
 
     def __init__(self, infrastructure: Infrastructure, *, hold_time: dt.timedelta) -> None:
         super().__init__(infrastructure, store.metadata)
-        self.platform.subscribe(InventoryHandlers(hold_time).table, self.unit_of_work)
+        handlers = InventoryHandlers(hold_time)
+        self.platform.subscribe(handlers.table, self.unit_of_work, prepare=handlers.lock_batch)
         self.sweeper = self.platform.add_loop("hold-sweeper", self.sweep_expired_holds)
         self.router = build_router(self)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
@@ -19,7 +19,7 @@ from agora.contracts.inventory import (
     StockReserved,
 )
 from agora.messaging import Event, Handler, UnitOfWork, utcnow
-from agora.services.inventory.locking import Shortage, reserve_lines
+from agora.services.inventory.locking import Shortage, lock_stock, reserve_lines
 from agora.services.inventory.store import HELD, RELEASED, SOLD, holds, stock
 
 
@@ -38,6 +38,28 @@ class InventoryHandlers:
             orders.OrderCancelled: self.on_order_ended,
             orders.OrderExpired: self.on_order_ended,
         }
+
+    async def lock_batch(self, events: Sequence[Event], uow: UnitOfWork) -> None:
+        """Take the stock rows the batch will touch, all at once and in order (see locking)."""
+        products = {
+            line.product_id
+            for event in events
+            if isinstance(event, orders.OrderPlaced)
+            for line in event.lines
+        }
+        ending = [
+            event.order_id
+            for event in events
+            if isinstance(
+                event, orders.OrderConfirmed | orders.OrderCancelled | orders.OrderExpired
+            )
+        ]
+        if ending:
+            rows = await uow.conn.execute(
+                select(holds.c.product_id).where(holds.c.order_id.in_(ending)).distinct()
+            )
+            products.update(rows.scalars())
+        await lock_stock(uow.conn, products)
 
     async def on_product_listed(self, event: catalog.ProductListed, uow: UnitOfWork) -> None:
         exists = await uow.conn.scalar(

@@ -8,13 +8,16 @@ count; the fixed order means two orders touching the same products always lock t
 sequence (PostgreSQL row locks cannot deadlock, and SQLite has a single writer anyway). If any line
 cannot be had, the lines already taken are put back in the same transaction: all or nothing.
 
+A consumer applies a batch of events in one transaction, so the rule holds per batch:
+`lock_stock` takes the rows of every product the batch touches, sorted, before any handler runs.
+
 `reserve_stock(..., locking=False)` is the classic mistake (read the count in one transaction,
 write the new count in another) kept only so that the race test can prove it sees oversells.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -22,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agora.messaging import Database
 from agora.services.inventory.store import stock
 
-__all__ = ["Shortage", "reserve_lines", "reserve_stock"]
+__all__ = ["Shortage", "lock_stock", "reserve_lines", "reserve_stock"]
 
 
 class Shortage(Exception):
@@ -30,6 +33,19 @@ class Shortage(Exception):
         super().__init__(f"not enough stock of {product_id} for {requested}")
         self.product_id = product_id
         self.requested = requested
+
+
+async def lock_stock(conn: AsyncConnection, product_ids: Iterable[str]) -> None:
+    """Lock the stock rows of `product_ids`, in product-id order (PostgreSQL row locks; on
+    SQLite the transaction already holds the only write lock)."""
+    ids = sorted(set(product_ids))
+    if ids and conn.dialect.name == "postgresql":
+        await conn.execute(
+            select(stock.c.product_id)
+            .where(stock.c.product_id.in_(ids))
+            .order_by(stock.c.product_id)
+            .with_for_update()
+        )
 
 
 async def reserve_lines(conn: AsyncConnection, lines: Sequence[tuple[str, int]]) -> dict[str, int]:
