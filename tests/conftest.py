@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,11 @@ import pytest
 from agora.infra import InfraSettings, ensure_up
 from agora.runtime.runtime import SERVICE_NAMES
 from harness import AgoraProcess
+
+# Tests set every setting they depend on: none leaks in from the shell running them (after an
+# `eval "$(agora infra up)"`, say), neither into Settings() here nor into the processes started.
+for _name in [name for name in os.environ if name.startswith("AGORA_")]:
+    del os.environ[_name]
 
 
 @pytest.fixture
