@@ -259,9 +259,7 @@ class _KafkaConsumer:
             logger.info("%s: commit skipped after a rebalance: %r", self._group, error)
 
     async def lag(self) -> dict[TopicPartition, int]:
-        consumer = self._consumer
-        if consumer is None:
-            return {}  # not joined yet: nothing assigned
+        consumer = await self._started()
         partitions = sorted(consumer.assignment())
         if not partitions:
             return {}

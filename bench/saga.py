@@ -1,11 +1,13 @@
-"""Closed-loop saga benchmark against `agora up` on the embedded default.
+"""Closed-loop saga benchmark against `agora up`, on the embedded default or on the servers.
 
-Starts `agora up` on a fresh data folder with one product of ample stock, then runs
+Starts `agora up` on a fresh data folder (on servers: fresh databases and topics on the servers
+`agora infra up` runs, one process per service) with one product of ample stock, then runs
 `--concurrency` buyers for `--duration` seconds: each places an order paid with `tok_visa` and
 polls it until CONFIRMED, then places the next. Prints progress every second and one JSON line:
 completed sagas, sagas/s, and latency percentiles from POST to CONFIRMED as the client sees it.
 
-    .venv/bin/python bench/saga_embedded.py --duration 20 --concurrency 16
+    .venv/bin/python bench/saga.py --backend embedded --duration 20 --concurrency 16
+    .venv/bin/python bench/saga.py --backend servers --replicas 2 --duration 20 --concurrency 16
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import uuid
 from pathlib import Path
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 
 def free_port() -> int:
@@ -32,25 +33,36 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_settled(base_url: str, timeout: float = 30) -> None:
+def servers_env(replicas: int) -> dict[str, str]:
+    """Settings for the servers `agora infra up` runs, with databases and topics of this run."""
+    from agora.infra import ensure_up
+
+    servers = ensure_up()
+    run = uuid.uuid4().hex[:10]
+    return {
+        **servers.env(),
+        "AGORA_DATABASE_URL_TEMPLATE": servers.database_url_template.replace(
+            "{service}", f"{{service}}_bench{run}"
+        ),
+        "AGORA_KAFKA_NAMESPACE": f"bench-{run}.",
+        "AGORA_REPLICAS": str(replicas),
+    }
+
+
+def wait_until_settled(base_url: str, timeout: float = 180) -> None:
     """Until the server answers and every event is published and consumed (so that orders
     knows the seeded product's price)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            text = httpx.get(f"{base_url}/metrics").text
-        except httpx.TransportError:
-            time.sleep(0.1)
-            continue
-        gauges = [
-            sample.value
-            for family in text_string_to_metric_families(text)
-            if family.name in {"agora_outbox_backlog", "agora_consumer_lag"}
-            for sample in family.samples
-        ]
-        if gauges and not any(gauges):
-            return
-        time.sleep(0.1)
+            health = httpx.get(f"{base_url}/healthz").json()
+            if health.get("status") == "ok" and health.get("settled"):
+                items = httpx.get(f"{base_url}/api/products").json()["items"]
+                if items and items[0]["available"] > 0:
+                    return
+        except (httpx.TransportError, ValueError):
+            pass
+        time.sleep(0.2)
     raise SystemExit(f"agora up at {base_url} did not settle within {timeout}s")
 
 
@@ -90,7 +102,9 @@ async def buyer(
     return errors
 
 
-async def run(base_url: str, duration: float, concurrency: int, poll: float) -> dict[str, object]:
+async def run(
+    base_url: str, backend: str, duration: float, concurrency: int, poll: float
+) -> dict[str, object]:
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
@@ -107,7 +121,7 @@ async def run(base_url: str, duration: float, concurrency: int, poll: float) -> 
         elapsed = time.monotonic() - started
     return {
         "scenario": "saga",
-        "backend": "embedded",
+        "backend": backend,
         "concurrency": concurrency,
         "poll_ms": round(poll * 1000),
         "completed": len(latencies),
@@ -121,6 +135,8 @@ async def run(base_url: str, duration: float, concurrency: int, poll: float) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["embedded", "servers"], default="embedded")
+    parser.add_argument("--replicas", type=int, default=1, help="servers: of orders etc.")
     parser.add_argument("--duration", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument(
@@ -161,7 +177,9 @@ def main() -> None:
         try:
             base_url = f"http://127.0.0.1:{port}"
             wait_until_settled(base_url)
-            result = asyncio.run(run(base_url, args.duration, args.concurrency, args.poll))
+            result = asyncio.run(
+                run(base_url, args.backend, args.duration, args.concurrency, args.poll)
+            )
         finally:
             server.terminate()
             server.wait(timeout=30)
