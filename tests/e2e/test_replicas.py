@@ -155,3 +155,39 @@ def check_outcomes(
         else:
             reason = order["cancel_reason"]
             assert token == "tok_chargeDeclined" or "out of stock" in reason, order
+
+
+@pytest.mark.timeout(600)
+def test_killing_agora_up_takes_its_children_and_a_restart_resumes(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    env = servers_env(request)
+    agora = AgoraProcess(tmp_path / "data", seed=[product("green", 50)], env=env).start()
+    try:
+        assert agora.process is not None
+        supervisor = agora.process.pid
+        children = subprocess.run(
+            ["pgrep", "-P", str(supervisor)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(children) == 7  # six services and the gateway
+        pending = agora.place([("green", 1)], token=None).json()["id"]
+        agora.wait_status(pending, "RESERVED")
+
+        agora.kill()
+        for pid in children:
+            eventually(
+                lambda pid=pid: (
+                    not Path(f"/proc/{pid}").exists()
+                    or Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+                ),
+                timeout=30,
+                what=f"child {pid} gone with its parent",
+            )
+
+        agora.start()  # the same databases and topics: the order is still there
+        assert agora.order(pending)["status"] == "RESERVED"
+        paid = agora.client.post(f"/api/orders/{pending}/pay", json={"payment_token": "tok_visa"})
+        assert paid.status_code == 202
+        assert agora.wait_status(pending)["status"] == "CONFIRMED"
+    finally:
+        agora.stop()

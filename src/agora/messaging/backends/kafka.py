@@ -39,7 +39,7 @@ class KafkaLog:
         client_id: str = "agora",
         default_partitions: int = 8,
         replication_factor: int = 1,
-        linger_ms: int = 1,
+        linger_ms: int = 0,
         namespace: str = "",
     ) -> None:
         """`namespace` prefixes every topic and group name on the cluster, so that several
