@@ -37,16 +37,7 @@ def servers_env(replicas: int) -> dict[str, str]:
     """Settings for the servers `agora infra up` runs, with databases and topics of this run."""
     from agora.infra import ensure_up
 
-    servers = ensure_up()
-    run = uuid.uuid4().hex[:10]
-    return {
-        **servers.env(),
-        "AGORA_DATABASE_URL_TEMPLATE": servers.database_url_template.replace(
-            "{service}", f"{{service}}_bench{run}"
-        ),
-        "AGORA_KAFKA_NAMESPACE": f"bench-{run}.",
-        "AGORA_REPLICAS": str(replicas),
-    }
+    return {**ensure_up().isolated_env("bench"), "AGORA_REPLICAS": str(replicas)}
 
 
 def wait_until_settled(base_url: str, timeout: float = 180) -> None:

@@ -183,14 +183,6 @@ def product(product_id: str, stock: int, price: str = "10.00") -> dict[str, Any]
 
 def servers_env(request: pytest.FixtureRequest, replicas: int = 1) -> dict[str, str]:
     """Settings for `agora up` on PostgreSQL + Kafka + Redis (one process per service), with
-    databases and topics of this run's own, so that runs sharing the servers never meet."""
+    databases and topics of this run's own."""
     servers = request.getfixturevalue("servers")
-    run = uuid.uuid4().hex[:10]
-    return {
-        **servers.env(),
-        "AGORA_DATABASE_URL_TEMPLATE": servers.database_url_template.replace(
-            "{service}", f"{{service}}_{run}"
-        ),
-        "AGORA_KAFKA_NAMESPACE": f"e2e-{run}.",
-        "AGORA_REPLICAS": str(replicas),
-    }
+    return {**servers.isolated_env("e2e"), "AGORA_REPLICAS": str(replicas)}

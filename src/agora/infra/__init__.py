@@ -34,6 +34,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -168,6 +169,18 @@ class InfraSettings:
             "AGORA_KAFKA_BOOTSTRAP": self.kafka_bootstrap,
             "AGORA_REDIS_URL": self.redis_url,
             ENV_DIR: str(self.dir),
+        }
+
+    def isolated_env(self, label: str) -> dict[str, str]:
+        """`env()` with databases and Kafka topics of a run of its own (named `label` and a
+        random suffix): runs sharing these servers (tests, benchmarks) never meet."""
+        run = f"{label}{uuid.uuid4().hex[:10]}"
+        return {
+            **self.env(),
+            "AGORA_DATABASE_URL_TEMPLATE": self.database_url_template.replace(
+                "{service}", f"{{service}}_{run}"
+            ),
+            "AGORA_KAFKA_NAMESPACE": f"{run}.",
         }
 
     def exports(self) -> str:
