@@ -81,7 +81,7 @@ def up(
     ] = None,
     replicas: Annotated[
         int | None,
-        typer.Option(help="On servers: processes of orders, inventory and payments each [1]"),
+        typer.Option(help="On servers: processes of each service [1]"),
     ] = None,
 ) -> None:
     """Run the platform. With no server configured: every service and the HTTP API in one

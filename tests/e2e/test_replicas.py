@@ -1,6 +1,6 @@
-"""Production topology under fire: PostgreSQL, Kafka, one process per service with two replicas
-of orders, inventory and payments behind the gateway; 500 orders; one replica of each killed
-with SIGKILL mid-run. Every order ends final, stock is conserved, nothing is charged twice."""
+"""Production topology under fire: PostgreSQL, Kafka, one process per service, two replicas of
+each, behind the gateway; 500 orders; one replica of orders, inventory and payments killed with
+SIGKILL mid-run. Every order ends final, stock is conserved, nothing is charged twice."""
 
 from __future__ import annotations
 
@@ -169,7 +169,7 @@ def test_killing_agora_up_takes_its_children_and_a_restart_resumes(
         children = subprocess.run(
             ["pgrep", "-P", str(supervisor)], capture_output=True, text=True, check=False
         ).stdout.split()
-        assert len(children) == 7  # six services and the gateway
+        assert len(children) == 7  # six services (one replica each) and the gateway
         pending = agora.place([("green", 1)], token=None).json()["id"]
         agora.wait_status(pending, "RESERVED")
 

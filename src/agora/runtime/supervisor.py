@@ -27,9 +27,6 @@ from agora.runtime.settings import Settings
 logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
-# Replicated per `--replicas`; the rest run once (their work is not partitioned yet, or is
-# light). Every service's consumers and workers are safe with replicas.
-REPLICATED = ("orders", "inventory", "payments")
 
 
 def _die_with_parent() -> None:
@@ -79,7 +76,7 @@ def plan(settings: Settings, names: Sequence[str] = SERVICE_NAMES) -> list[Child
     children = [
         Child(name, free_port(settings.host), env)
         for name in names
-        for _ in range(settings.replicas if name in REPLICATED else 1)
+        for _ in range(settings.replicas)
     ]
     upstreams: dict[str, list[str]] = {}
     for child in children:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
 
 from agora.messaging import Infrastructure, Service
 from agora.services.catalog import store
@@ -24,8 +27,9 @@ class CatalogService(Service):
         self._seed = seed
 
     async def start(self) -> None:
-        async with self.unit_of_work() as uow:
-            await seed_catalog(uow, self._seed)
+        with contextlib.suppress(IntegrityError):  # another replica seeded it meanwhile
+            async with self.unit_of_work() as uow:
+                await seed_catalog(uow, self._seed)
 
 
 def bootstrap(

@@ -65,7 +65,10 @@ DEMO_CATALOG: tuple[SeedProduct, ...] = (
 
 
 async def seed_catalog(uow: UnitOfWork, seed: Sequence[SeedProduct]) -> int:
-    """List `seed` if the catalog is empty (first start); returns how many were listed."""
+    """List `seed` if the catalog is empty (first start); returns how many were listed.
+
+    Replicas starting together may both find it empty: the second's insert then violates the
+    primary key and rolls back (IntegrityError), which the caller takes as "seeded already"."""
     if await uow.conn.scalar(select(func.count()).select_from(products)):
         return 0
     now = utcnow()
