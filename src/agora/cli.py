@@ -156,20 +156,19 @@ def migrate() -> None:
     asyncio.run(migrate_all(_settings()))
 
 
-async def _outbox_status(data_dir: Path) -> list[tuple[str, int]]:
+async def _outbox_status(settings: Settings) -> list[tuple[str, int]]:
     from sqlalchemy import MetaData
 
-    from agora.messaging import Database, add_outbox_table, outbox_backlog, sqlite_url
+    from agora.messaging import Database, add_outbox_table, outbox_backlog
     from agora.runtime.runtime import SERVICE_NAMES
 
     rows = []
     for name in SERVICE_NAMES:
-        path = data_dir / f"{name}.db"
-        if not path.exists():
+        if not settings.database_url_template and not (settings.data_dir / f"{name}.db").exists():
             continue
         metadata = MetaData()
         table = add_outbox_table(metadata)
-        db = Database(sqlite_url(path), metadata)
+        db = Database(settings.database_url(name), metadata)
         try:
             async with db.read() as conn:
                 rows.append((name, await outbox_backlog(conn, table)))
@@ -178,9 +177,13 @@ async def _outbox_status(data_dir: Path) -> list[tuple[str, int]]:
     return rows
 
 
-def _require_data_dir(data_dir: Path) -> None:
-    if not (data_dir / "bus.db").exists():
-        typer.echo(f"agora: no Agora data in {data_dir.resolve()} (see --data-dir)", err=True)
+def _require_data(settings: Settings) -> None:
+    """On the embedded default, the data folder must hold Agora's files (servers need none)."""
+    if settings.uses_servers:
+        return
+    if not (settings.data_dir / "bus.db").exists():
+        where = settings.data_dir.resolve()
+        typer.echo(f"agora: no Agora data in {where} (see --data-dir)", err=True)
         raise typer.Exit(1)
 
 
@@ -188,17 +191,18 @@ def _require_data_dir(data_dir: Path) -> None:
 def outbox_status(data_dir: DataDir = None) -> None:
     """Events written by each service and not yet published."""
     settings = _settings(data_dir=data_dir)
-    _require_data_dir(settings.data_dir)
-    rows = asyncio.run(_outbox_status(settings.data_dir))
+    _require_data(settings)
+    rows = asyncio.run(_outbox_status(settings))
     typer.echo(f"{'service':<16}{'unpublished':>12}")
     for name, backlog in rows:
         typer.echo(f"{name:<16}{backlog:>12}")
 
 
-async def _with_log(data_dir: Path, work):  # type: ignore[no-untyped-def]
-    from agora.messaging.backends.embedded import EmbeddedLog
+async def _with_log(settings: Settings, work):  # type: ignore[no-untyped-def]
+    """Run `work(log)` on the log the settings name: the embedded file, or Kafka."""
+    from agora.runtime.runtime import build_log
 
-    log = EmbeddedLog(data_dir / "bus.db")
+    log = build_log(settings)
     await log.open()
     try:
         return await work(log)
@@ -232,10 +236,8 @@ def dlt_list(
     from agora.messaging import list_dead_letters
 
     settings = _settings(data_dir=data_dir)
-    _require_data_dir(settings.data_dir)
-    letters = asyncio.run(
-        _with_log(settings.data_dir, lambda log: list_dead_letters(log, _topics(topic)))
-    )
+    _require_data(settings)
+    letters = asyncio.run(_with_log(settings, lambda log: list_dead_letters(log, _topics(topic))))
     if as_json:
         for letter in letters:
             typer.echo(
@@ -272,10 +274,8 @@ def dlt_replay(data_dir: DataDir = None, topic: Topic = None) -> None:
     from agora.messaging import replay_dead_letters
 
     settings = _settings(data_dir=data_dir)
-    _require_data_dir(settings.data_dir)
-    count = asyncio.run(
-        _with_log(settings.data_dir, lambda log: replay_dead_letters(log, _topics(topic)))
-    )
+    _require_data(settings)
+    count = asyncio.run(_with_log(settings, lambda log: replay_dead_letters(log, _topics(topic))))
     typer.echo(f"replayed {count} dead letter{'s' if count != 1 else ''}")
 
 
