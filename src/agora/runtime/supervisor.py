@@ -27,6 +27,7 @@ from agora.runtime.settings import Settings
 logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
+LOOPBACK = "127.0.0.1"
 
 
 def _die_with_parent() -> None:
@@ -44,7 +45,7 @@ class Child:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{LOOPBACK}:{self.port}"
 
     def start(self, log_dir: str) -> None:
         log = open(os.path.join(log_dir, f"{self.name}-{self.port}.log"), "ab")  # noqa: SIM115
@@ -73,8 +74,10 @@ def plan(settings: Settings, names: Sequence[str] = SERVICE_NAMES) -> list[Child
     """The children: each service's replicas on ports of their own, then the gateway on the
     settings' port."""
     env = {**os.environ, **settings_env(settings)}
+    # Services listen on loopback only: the gateway is the one entry from outside.
+    service_env = {**env, "AGORA_HOST": LOOPBACK}
     children = [
-        Child(name, free_port(settings.host), env)
+        Child(name, free_port(LOOPBACK), service_env)
         for name in names
         for _ in range(settings.replicas)
     ]
