@@ -22,10 +22,12 @@ app = typer.Typer(
 outbox_app = typer.Typer(help="The services' transactional outboxes.", no_args_is_help=True)
 dlt_app = typer.Typer(help="Dead letters: events no consumer could apply.", no_args_is_help=True)
 events_app = typer.Typer(help="The integration events (the services' contract).")
+bench_app = typer.Typer(help="Benchmarks; each prints progress, then one JSON line of figures.")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(dlt_app, name="dlt")
 app.add_typer(events_app, name="events")
 app.add_typer(infra_app, name="infra")
+app.add_typer(bench_app, name="bench")
 
 DataDir = Annotated[
     Path | None,
@@ -283,6 +285,67 @@ def dlt_replay(data_dir: DataDir = None, topic: Topic = None) -> None:
 def event_schemas() -> None:
     """Print the JSON Schema of every integration event, by type."""
     typer.echo(orjson.dumps(contracts.registry().json_schemas(), option=orjson.OPT_INDENT_2))
+
+
+Backend = Annotated[
+    str,
+    typer.Option(
+        help="embedded (one process, SQLite) or servers (PostgreSQL + Kafka + Redis from "
+        "`agora infra up`, one process per service)"
+    ),
+]
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in {"embedded", "servers"}:
+        typer.echo("agora: --backend is embedded or servers", err=True)
+        raise typer.Exit(2)
+
+
+@bench_app.command("saga")
+def bench_saga(
+    backend: Backend = "embedded",
+    replicas: Annotated[int, typer.Option(help="servers: processes per service")] = 1,
+    duration: Annotated[float, typer.Option(help="seconds of load")] = 20,
+    concurrency: Annotated[int, typer.Option(help="buyers in the closed loop")] = 16,
+    poll: Annotated[float, typer.Option(help="seconds between a buyer's status checks")] = 0.02,
+) -> None:
+    """Closed-loop sagas: buyers order and wait for CONFIRMED, then order again."""
+    from agora.bench.saga import bench_saga as run
+
+    _check_backend(backend)
+    result = run(
+        backend=backend,
+        replicas=replicas,
+        duration=duration,
+        concurrency=concurrency,
+        poll=poll,
+    )
+    typer.echo(orjson.dumps(result))
+
+
+@bench_app.command("onsale")
+def bench_onsale(
+    backend: Backend = "embedded",
+    replicas: Annotated[int, typer.Option(help="servers: processes per service")] = 1,
+    units: Annotated[int, typer.Option(help="units on sale")] = 1000,
+    buyers: Annotated[int, typer.Option(help="buyers, one unit each")] = 10_000,
+    concurrency: Annotated[int, typer.Option(help="buyers at once")] = 500,
+    poll: Annotated[float, typer.Option(help="seconds between a buyer's status checks")] = 0.1,
+) -> None:
+    """Many buyers rush for few units: sell-out time, units sold (never more), refusals."""
+    from agora.bench.onsale import bench_onsale as run
+
+    _check_backend(backend)
+    result = run(
+        backend=backend,
+        replicas=replicas,
+        units=units,
+        buyers=buyers,
+        concurrency=concurrency,
+        poll=poll,
+    )
+    typer.echo(orjson.dumps(result))
 
 
 def main() -> None:

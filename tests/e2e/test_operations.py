@@ -118,3 +118,35 @@ def test_outbox_status_and_dead_letters_from_the_cli(
     again = agora_cli(agora, "dlt", "replay", "--topic", "orders").stdout
     assert f"replayed {len(letters)} dead letters" in again
     assert eventually(lambda: len(dead_letters()) == 3 * len(letters), what="one more round")
+
+
+def test_bench_onsale_sells_exactly_the_stock() -> None:
+    """`agora bench onsale` on a small rush: its figures are the platform's, none oversold."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agora",
+            "bench",
+            "onsale",
+            "--units",
+            "5",
+            "--buyers",
+            "40",
+            "--concurrency",
+            "20",
+            "--poll",
+            "0.05",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=True,
+    )
+    figures = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["scenario"] == "onsale"
+    assert (figures["sold"], figures["oversold"], figures["confirmed"]) == (5, 0, 5)
+    assert figures["rejected"] == 35
+    assert figures["errors"] == 0
+    assert figures["sell_out_s"] is not None
+    assert figures["p99_ms"] >= figures["p50_ms"] > 0

@@ -1,0 +1,1 @@
+"""Benchmarks: `agora bench saga` and `agora bench onsale` (docs/performance.md)."""

@@ -1,0 +1,82 @@
+"""What every benchmark shares: an `agora up` of its own, settled, and percentiles."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from agora.runtime.supervisor import LOOPBACK, free_port
+
+
+def servers_env(replicas: int) -> dict[str, str]:
+    """Settings for the servers `agora infra up` runs, with databases and topics of this run."""
+    from agora.infra import ensure_up
+
+    return {**ensure_up().isolated_env("bench"), "AGORA_REPLICAS": str(replicas)}
+
+
+def wait_until_settled(base_url: str, timeout: float = 180) -> None:
+    """Until the server answers and every event is published and consumed (so that orders
+    knows the seeded product's price)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            health = httpx.get(f"{base_url}/healthz").json()
+            if health.get("status") == "ok" and health.get("settled"):
+                items = httpx.get(f"{base_url}/api/products").json()["items"]
+                if items and items[0]["available"] > 0:
+                    return
+        except (httpx.TransportError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"agora up at {base_url} did not settle within {timeout}s")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
+
+
+@contextlib.contextmanager
+def running_agora(backend: str, replicas: int, seed: Sequence[dict[str, Any]]) -> Iterator[str]:
+    """`agora up` on a fresh data folder (on servers: fresh databases and topics) with `seed`,
+    settled; yields its base URL and stops it afterwards."""
+    port = free_port(LOOPBACK)
+    with tempfile.TemporaryDirectory() as folder:
+        seed_file = Path(folder) / "seed.json"
+        seed_file.write_text(json.dumps(list(seed)))
+        env = {**os.environ, "AGORA_LOG_LEVEL": "WARNING"}
+        if backend == "servers":
+            env |= servers_env(replicas)
+        server = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "agora",
+                "up",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(Path(folder) / "data"),
+                "--seed",
+                str(seed_file),
+            ],
+            env=env,
+        )
+        try:
+            base_url = f"http://{LOOPBACK}:{port}"
+            wait_until_settled(base_url)
+            yield base_url
+        finally:
+            server.terminate()
+            server.wait(timeout=60)

@@ -1,0 +1,105 @@
+"""The on-sale: many buyers rush for few units of one product.
+
+`buyers` orders of one unit each, `concurrency` at a time, against `units` in stock; every
+buyer polls its order until it is final. Reports how long the units took to sell out (until the
+last unit's order was seen CONFIRMED), units sold (must equal the stock: never more), buyers
+refused, and latency from POST to the final state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+import uuid
+
+import httpx
+
+from agora.bench.harness import percentile, running_agora
+
+FINAL = {"CONFIRMED", "CANCELLED", "EXPIRED"}
+
+
+async def rush(
+    base_url: str, backend: str, units: int, buyers: int, concurrency: int, poll: float
+) -> dict[str, object]:
+    limit = asyncio.Semaphore(concurrency)
+    latencies: list[float] = []
+    outcomes: dict[str, int] = {}
+    confirmed_at: list[float] = []
+    errors = 0
+    started = time.monotonic()
+    http = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base_url, limits=http, timeout=120) as client:
+
+        async def buy(n: int) -> None:
+            nonlocal errors
+            async with limit:
+                begun = time.perf_counter()
+                response = await client.post(
+                    "/api/orders",
+                    json={
+                        "customer_id": f"fan-{n}",
+                        "items": [{"product_id": "hot-ticket", "quantity": 1}],
+                        "payment_token": "tok_visa",
+                    },
+                    headers={"Idempotency-Key": str(uuid.uuid4())},
+                )
+                if response.status_code != 202:
+                    errors += 1
+                    return
+                order_id = response.json()["id"]
+                while True:  # a buyer polling its order, as a browser would
+                    status = (await client.get(f"/api/orders/{order_id}")).json()["status"]
+                    if status in FINAL:
+                        break
+                    await asyncio.sleep(poll)
+                latencies.append((time.perf_counter() - begun) * 1000)
+                outcomes[status] = outcomes.get(status, 0) + 1
+                if status == "CONFIRMED":
+                    confirmed_at.append(time.monotonic() - started)
+
+        async def progress() -> None:
+            while True:
+                await asyncio.sleep(1)
+                print(
+                    f"  {time.monotonic() - started:5.1f}s  {len(latencies)} final, "
+                    f"{len(confirmed_at)} sold",
+                    file=sys.stderr,
+                )
+
+        reporter = asyncio.create_task(progress())
+        await asyncio.gather(*(buy(n) for n in range(buyers)))
+        reporter.cancel()
+        stock = (await client.get("/api/stock/hot-ticket")).json()
+    return {
+        "scenario": "onsale",
+        "backend": backend,
+        "units": units,
+        "buyers": buyers,
+        "concurrency": concurrency,
+        "sold": stock["sold"],
+        "oversold": max(0, stock["sold"] - units),
+        "confirmed": outcomes.get("CONFIRMED", 0),
+        "rejected": outcomes.get("CANCELLED", 0),
+        "errors": errors,
+        "sell_out_s": round(max(confirmed_at), 2) if len(confirmed_at) >= units else None,
+        "p50_ms": round(percentile(latencies, 0.50), 1),
+        "p99_ms": round(percentile(latencies, 0.99), 1),
+    }
+
+
+def bench_onsale(
+    *, backend: str, replicas: int, units: int, buyers: int, concurrency: int, poll: float
+) -> dict[str, object]:
+    seed = [
+        {
+            "id": "hot-ticket",
+            "name": "Hot ticket",
+            "price": "50.00",
+            "currency": "EUR",
+            "stock": units,
+        }
+    ]
+    with running_agora(backend, replicas, seed) as base_url:
+        return asyncio.run(rush(base_url, backend, units, buyers, concurrency, poll))
