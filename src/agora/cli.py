@@ -348,5 +348,16 @@ def bench_onsale(
     typer.echo(orjson.dumps(result))
 
 
+@bench_app.command("relay")
+def bench_relay(
+    events: Annotated[int, typer.Option(help="outbox rows to relay")] = 20_000,
+    batch_size: Annotated[int, typer.Option(help="rows per relay step and per raw batch")] = 500,
+) -> None:
+    """Outbox relay (PostgreSQL → Kafka) throughput against a raw produce loop, and the ratio."""
+    from agora.bench.relay import bench_relay as run
+
+    typer.echo(orjson.dumps(run(events=events, batch_size=batch_size)))
+
+
 def main() -> None:
     app()

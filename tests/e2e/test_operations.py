@@ -150,3 +150,23 @@ def test_bench_onsale_sells_exactly_the_stock() -> None:
     assert figures["errors"] == 0
     assert figures["sell_out_s"] is not None
     assert figures["p99_ms"] >= figures["p50_ms"] > 0
+
+
+@pytest.mark.kafka
+@pytest.mark.postgres
+def test_bench_relay_drains_the_outbox_and_compares_with_raw_produce(servers: object) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "agora", "bench", "relay", "--events", "2000"],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=True,
+    )
+    figures = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["scenario"] == "relay"
+    assert figures["events"] == 2000
+    assert figures["relay_events_per_s"] > 0
+    assert figures["raw_events_per_s"] > 0
+    assert figures["ratio"] == pytest.approx(
+        figures["relay_events_per_s"] / figures["raw_events_per_s"], rel=0.01
+    )
