@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ import httpx
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from agora.runtime.supervisor import LOOPBACK, free_port
 
 T = TypeVar("T")
 
@@ -37,12 +38,6 @@ def eventually(
     raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}: last {last!r}")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class AgoraProcess:
     """`agora up` in a child process, on its own port and data folder."""
 
@@ -50,7 +45,7 @@ class AgoraProcess:
         self, data_dir: Path, *, seed: list[dict[str, Any]], env: dict[str, str] | None = None
     ) -> None:
         self.data_dir = data_dir
-        self.port = free_port()
+        self.port = free_port(LOOPBACK)
         self.base_url = f"http://127.0.0.1:{self.port}"
         self.seed = seed
         self.env = env or {}

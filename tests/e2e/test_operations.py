@@ -16,7 +16,8 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from agora.messaging import Record
 from agora.messaging.backends.embedded import EmbeddedLog
-from harness import AgoraProcess, eventually, free_port, product
+from agora.runtime.supervisor import LOOPBACK, free_port
+from harness import AgoraProcess, eventually, product
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -35,7 +36,7 @@ class Inbox:
 @pytest.fixture
 def smtp_server() -> Iterator[tuple[int, Inbox]]:
     inbox = Inbox()
-    port = free_port()
+    port = free_port(LOOPBACK)
     controller = Controller(inbox, hostname="127.0.0.1", port=port)
     controller.start()
     yield port, inbox

@@ -39,6 +39,9 @@ HOP_BY_HOP = frozenset(
 )
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 def service_for(path: str) -> str | None:
     """The service that owns an API path."""
     if path.startswith("/api/orders/") and path.endswith("/timeline"):
@@ -146,6 +149,13 @@ def create_gateway(
                 logger.warning("%s at %s refused the connection; trying the next", service, base)
                 continue
             except httpx.TransportError as error:
+                if request.method in SAFE_METHODS:
+                    # A read changes nothing: any broken link (a kept-alive connection to a
+                    # replica that was restarted, say) is worth another replica.
+                    logger.warning(
+                        "%s at %s failed a read (%r); trying the next", service, base, error
+                    )
+                    continue
                 # The request may have been applied: only the client can retry it (safely,
                 # with its Idempotency-Key).
                 raise ProblemError(
