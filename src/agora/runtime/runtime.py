@@ -11,7 +11,7 @@ import contextlib
 import fcntl
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +21,15 @@ from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 
 from agora import contracts
+from agora.auth import (
+    HttpKeySource,
+    InProcessRevocations,
+    KeySource,
+    KeysUnavailable,
+    RedisRevocations,
+    Revocations,
+    TokenVerifier,
+)
 from agora.messaging import (
     BackgroundLoop,
     ConsumerRunner,
@@ -68,6 +77,21 @@ def build_log(settings: Settings) -> MessageLog:
             namespace=settings.kafka_namespace,
         )
     return EmbeddedLog(settings.data_dir / "bus.db", default_partitions=settings.partitions)
+
+
+def build_revocations(settings: Settings) -> Revocations:
+    """Revoked sessions: in Redis when configured (shared by every process), else in process."""
+    if settings.redis_url:
+        from redis.asyncio import Redis
+
+        return RedisRevocations(Redis.from_url(settings.redis_url))
+    return InProcessRevocations()
+
+
+async def _no_key_source() -> Mapping[str, Any]:
+    raise KeysUnavailable(
+        "AGORA_JWKS_URL is not set and the identity service is not in this process"
+    )
 
 
 def build_services(
@@ -132,11 +156,23 @@ class Runtime:
             database_url=settings.database_url,
             consumer_options=settings.consumer_options,
         )
+        self.revocations = build_revocations(settings)
         self.services = build_services(infrastructure, settings, names)
+        self.token_verifier = TokenVerifier(self._key_source(), revocations=self.revocations)
         self._lock: IO[bytes] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loops: list[BackgroundLoop] = []
         self._runners: list[ConsumerRunner] = []
+
+    def _key_source(self) -> KeySource:
+        """Identity's keys: read in process when identity runs here, else fetched."""
+        for service in self.services:
+            local: KeySource | None = getattr(service, "key_set", None)
+            if local is not None:
+                return local
+        if self.settings.jwks_url:
+            return HttpKeySource(self.settings.jwks_url)
+        return _no_key_source
 
     def _take_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -195,6 +231,7 @@ class Runtime:
         for service in self.services:
             await service.platform.db.dispose()
         await self.log.close()
+        await self.revocations.close()
         if self._lock is not None:
             self._lock.close()
             self._lock = None
@@ -223,10 +260,13 @@ class Runtime:
             finally:
                 await self.stop()
 
-        return create_app(
+        app = create_app(
             [service.router for service in self.services],
             self.metrics_registry,
             refresh_metrics=self.refresh_metrics,
             health=self.health,
             lifespan=lifespan,
         )
+        app.state.token_verifier = self.token_verifier
+        app.state.behind_gateway = self.settings.behind_gateway
+        return app

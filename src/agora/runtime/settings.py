@@ -55,6 +55,16 @@ class Settings(BaseSettings):
         description="Apply migrations when a service starts (default: on the embedded "
         "default only; on servers run `agora migrate`)",
     )
+    jwks_url: str | None = Field(
+        None,
+        description="Where processes without the identity service fetch its public keys "
+        "(`agora up` on servers sets the gateway's /.well-known/jwks.json)",
+    )
+    behind_gateway: bool = Field(
+        False,
+        description="Trust the address the gateway appends to X-Forwarded-For (set by `agora "
+        "up` for the processes behind its gateway)",
+    )
     smtp_host: str | None = Field(None, description="Mail server; unset: the local mailbox")
     smtp_port: int = Field(25, ge=1, le=65535)
     smtp_sender: str = "Agora <orders@agora.localhost>"

@@ -73,9 +73,14 @@ def settings_env(settings: Settings) -> dict[str, str]:
 def plan(settings: Settings, names: Sequence[str] = SERVICE_NAMES) -> list[Child]:
     """The children: each service's replicas on ports of their own, then the gateway on the
     settings' port."""
-    env = {**os.environ, **settings_env(settings)}
+    env = {
+        **os.environ,
+        **settings_env(settings),
+        # Every process verifies tokens with identity's keys, fetched through the gateway.
+        "AGORA_JWKS_URL": f"http://{LOOPBACK}:{settings.port}/.well-known/jwks.json",
+    }
     # Services listen on loopback only: the gateway is the one entry from outside.
-    service_env = {**env, "AGORA_HOST": LOOPBACK}
+    service_env = {**env, "AGORA_HOST": LOOPBACK, "AGORA_BEHIND_GATEWAY": "true"}
     children = [
         Child(name, free_port(LOOPBACK), service_env)
         for name in names

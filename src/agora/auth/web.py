@@ -1,0 +1,140 @@
+"""The FastAPI side: a route declares who may call it with one of the annotated types here.
+
+    async def place_order(body: PlaceOrderIn, buyer: Buyer) -> ...
+
+The bearer scheme makes OpenAPI describe the security (so `/docs` offers "Authorize"); the
+verifier is the app's (`app.state.token_verifier`, set by the runtime). Refusals are problems:
+401 `authentication-required` or `invalid-token` (with `WWW-Authenticate`), 403 `forbidden`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from agora.auth.tokens import InvalidToken, KeysUnavailable, Principal, Role, TokenVerifier
+from agora.problems import ProblemError
+
+__all__ = [
+    "AUTHORIZE",
+    "Admin",
+    "Buyer",
+    "CurrentUser",
+    "OptionalUser",
+    "Seller",
+    "SellerOrAdmin",
+    "authenticate",
+    "client_ip",
+    "require",
+]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An access token from `POST /api/auth/login` (or `/api/auth/refresh`).",
+)
+
+AUTHORIZE: dict[int | str, dict[str, Any]] = {
+    401: {
+        "description": "No access token, or one that is invalid, expired or revoked",
+        "content": {"application/problem+json": {}},
+    },
+    403: {
+        "description": "The caller's role may not do this",
+        "content": {"application/problem+json": {}},
+    },
+}
+
+
+def client_ip(request: Request) -> str:
+    """The caller's address: the peer's, or, behind the gateway (`app.state.behind_gateway`),
+    the address the gateway appended to `X-Forwarded-For`."""
+    peer = request.client.host if request.client else "unknown"
+    if getattr(request.app.state, "behind_gateway", False):
+        forwarded = request.headers.get("x-forwarded-for", "")
+        last = forwarded.rsplit(",", 1)[-1].strip()
+        if last:
+            return last
+    return peer
+
+
+def verifier_of(request: Request) -> TokenVerifier:
+    verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
+    if verifier is None:
+        raise RuntimeError("the app has no token verifier (app.state.token_verifier)")
+    return verifier
+
+
+async def principal_of(request: Request, token: str) -> Principal:
+    """The principal of `token`, verified once per request (the edge may have done it)."""
+    known: Principal | None = getattr(request.state, "principal", None)
+    if known is not None and getattr(request.state, "principal_token", None) == token:
+        return known
+    try:
+        principal = await verifier_of(request).verify(token)
+    except InvalidToken as error:
+        raise ProblemError(
+            401,
+            "invalid-token",
+            "Invalid access token",
+            str(error),
+            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        ) from None
+    except KeysUnavailable:
+        raise ProblemError(
+            503,
+            "keys-unavailable",
+            "Signing keys unavailable",
+            "The identity service's published keys could not be fetched; retry shortly.",
+            headers={"Retry-After": "1"},
+        ) from None
+    request.state.principal = principal
+    request.state.principal_token = token
+    return principal
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal | None:
+    """The caller, or None for an anonymous request; a token that is present must be valid."""
+    if credentials is None:
+        return None
+    return await principal_of(request, credentials.credentials)
+
+
+def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency: an authenticated caller, of one of `roles` (any role if none given)."""
+
+    async def dependency(
+        principal: Annotated[Principal | None, Depends(authenticate)],
+    ) -> Principal:
+        if principal is None:
+            raise ProblemError(
+                401,
+                "authentication-required",
+                "Authentication required",
+                "Send an access token: Authorization: Bearer <token> (POST /api/auth/login).",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        if roles and principal.role not in roles:
+            raise ProblemError(
+                403,
+                "forbidden",
+                "Forbidden",
+                f"this needs the role {' or '.join(roles)}; the caller is a {principal.role}",
+            )
+        return principal
+
+    return dependency
+
+
+OptionalUser = Annotated[Principal | None, Depends(authenticate)]
+CurrentUser = Annotated[Principal, Depends(require())]
+Buyer = Annotated[Principal, Depends(require("buyer"))]
+Seller = Annotated[Principal, Depends(require("seller"))]
+SellerOrAdmin = Annotated[Principal, Depends(require("seller", "admin"))]
+Admin = Annotated[Principal, Depends(require("admin"))]
