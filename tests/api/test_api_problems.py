@@ -204,8 +204,8 @@ async def test_a_body_just_under_the_limit_is_read(api: Any) -> None:
         ("GET", "/", 404, "not-found"),
         ("DELETE", "/api/orders", 405, "method-not-allowed"),
         ("GET", "/api/notifications", 422, "validation-error"),
-        ("GET", "/api/products?limit=0", 422, "validation-error"),
-        ("GET", "/api/products?limit=many", 422, "validation-error"),
+        ("GET", "/api/products?page_size=0", 422, "validation-error"),
+        ("GET", "/api/products?page=many", 422, "validation-error"),
         ("GET", "/api/products?offset=-1", 422, "validation-error"),
     ],
 )

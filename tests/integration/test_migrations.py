@@ -9,10 +9,11 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from agora.messaging import Service
-from agora.runtime.runtime import Runtime
+from agora.messaging.migrations import managed_names
+from agora.runtime.runtime import SERVICE_NAMES, Runtime
 from agora.runtime.settings import Settings
 
-SERVICES = ["catalog", "inventory", "orders", "payments", "notifications", "analytics"]
+SERVICES = SERVICE_NAMES
 
 
 @pytest.fixture
@@ -31,7 +32,12 @@ async def test_migrations_match_the_declared_schema(
     await service.migrate()  # a second run finds nothing to do
     async with db.read() as conn:
         differences = await conn.run_sync(
-            lambda sync: compare_metadata(MigrationContext.configure(sync), db.metadata)
+            lambda sync: compare_metadata(
+                MigrationContext.configure(
+                    sync, opts={"include_name": managed_names(db.metadata)}
+                ),
+                db.metadata,
+            )
         )
         tables = await conn.run_sync(lambda sync: sync.dialect.get_table_names(sync))
     await db.dispose()

@@ -213,8 +213,15 @@ def test_payment_succeeded_confirms() -> None:
     assert order.status is S.CONFIRMED
     assert order.events == [
         events.OrderConfirmed(
-            order_id="order-1", customer_id="cust-1", total=Decimal("20.29"), currency="EUR"
+            order_id="order-1",
+            customer_id="cust-1",
+            total=Decimal("20.29"),
+            currency="EUR",
+            lines=order.event_lines(),
         )
+    ]
+    assert [line.product_id for line in order.events[0].lines] == [
+        line.product_id for line in order.lines
     ]
 
 

@@ -23,8 +23,6 @@ class Revocations(Protocol):
 
     async def is_revoked(self, session_id: str) -> bool: ...
 
-    async def close(self) -> None: ...
-
 
 class InProcessRevocations:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -40,11 +38,10 @@ class InProcessRevocations:
         until = self._until.get(session_id)
         return until is not None and until > self._clock()
 
-    async def close(self) -> None:
-        return None
-
 
 class RedisRevocations:
+    """`redis`'s owner closes it."""
+
     def __init__(self, redis: Redis, *, prefix: str = "agora:revoked:") -> None:
         self._redis = redis
         self._prefix = prefix
@@ -54,6 +51,3 @@ class RedisRevocations:
 
     async def is_revoked(self, session_id: str) -> bool:
         return bool(await self._redis.exists(self._prefix + session_id))
-
-    async def close(self) -> None:
-        await self._redis.aclose()

@@ -11,6 +11,7 @@ __all__ = ["ALL_EVENTS", "TOPICS", "catalog", "inventory", "orders", "payments",
 ALL_EVENTS: tuple[type[Event], ...] = (
     catalog.ProductListed,
     catalog.PriceChanged,
+    catalog.ListingChanged,
     inventory.StockReserved,
     inventory.StockRejected,
     inventory.StockReleased,

@@ -5,7 +5,7 @@ from typing import ClassVar
 from agora.contracts.types import Amount, Currency
 from agora.messaging import Event
 
-__all__ = ["PriceChanged", "ProductListed"]
+__all__ = ["ListingChanged", "PriceChanged", "ProductListed"]
 
 
 class _CatalogEvent(Event):
@@ -19,9 +19,18 @@ class ProductListed(_CatalogEvent):
     price: Amount
     currency: Currency
     initial_stock: int
+    store_id: str | None = None
+    seller_id: str | None = None
 
 
 class PriceChanged(_CatalogEvent):
     product_id: str
     price: Amount
     currency: Currency
+
+
+class ListingChanged(_CatalogEvent):
+    """The seller unlisted the product (no new orders) or listed it again."""
+
+    product_id: str
+    listed: bool

@@ -50,6 +50,7 @@ class OrderConfirmed(_OrderEvent):
     customer_id: str
     total: Amount
     currency: Currency
+    lines: tuple[OrderLine, ...] = ()
 
 
 class OrderCancelled(_OrderEvent):

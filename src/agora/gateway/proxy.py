@@ -49,6 +49,10 @@ def service_for(path: str) -> str | None:
     for prefix, service in (
         ("/api/orders", "orders"),
         ("/api/products", "catalog"),
+        ("/api/stores", "catalog"),
+        ("/api/auth", "identity"),
+        ("/api/users", "identity"),
+        ("/.well-known", "identity"),
         ("/api/stock", "inventory"),
         ("/api/payments", "payments"),
         ("/api/notifications", "notifications"),

@@ -7,6 +7,7 @@ plus the platform's outbox and inbox (`ServicePlatform.db.metadata`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +18,20 @@ from agora.messaging.sql import Database
 if TYPE_CHECKING:
     from alembic.config import Config
 
-__all__ = ["make_revision", "migrate"]
+__all__ = ["make_revision", "managed_names", "migrate"]
 
 ENVIRONMENT = Path(__file__).parent / "alembic"
+
+
+def managed_names(metadata: MetaData) -> Callable[[str | None, str, Any], bool]:
+    """Alembic's `include_name` filter: everything but what `metadata.info["unmanaged"]` names
+    (by prefix): objects a migration creates by hand, such as full-text indexes."""
+    unmanaged = tuple(metadata.info.get("unmanaged", ()))
+
+    def include(name: str | None, type_: str, parent_names: Any) -> bool:
+        return not (name and unmanaged and name.startswith(unmanaged))
+
+    return include
 
 
 def _config(versions: Path, connection: Any, metadata: MetaData) -> Config:

@@ -59,7 +59,7 @@ class ServicePlatform:
         self.metrics = metrics
         # The service's tables and the platform's, in one schema of this instance's own (so that
         # building a service twice, as tests do, never redefines a table).
-        schema = MetaData()
+        schema = MetaData(info=dict(metadata.info))
         for table in metadata.tables.values():
             table.to_metadata(schema)
         self.outbox = add_outbox_table(schema)

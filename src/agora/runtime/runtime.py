@@ -19,6 +19,7 @@ import orjson
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
+from redis.asyncio import Redis
 
 from agora import contracts
 from agora.auth import (
@@ -30,6 +31,7 @@ from agora.auth import (
     Revocations,
     TokenVerifier,
 )
+from agora.gateway.cache import InProcessReadCache, ReadCache, RedisReadCache
 from agora.messaging import (
     BackgroundLoop,
     ConsumerRunner,
@@ -79,13 +81,23 @@ def build_log(settings: Settings) -> MessageLog:
     return EmbeddedLog(settings.data_dir / "bus.db", default_partitions=settings.partitions)
 
 
-def build_revocations(settings: Settings) -> Revocations:
-    """Revoked sessions: in Redis when configured (shared by every process), else in process."""
-    if settings.redis_url:
-        from redis.asyncio import Redis
+def redis_prefix(settings: Settings, what: str) -> str:
+    """Keys of `what` in the shared Redis, apart per namespace (as Kafka topics are)."""
+    namespace = f"{settings.kafka_namespace}:" if settings.kafka_namespace else ""
+    return f"agora:{namespace}{what}:"
 
-        return RedisRevocations(Redis.from_url(settings.redis_url))
+
+def build_revocations(settings: Settings, redis: Redis | None) -> Revocations:
+    """Revoked sessions: in Redis when configured (shared by every process), else in process."""
+    if redis is not None:
+        return RedisRevocations(redis, prefix=redis_prefix(settings, "revoked"))
     return InProcessRevocations()
+
+
+def build_read_cache(settings: Settings, redis: Redis | None, what: str) -> ReadCache:
+    if redis is not None:
+        return RedisReadCache(redis, namespace=redis_prefix(settings, what))
+    return InProcessReadCache()
 
 
 async def _no_key_source() -> Mapping[str, Any]:
@@ -95,7 +107,11 @@ async def _no_key_source() -> Mapping[str, Any]:
 
 
 def build_services(
-    infrastructure: Infrastructure, settings: Settings, names: Sequence[str]
+    infrastructure: Infrastructure,
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    redis: Redis | None = None,
 ) -> list[Service]:
     """The composition of the named services: the one place that knows every bootstrap."""
     smtp = (
@@ -104,7 +120,11 @@ def build_services(
         else None
     )
     factories: dict[str, Callable[[], Service]] = {
-        "catalog": lambda: catalog.bootstrap(infrastructure, seed=load_seed(settings.seed_file)),
+        "catalog": lambda: catalog.bootstrap(
+            infrastructure,
+            seed=load_seed(settings.seed_file),
+            cache=build_read_cache(settings, redis, "catalog"),
+        ),
         "inventory": lambda: inventory.bootstrap(infrastructure, hold_time=settings.hold_time),
         "orders": lambda: orders.bootstrap(
             infrastructure, in_flight_timeout=settings.idempotency_in_flight
@@ -156,8 +176,10 @@ class Runtime:
             database_url=settings.database_url,
             consumer_options=settings.consumer_options,
         )
-        self.revocations = build_revocations(settings)
-        self.services = build_services(infrastructure, settings, names)
+        # One client for everything this process keeps in Redis (None: in-process twins).
+        self.redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        self.revocations = build_revocations(settings, self.redis)
+        self.services = build_services(infrastructure, settings, names, redis=self.redis)
         self.token_verifier = TokenVerifier(self._key_source(), revocations=self.revocations)
         self._lock: IO[bytes] | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -231,7 +253,8 @@ class Runtime:
         for service in self.services:
             await service.platform.db.dispose()
         await self.log.close()
-        await self.revocations.close()
+        if self.redis is not None:
+            await self.redis.aclose()
         if self._lock is not None:
             self._lock.close()
             self._lock = None

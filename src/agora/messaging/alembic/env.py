@@ -3,10 +3,13 @@
 
 from alembic import context
 
+from agora.messaging.migrations import managed_names
+
 config = context.config
 context.configure(
     connection=config.attributes["connection"],
     target_metadata=config.attributes["target_metadata"],
+    include_name=managed_names(config.attributes["target_metadata"]),
     render_as_batch=True,  # SQLite alters tables by copying them
     compare_type=True,
 )

@@ -1,19 +1,29 @@
-"""Catalog's use cases: list products (the seed catalog, for now) and keep availability."""
+"""Catalog's use cases: sellers' stores and products, reviews by buyers who bought, and the read
+models kept from other services' events (availability from inventory, purchases from orders)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, insert, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agora.contracts.catalog import ProductListed
+from agora.auth import Principal
+from agora.contracts.catalog import ListingChanged, PriceChanged, ProductListed
 from agora.contracts.inventory import AvailabilityChanged
+from agora.contracts.orders import OrderConfirmed
 from agora.contracts.types import Amount, Currency
-from agora.messaging import Event, Handler, UnitOfWork, utcnow
-from agora.services.catalog.store import products
+from agora.messaging import Event, Handler, UnitOfWork, new_id, utcnow
+from agora.services.catalog import search
+from agora.services.catalog.store import CatalogUnitOfWork, products, purchases, reviews, stores
+
+DEMO_STORE = "demo"
 
 
 class SeedProduct(BaseModel):
@@ -64,46 +74,263 @@ DEMO_CATALOG: tuple[SeedProduct, ...] = (
 )
 
 
+class StoreNotFound(Exception):
+    pass
+
+
+class ProductNotFound(Exception):
+    pass
+
+
+class NotYours(Exception):
+    """The caller may not change another seller's store or product."""
+
+
+class NotAPurchaser(Exception):
+    pass
+
+
+class AlreadyReviewed(Exception):
+    pass
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewProduct:
+    name: str
+    description: str
+    price: Decimal
+    currency: str
+    initial_stock: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ProductChanges:
+    name: str | None = None
+    description: str | None = None
+    price: Decimal | None = None
+    listed: bool | None = None
+
+
+def may_manage(principal: Principal | None, seller_id: str | None) -> bool:
+    """A store's seller manages it and its products; an admin manages every store."""
+    if principal is None:
+        return False
+    return principal.role == "admin" or (
+        principal.role == "seller" and seller_id is not None and principal.user_id == seller_id
+    )
+
+
+async def _list(
+    uow: UnitOfWork, store_id: str, seller_id: str | None, product_id: str, item: NewProduct
+) -> None:
+    await uow.conn.execute(
+        insert(products).values(
+            id=product_id,
+            store_id=store_id,
+            seller_id=seller_id,
+            name=item.name,
+            description=item.description,
+            price=item.price,
+            currency=item.currency,
+            available=0,
+            listed=True,
+            rating_sum=0,
+            rating_count=0,
+            created_at=utcnow(),
+        )
+    )
+    await search.index(uow.conn, product_id, item.name, item.description)
+    uow.emit(
+        ProductListed(
+            product_id=product_id,
+            name=item.name,
+            price=item.price,
+            currency=item.currency,
+            initial_stock=item.initial_stock,
+            store_id=store_id,
+            seller_id=seller_id,
+        )
+    )
+
+
 async def seed_catalog(uow: UnitOfWork, seed: Sequence[SeedProduct]) -> int:
-    """List `seed` if the catalog is empty (first start); returns how many were listed.
+    """List `seed` in the demo store if the catalog is empty (first start); returns how many.
 
     Replicas starting together may both find it empty: the second's insert then violates the
     primary key and rolls back (IntegrityError), which the caller takes as "seeded already"."""
-    if await uow.conn.scalar(select(func.count()).select_from(products)):
+    if await uow.conn.scalar(select(func.count()).select_from(stores)):
         return 0
-    now = utcnow()
     await uow.conn.execute(
-        insert(products),
-        [
-            {
-                "id": item.id,
-                "name": item.name,
-                "description": item.description,
-                "price": item.price,
-                "currency": item.currency,
-                "available": 0,
-                "created_at": now,
-            }
-            for item in seed
-        ],
+        insert(stores).values(
+            id=DEMO_STORE,
+            seller_id=None,
+            name="Agora demo store",
+            description="The catalog a fresh installation starts with.",
+            created_at=utcnow(),
+        )
     )
     for item in seed:
-        uow.emit(
-            ProductListed(
-                product_id=item.id,
-                name=item.name,
-                price=item.price,
-                currency=item.currency,
-                initial_stock=item.stock,
-            )
-        )
+        new = NewProduct(item.name, item.description, item.price, item.currency, item.stock)
+        await _list(uow, DEMO_STORE, None, item.id, new)
     return len(seed)
 
 
-async def on_availability_changed(event: AvailabilityChanged, uow: UnitOfWork) -> None:
+async def create_store(uow: UnitOfWork, seller: Principal, name: str, description: str) -> str:
+    store_id = new_id()
+    await uow.conn.execute(
+        insert(stores).values(
+            id=store_id,
+            seller_id=seller.user_id,
+            name=name,
+            description=description,
+            created_at=utcnow(),
+        )
+    )
+    return store_id
+
+
+async def load_store(conn: AsyncConnection, store_id: str) -> Row[Any]:
+    row = (await conn.execute(select(stores).where(stores.c.id == store_id))).first()
+    if row is None:
+        raise StoreNotFound(store_id)
+    return row
+
+
+async def update_store(
+    uow: UnitOfWork, caller: Principal, store_id: str, name: str | None, description: str | None
+) -> None:
+    store = await load_store(uow.conn, store_id)
+    if not may_manage(caller, store.seller_id):
+        raise NotYours(f"store {store_id} belongs to another seller")
+    values = {
+        key: value
+        for key, value in (("name", name), ("description", description))
+        if value is not None
+    }
+    if values:
+        await uow.conn.execute(update(stores).where(stores.c.id == store_id).values(**values))
+
+
+async def list_product(uow: UnitOfWork, caller: Principal, store_id: str, item: NewProduct) -> str:
+    store = await load_store(uow.conn, store_id)
+    if not may_manage(caller, store.seller_id):
+        raise NotYours(f"store {store_id} belongs to another seller")
+    product_id = new_id()
+    await _list(uow, store_id, store.seller_id, product_id, item)
+    return product_id
+
+
+async def load_product(conn: AsyncConnection, product_id: str) -> Row[Any]:
+    row = (await conn.execute(select(products).where(products.c.id == product_id))).first()
+    if row is None:
+        raise ProductNotFound(product_id)
+    return row
+
+
+def may_see(caller: Principal | None, product: Row[Any]) -> bool:
+    """Listed products are public; an unlisted one only to who manages it."""
+    return bool(product.listed) or may_manage(caller, product.seller_id)
+
+
+async def change_product(
+    uow: UnitOfWork, caller: Principal, product_id: str, changes: ProductChanges
+) -> None:
+    product = await load_product(uow.conn, product_id)
+    if not may_see(caller, product):
+        raise ProductNotFound(product_id)
+    if not may_manage(caller, product.seller_id):
+        raise NotYours(f"product {product_id} belongs to another seller")
+    values: dict[str, Any] = {}
+    if changes.name is not None and changes.name != product.name:
+        values["name"] = changes.name
+    if changes.description is not None and changes.description != product.description:
+        values["description"] = changes.description
+    if changes.price is not None and changes.price != product.price:
+        values["price"] = changes.price
+        uow.emit(
+            PriceChanged(product_id=product_id, price=changes.price, currency=product.currency)
+        )
+    if changes.listed is not None and changes.listed != product.listed:
+        values["listed"] = changes.listed
+        uow.emit(ListingChanged(product_id=product_id, listed=changes.listed))
+    if not values:
+        return
+    await uow.conn.execute(update(products).where(products.c.id == product_id).values(**values))
+    if "name" in values or "description" in values:
+        await search.index(
+            uow.conn,
+            product_id,
+            values.get("name", product.name),
+            values.get("description", product.description),
+        )
+
+
+async def add_review(
+    uow: UnitOfWork, buyer: Principal, product_id: str, rating: int, text: str
+) -> str:
+    product = await load_product(uow.conn, product_id)
+    if not may_see(buyer, product):
+        raise ProductNotFound(product_id)
+    bought = await uow.conn.scalar(
+        select(func.count())
+        .select_from(purchases)
+        .where(purchases.c.buyer_id == buyer.user_id, purchases.c.product_id == product_id)
+    )
+    if not bought:
+        raise NotAPurchaser(f"no confirmed order of {product_id} by this buyer")
+    review_id = new_id()
+    try:
+        async with uow.conn.begin_nested():
+            await uow.conn.execute(
+                insert(reviews).values(
+                    id=review_id,
+                    product_id=product_id,
+                    buyer_id=buyer.user_id,
+                    rating=rating,
+                    text=text,
+                    created_at=utcnow(),
+                )
+            )
+    except IntegrityError:
+        raise AlreadyReviewed(f"this buyer has reviewed {product_id} already") from None
+    await uow.conn.execute(
+        update(products)
+        .where(products.c.id == product_id)
+        .values(
+            rating_sum=products.c.rating_sum + rating,
+            rating_count=products.c.rating_count + 1,
+        )
+    )
+    return review_id
+
+
+# -- other services' events ---------------------------------------------------------------
+
+
+async def on_availability_changed(event: AvailabilityChanged, uow: CatalogUnitOfWork) -> None:
+    uow.changed_products.add(event.product_id)
     await uow.conn.execute(
         update(products).where(products.c.id == event.product_id).values(available=event.available)
     )
 
 
-HANDLERS: Mapping[type[Event], Handler[Any]] = {AvailabilityChanged: on_availability_changed}
+async def on_order_confirmed(event: OrderConfirmed, uow: UnitOfWork) -> None:
+    """Who bought what: the right to review it."""
+    for product_id in sorted({line.product_id for line in event.lines}):
+        bought = await uow.conn.scalar(
+            select(func.count())
+            .select_from(purchases)
+            .where(purchases.c.buyer_id == event.customer_id, purchases.c.product_id == product_id)
+        )
+        if not bought:
+            await uow.conn.execute(
+                insert(purchases).values(
+                    buyer_id=event.customer_id, product_id=product_id, order_id=event.order_id
+                )
+            )
+
+
+HANDLERS: Mapping[type[Event], Handler[Any]] = {
+    AvailabilityChanged: on_availability_changed,
+    OrderConfirmed: on_order_confirmed,
+}

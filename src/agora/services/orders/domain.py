@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from agora.contracts import orders as events
+from agora.contracts.orders import OrderLine as EventLine
 from agora.messaging import Event, new_id, utcnow
 
 __all__ = [
@@ -118,19 +119,20 @@ class Order:
             events.OrderPlaced(
                 order_id=order.id,
                 customer_id=customer_id,
-                lines=tuple(
-                    events.OrderLine(
-                        product_id=line.product_id,
-                        quantity=line.quantity,
-                        unit_price=line.unit_price,
-                    )
-                    for line in order.lines
-                ),
+                lines=order.event_lines(),
                 total=order.total,
                 currency=currency,
             )
         )
         return order
+
+    def event_lines(self) -> tuple[EventLine, ...]:
+        return tuple(
+            events.OrderLine(
+                product_id=line.product_id, quantity=line.quantity, unit_price=line.unit_price
+            )
+            for line in self.lines
+        )
 
     @property
     def total(self) -> Decimal:
@@ -182,6 +184,7 @@ class Order:
                 customer_id=self.customer_id,
                 total=self.total,
                 currency=self.currency,
+                lines=self.event_lines(),
             )
         )
 
