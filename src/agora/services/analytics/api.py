@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from agora.auth import AUTHORIZE, CurrentUser
 from agora.problems import ProblemError
 from agora.services.analytics.store import saga_events
 
@@ -33,9 +34,12 @@ def build_router(service: Any) -> APIRouter:
         "/{order_id}/timeline",
         response_model=TimelineOut,
         summary="Every event of the order's saga, in order",
-        responses={404: {"description": "No event of that order has been seen"}},
+        description="For the order's buyer and admins.",
+        responses={404: {"description": "No event of that order has been seen"}, **AUTHORIZE},
     )
-    async def timeline(order_id: Annotated[str, Path(max_length=100)]) -> TimelineOut:
+    async def timeline(
+        order_id: Annotated[str, Path(max_length=100)], caller: CurrentUser
+    ) -> TimelineOut:
         async with service.platform.db.read() as conn:
             rows = (
                 await conn.execute(
@@ -44,6 +48,8 @@ def build_router(service: Any) -> APIRouter:
                     .order_by(saga_events.c.occurred_at, saga_events.c.event_id)
                 )
             ).all()
+        if caller.role != "admin" and all(row.customer_id != caller.user_id for row in rows):
+            rows = []
         if not rows:
             raise ProblemError(
                 404, "order-not-found", "Order not found", f"no events of order {order_id}"

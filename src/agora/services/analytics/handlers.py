@@ -23,6 +23,7 @@ async def record_event(event: Event, uow: UnitOfWork) -> None:
             source=envelope.source,
             key=envelope.key,
             occurred_at=envelope.occurred_at,
+            customer_id=envelope.payload.get("customer_id"),
         )
     )
 

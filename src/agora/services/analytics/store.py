@@ -18,5 +18,6 @@ saga_events = Table(
     Column("source", String(32), nullable=False),
     Column("key", String, nullable=False),
     Column("occurred_at", UtcDateTime, nullable=False),
+    Column("customer_id", String, nullable=True),
 )
 Index("ix_saga_events_saga", saga_events.c.correlation_id, saga_events.c.occurred_at)

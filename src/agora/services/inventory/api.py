@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from agora.auth import AUTHORIZE, SellerOrAdmin
 from agora.problems import ProblemError
 from agora.services.inventory.store import stock
 
@@ -26,13 +27,18 @@ def build_router(service: Any) -> APIRouter:
         "/{product_id}",
         response_model=StockOut,
         summary="Stock of a product: available, held for orders, and sold",
-        responses={404: {"description": "Unknown product"}},
+        description="For the product's seller and admins (buyers see `available` on the product).",
+        responses={404: {"description": "Unknown product"}, **AUTHORIZE},
     )
-    async def get_stock(product_id: Annotated[str, Path(max_length=100)]) -> StockOut:
+    async def get_stock(
+        product_id: Annotated[str, Path(max_length=100)], caller: SellerOrAdmin
+    ) -> StockOut:
         async with service.platform.db.read() as conn:
             row = (
                 await conn.execute(select(stock).where(stock.c.product_id == product_id))
             ).first()
+        if row is not None and caller.role != "admin" and row.seller_id != caller.user_id:
+            row = None
         if row is None:
             raise ProblemError(
                 404, "product-not-found", "Product not found", f"no stock for {product_id}"

@@ -69,7 +69,11 @@ class InventoryHandlers:
             return
         await uow.conn.execute(
             insert(stock).values(
-                product_id=event.product_id, available=event.initial_stock, reserved=0, sold=0
+                product_id=event.product_id,
+                available=event.initial_stock,
+                reserved=0,
+                sold=0,
+                seller_id=event.seller_id,
             )
         )
         uow.emit(AvailabilityChanged(product_id=event.product_id, available=event.initial_stock))

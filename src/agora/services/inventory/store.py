@@ -25,6 +25,7 @@ stock = Table(
     Column("available", Integer, nullable=False),
     Column("reserved", Integer, nullable=False, default=0),
     Column("sold", Integer, nullable=False, default=0),
+    Column("seller_id", String, nullable=True),
     CheckConstraint("available >= 0", name="available_not_negative"),
     CheckConstraint("reserved >= 0", name="reserved_not_negative"),
 )

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from agora.auth import AUTHORIZE, CurrentUser
+from agora.problems import ProblemError
 from agora.services.notifications.store import messages
 
 
@@ -32,11 +34,27 @@ class MessagesOut(BaseModel):
 def build_router(service: Any) -> APIRouter:
     router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
-    @router.get("", response_model=MessagesOut, summary="Messages sent to a customer, oldest first")
+    @router.get(
+        "",
+        response_model=MessagesOut,
+        summary="Messages sent to the caller, oldest first",
+        description="An admin may read any customer's with `customer_id`.",
+        responses=AUTHORIZE,
+    )
     async def list_messages(
-        customer_id: Annotated[str, Query(min_length=1, max_length=200)],
+        caller: CurrentUser,
+        customer_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
     ) -> MessagesOut:
+        if customer_id is None:
+            customer_id = caller.user_id
+        elif customer_id != caller.user_id and caller.role != "admin":
+            raise ProblemError(
+                403,
+                "forbidden",
+                "Forbidden",
+                "only an admin may read another customer's messages",
+            )
         async with service.platform.db.read() as conn:
             rows = (
                 await conn.execute(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path
+from fastapi import APIRouter, Header, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from agora.auth import AUTHORIZE, Buyer, CurrentUser, Principal
 from agora.problems import ProblemError
 from agora.services.orders import handlers, store
 from agora.services.orders.domain import Order, OrderStatus, PaymentNotAllowed
@@ -26,7 +27,9 @@ class OrderItemIn(BaseModel):
 
 class PlaceOrderIn(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
-    customer_id: Id
+    customer_id: Id | None = Field(
+        None, description="The caller's own user id, if given at all (the token says who buys)"
+    )
     items: list[OrderItemIn] = Field(min_length=1, max_length=100)
     payment_token: Token | None = None
 
@@ -84,8 +87,15 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         404: "No such order",
         409: "Conflict with the order's state or an in-flight request",
         422: "Invalid request",
+        **{code: value["description"] for code, value in AUTHORIZE.items()},
     }.items()
 }
+
+
+class OrdersOut(BaseModel):
+    items: list[OrderOut]
+    page: int
+    page_size: int
 
 
 def build_router(service: Any) -> APIRouter:
@@ -95,12 +105,23 @@ def build_router(service: Any) -> APIRouter:
     def unit_of_work() -> OrdersUnitOfWork:
         return service.unit_of_work()  # type: ignore[no-any-return]
 
-    async def load(order_id: str) -> Order:
+    def not_found(order_id: str) -> ProblemError:
+        return ProblemError(404, "order-not-found", "Order not found", f"no order {order_id}")
+
+    async def load(order_id: str, caller: Principal) -> Order:
+        """The order if the caller may read it (anyone else learns nothing: 404)."""
         async with service.platform.db.read() as conn:
             found = await store.load_orders(conn, [order_id])
-        if not found:
-            raise ProblemError(404, "order-not-found", "Order not found", f"no order {order_id}")
-        return found[0]
+            if not found:
+                raise not_found(order_id)
+            order = found[0]
+            if caller.role == "admin" or order.customer_id == caller.user_id:
+                return order
+            if caller.role == "seller" and await store.sold_by(
+                conn, caller.user_id, [line.product_id for line in order.lines]
+            ):
+                return order
+        raise not_found(order_id)
 
     @router.post(
         "",
@@ -116,6 +137,7 @@ def build_router(service: Any) -> APIRouter:
     )
     async def place_order(
         body: PlaceOrderIn,
+        buyer: Buyer,
         idempotency_key: Annotated[
             str | None, Header(alias="Idempotency-Key", max_length=255)
         ] = None,
@@ -127,8 +149,15 @@ def build_router(service: Any) -> APIRouter:
                 "Idempotency-Key header required",
                 "POST /api/orders needs an Idempotency-Key header (a unique value per order).",
             )
+        if body.customer_id is not None and body.customer_id != buyer.user_id:
+            raise ProblemError(
+                403,
+                "customer-mismatch",
+                "Not your customer id",
+                "customer_id, when given, must be the authenticated buyer's own user id.",
+            )
         command = handlers.PlaceOrder(
-            customer_id=body.customer_id,
+            customer_id=buyer.user_id,
             items=tuple((item.product_id, item.quantity) for item in body.items),
             payment_token=body.payment_token,
         )
@@ -164,7 +193,7 @@ def build_router(service: Any) -> APIRouter:
             ) from None
         except handlers.MixedCurrencies as error:
             raise ProblemError(422, "mixed-currencies", "Mixed currencies", str(error)) from None
-        order = await load(placed.order_id)
+        order = await load(placed.order_id, buyer)
         headers = {"Location": f"/api/orders/{order.id}"}
         if not placed.created:
             headers["Idempotent-Replayed"] = "true"
@@ -172,9 +201,39 @@ def build_router(service: Any) -> APIRouter:
             OrderOut.of(order).model_dump(mode="json"), status_code=202, headers=headers
         )
 
+    @router.get(
+        "",
+        response_model=OrdersOut,
+        summary="Orders the caller may read, newest first",
+        description="A buyer's own orders; a seller's: those with a line of its products; "
+        "an admin's: all.",
+    )
+    async def list_orders(
+        caller: CurrentUser,
+        status: OrderStatus | None = None,
+        page: Annotated[int, Query(ge=1, le=10_000)] = 1,
+        page_size: Annotated[int, Query(ge=1, le=100)] = 20,
+    ) -> OrdersOut:
+        async with service.platform.db.read() as conn:
+            ids = await store.order_ids(
+                conn,
+                store.visible_to(caller.role, caller.user_id),
+                status,
+                limit=page_size,
+                offset=(page - 1) * page_size,
+            )
+            found = {order.id: order for order in await store.load_orders(conn, ids)}
+        return OrdersOut(
+            items=[OrderOut.of(found[order_id]) for order_id in ids],
+            page=page,
+            page_size=page_size,
+        )
+
     @router.get("/{order_id}", response_model=OrderOut, summary="An order and its status")
-    async def get_order(order_id: Annotated[str, Path(max_length=100)]) -> OrderOut:
-        return OrderOut.of(await load(order_id))
+    async def get_order(
+        order_id: Annotated[str, Path(max_length=100)], caller: CurrentUser
+    ) -> OrderOut:
+        return OrderOut.of(await load(order_id, caller))
 
     @router.post(
         "/{order_id}/pay",
@@ -182,15 +241,18 @@ def build_router(service: Any) -> APIRouter:
         response_model=OrderOut,
         summary="Pay a reserved order placed without a payment token",
     )
-    async def pay(order_id: Annotated[str, Path(max_length=100)], body: PayIn) -> OrderOut:
+    async def pay(
+        order_id: Annotated[str, Path(max_length=100)], body: PayIn, buyer: Buyer
+    ) -> OrderOut:
+        order = await load(order_id, buyer)
+        if order.customer_id != buyer.user_id:
+            raise not_found(order_id)
         try:
             await handlers.pay_order(order_id, body.payment_token, unit_of_work)
         except handlers.OrderNotFound:
-            raise ProblemError(
-                404, "order-not-found", "Order not found", f"no order {order_id}"
-            ) from None
+            raise not_found(order_id) from None
         except PaymentNotAllowed as error:
             raise ProblemError(409, "payment-not-allowed", "Cannot pay now", str(error)) from None
-        return OrderOut.of(await load(order_id))
+        return OrderOut.of(await load(order_id, buyer))
 
     return router

@@ -164,11 +164,17 @@ async def on_payment_failed(event: payments.PaymentFailed, uow: OrdersUnitOfWork
 
 
 async def on_product_listed(event: catalog.ProductListed, uow: OrdersUnitOfWork) -> None:
-    await store.set_price(uow.conn, event.product_id, event.price, event.currency)
+    await store.list_product(
+        uow.conn, event.product_id, event.price, event.currency, event.seller_id
+    )
 
 
 async def on_price_changed(event: catalog.PriceChanged, uow: OrdersUnitOfWork) -> None:
     await store.set_price(uow.conn, event.product_id, event.price, event.currency)
+
+
+async def on_listing_changed(event: catalog.ListingChanged, uow: OrdersUnitOfWork) -> None:
+    await store.set_listed(uow.conn, event.product_id, event.listed)
 
 
 HANDLERS: Mapping[type[Event], Handler[Any]] = {
@@ -179,6 +185,7 @@ HANDLERS: Mapping[type[Event], Handler[Any]] = {
     payments.PaymentFailed: on_payment_failed,
     catalog.ProductListed: on_product_listed,
     catalog.PriceChanged: on_price_changed,
+    catalog.ListingChanged: on_listing_changed,
 }
 
 __all__ = [

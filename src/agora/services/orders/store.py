@@ -23,6 +23,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import ColumnElement
 
 from agora.messaging import DecimalText, UnitOfWork, UtcDateTime
 from agora.services.orders.domain import Line, Order, OrderStatus
@@ -50,7 +51,7 @@ order_lines = Table(
     metadata,
     Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
     Column("line_no", Integer, nullable=False),
-    Column("product_id", String, nullable=False),
+    Column("product_id", String, nullable=False, index=True),
     Column("quantity", Integer, nullable=False),
     Column("unit_price", DecimalText, nullable=False),
     PrimaryKeyConstraint("order_id", "line_no"),
@@ -71,6 +72,8 @@ prices = Table(
     Column("product_id", String, primary_key=True),
     Column("price", DecimalText, nullable=False),
     Column("currency", String(3), nullable=False),
+    Column("seller_id", String, nullable=True, index=True),
+    Column("listed", Boolean, nullable=False, default=True),
 )
 
 
@@ -134,6 +137,24 @@ def _row(order: Order) -> dict[str, object]:
         "created_at": order.created_at,
         "updated_at": order.updated_at,
     }
+
+
+async def order_ids(
+    conn: AsyncConnection,
+    condition: ColumnElement[bool] | None,
+    status: OrderStatus | None,
+    *,
+    limit: int,
+    offset: int,
+) -> list[str]:
+    """Ids of the orders meeting `condition` (and of `status`), newest first."""
+    query = select(orders.c.id)
+    if condition is not None:
+        query = query.where(condition)
+    if status is not None:
+        query = query.where(orders.c.status == status.value)
+    query = query.order_by(orders.c.created_at.desc(), orders.c.id.desc()).limit(limit)
+    return list((await conn.scalars(query.offset(offset))).all())
 
 
 async def load_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> list[Order]:
@@ -215,17 +236,62 @@ async def release_key(conn: AsyncConnection, key: str) -> None:
 # -- the price list (a read model of catalog events) -----------------------------------------
 
 
-async def set_price(conn: AsyncConnection, product_id: str, price: Decimal, currency: str) -> None:
+async def list_product(
+    conn: AsyncConnection, product_id: str, price: Decimal, currency: str, seller_id: str | None
+) -> None:
     await conn.execute(delete(prices).where(prices.c.product_id == product_id))
-    await conn.execute(insert(prices).values(product_id=product_id, price=price, currency=currency))
+    await conn.execute(
+        insert(prices).values(
+            product_id=product_id, price=price, currency=currency, seller_id=seller_id, listed=True
+        )
+    )
+
+
+async def set_price(conn: AsyncConnection, product_id: str, price: Decimal, currency: str) -> None:
+    await conn.execute(
+        update(prices)
+        .where(prices.c.product_id == product_id)
+        .values(price=price, currency=currency)
+    )
+
+
+async def set_listed(conn: AsyncConnection, product_id: str, listed: bool) -> None:
+    await conn.execute(
+        update(prices).where(prices.c.product_id == product_id).values(listed=listed)
+    )
 
 
 async def get_prices(
     conn: AsyncConnection, product_ids: Iterable[str]
 ) -> dict[str, tuple[Decimal, str]]:
+    """Prices of those of `product_ids` that are listed."""
     rows = await conn.execute(
         select(prices.c.product_id, prices.c.price, prices.c.currency).where(
-            prices.c.product_id.in_(list(product_ids))
+            prices.c.product_id.in_(list(product_ids)), prices.c.listed.is_(True)
         )
     )
     return {row.product_id: (row.price, row.currency) for row in rows}
+
+
+async def sold_by(conn: AsyncConnection, seller_id: str, product_ids: Iterable[str]) -> bool:
+    """Whether `seller_id` sells any of `product_ids`."""
+    found = await conn.scalar(
+        select(func.count())
+        .select_from(prices)
+        .where(prices.c.seller_id == seller_id, prices.c.product_id.in_(list(product_ids)))
+    )
+    return bool(found)
+
+
+def visible_to(role: str, user_id: str) -> ColumnElement[bool] | None:
+    """Which orders a caller may read: a buyer its own, a seller those with a line of its
+    products, an admin all (None: no condition)."""
+    if role == "admin":
+        return None
+    if role == "seller":
+        return orders.c.id.in_(
+            select(order_lines.c.order_id)
+            .join(prices, prices.c.product_id == order_lines.c.product_id)
+            .where(prices.c.seller_id == user_id)
+        )
+    return orders.c.customer_id == user_id

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel
 from sqlalchemy import select
 
+from agora.auth import AUTHORIZE, CurrentUser
 from agora.problems import ProblemError
 from agora.services.payments.store import attempts, payments
 
@@ -37,13 +38,18 @@ def build_router(service: Any) -> APIRouter:
         "/{order_id}",
         response_model=PaymentOut,
         summary="The payment of an order, with every attempt at the provider",
-        responses={404: {"description": "No payment for that order"}},
+        description="For the order's buyer and admins.",
+        responses={404: {"description": "No payment for that order"}, **AUTHORIZE},
     )
-    async def get_payment(order_id: Annotated[str, Path(max_length=100)]) -> PaymentOut:
+    async def get_payment(
+        order_id: Annotated[str, Path(max_length=100)], caller: CurrentUser
+    ) -> PaymentOut:
         async with service.platform.db.read() as conn:
             row = (
                 await conn.execute(select(payments).where(payments.c.order_id == order_id))
             ).first()
+            if row is not None and caller.role != "admin" and row.customer_id != caller.user_id:
+                row = None
             tries = (
                 []
                 if row is None
