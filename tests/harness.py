@@ -21,6 +21,8 @@ from agora.runtime.supervisor import LOOPBACK, free_port
 
 T = TypeVar("T")
 
+PASSWORD = "correct horse battery staple"
+
 FINAL = {"CONFIRMED", "CANCELLED", "EXPIRED"}
 
 
@@ -52,12 +54,15 @@ class AgoraProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir.parent / f"{data_dir.name}-agora.log"
         self.client = httpx.Client(base_url=self.base_url, timeout=30)
+        self._sessions: dict[str, dict[str, str]] = {}
+        self._user_ids: dict[str, str] = {}
 
     def start(self) -> AgoraProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         seed_path = self.data_dir.parent / f"{self.data_dir.name}-seed.json"
         seed_path.write_bytes(orjson.dumps(self.seed))
-        env = {**os.environ, "AGORA_LOG_LEVEL": "WARNING", **self.env}
+        # Tests place orders as fast as they can from one address: limits are tested apart.
+        env = {**os.environ, "AGORA_LOG_LEVEL": "WARNING", "AGORA_RATE_LIMITS": "false", **self.env}
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
@@ -122,6 +127,62 @@ class AgoraProcess:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-6000:]
 
+    # -- accounts ------------------------------------------------------------------------
+
+    def headers(self, customer: str) -> dict[str, str]:
+        """The Authorization of the buyer named `customer` in this test (registered and logged
+        in on first use, over HTTP)."""
+        if customer not in self._sessions:
+            email = f"{customer}-{uuid.uuid4().hex[:8]}@example.test"
+            registered = self.client.post(
+                "/api/auth/register",
+                json={"email": email, "password": PASSWORD, "role": "buyer"},
+            )
+            assert registered.status_code == 202, registered.text
+            self._sessions[customer] = self._log_in(email)
+            me = self.client.get("/api/auth/me", headers=self._sessions[customer])
+            assert me.status_code == 200, me.text
+            self._user_ids[customer] = me.json()["id"]
+        return self._sessions[customer]
+
+    def user_id(self, customer: str) -> str:
+        self.headers(customer)
+        return self._user_ids[customer]
+
+    def _log_in(self, email: str) -> dict[str, str]:
+        response = self.client.post(
+            "/api/auth/login", json={"email": email, "password": PASSWORD}
+        )
+        assert response.status_code == 200, response.text
+        return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+    @property
+    def admin(self) -> dict[str, str]:
+        """An admin's Authorization: the admin made with `agora users create-admin`."""
+        if "admin" not in self._sessions:
+            email = f"admin-{uuid.uuid4().hex[:8]}@example.test"
+            created = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "agora",
+                    "users",
+                    "create-admin",
+                    "--email",
+                    email,
+                    "--password-stdin",
+                    "--data-dir",
+                    str(self.data_dir),
+                ],
+                input=PASSWORD.encode(),
+                env={**os.environ, **self.env},
+                capture_output=True,
+                timeout=60,
+            )
+            assert created.returncode == 0, created.stderr.decode()
+            self._sessions["admin"] = self._log_in(email)
+        return self._sessions["admin"]
+
     # -- the API, as a buyer uses it --------------------------------------------------------
 
     def place(
@@ -133,16 +194,17 @@ class AgoraProcess:
         key: str | None = None,
     ) -> httpx.Response:
         body: dict[str, Any] = {
-            "customer_id": customer,
             "items": [{"product_id": p, "quantity": q} for p, q in items],
             "payment_token": token,
         }
         return self.client.post(
-            "/api/orders", json=body, headers={"Idempotency-Key": key or str(uuid.uuid4())}
+            "/api/orders",
+            json=body,
+            headers={"Idempotency-Key": key or str(uuid.uuid4()), **self.headers(customer)},
         )
 
     def order(self, order_id: str) -> dict[str, Any]:
-        response = self.client.get(f"/api/orders/{order_id}")
+        response = self.client.get(f"/api/orders/{order_id}", headers=self.admin)
         assert response.status_code == 200, response.text
         return dict(response.json())
 
@@ -156,12 +218,12 @@ class AgoraProcess:
         return eventually(settled, timeout=timeout, what=f"order {order_id} in {wanted}")
 
     def stock(self, product_id: str) -> dict[str, int]:
-        response = self.client.get(f"/api/stock/{product_id}")
+        response = self.client.get(f"/api/stock/{product_id}", headers=self.admin)
         assert response.status_code == 200, response.text
         return dict(response.json())
 
     def messages(self, customer: str) -> list[dict[str, Any]]:
-        response = self.client.get("/api/notifications", params={"customer_id": customer})
+        response = self.client.get("/api/notifications", headers=self.headers(customer))
         assert response.status_code == 200, response.text
         return list(response.json()["items"])
 

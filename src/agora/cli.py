@@ -130,19 +130,14 @@ def serve(
 ) -> None:
     """Run one service (its consumers, workers and HTTP API), or the gateway, in this process.
     Configured by AGORA_* variables; SIGTERM drains it."""
-    from agora.runtime.runtime import SERVICE_NAMES, Runtime, documented_routers
+    from agora.runtime.runtime import SERVICE_NAMES, Runtime
 
     settings = _settings(host=host, port=port)
     _logging(settings)
     if service == "gateway":
-        from prometheus_client import CollectorRegistry
+        from agora.runtime.runtime import build_gateway
 
-        from agora.gateway.proxy import create_gateway
-
-        _serve(
-            create_gateway(settings.upstreams, documented_routers(), CollectorRegistry()),
-            settings,
-        )
+        _serve(build_gateway(settings), settings)
         return
     if service not in SERVICE_NAMES:
         typer.echo(f"agora: no service {service!r}; services: {', '.join(SERVICE_NAMES)}, gateway")

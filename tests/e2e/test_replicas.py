@@ -27,14 +27,17 @@ KILL_AT = 150
 TOKENS = ["tok_visa", "tok_visa", "tok_visa", "tok_chargeDeclined", "tok_processing_error"]
 
 
-def requests() -> list[tuple[str, dict[str, Any]]]:
+Request = tuple[str, dict[str, str], dict[str, Any]]  # key, the buyer's Authorization, body
+
+
+def requests(agora: AgoraProcess) -> list[Request]:
     shapes = itertools.cycle([[("red", 1)], [("blue", 1)], [("red", 1), ("blue", 1)]])
     tokens = itertools.cycle(TOKENS)
     return [
         (
             str(uuid.uuid4()),
+            agora.headers(f"replica-{n % 10}"),
             {
-                "customer_id": f"replica-{n}",
                 "items": [{"product_id": p, "quantity": q} for p, q in next(shapes)],
                 "payment_token": next(tokens),
             },
@@ -58,7 +61,7 @@ def kill_one_replica(supervisor_pid: int, service: str) -> int:
 
 async def place_all(
     agora: AgoraProcess,
-    orders: list[tuple[str, dict[str, Any]]],
+    orders: list[Request],
     on_progress: Callable[[int], None],
 ) -> list[str]:
     """Every order placed once, retried with its key through kills (5xx, 409, broken links)."""
@@ -66,7 +69,7 @@ async def place_all(
     limit = asyncio.Semaphore(16)
     async with httpx.AsyncClient(base_url=agora.base_url, timeout=30) as client:
 
-        async def place(key: str, body: dict[str, Any]) -> str:
+        async def place(key: str, auth: dict[str, str], body: dict[str, Any]) -> str:
             nonlocal done
             async with limit:
                 loop = asyncio.get_running_loop()
@@ -74,7 +77,7 @@ async def place_all(
                 while True:
                     try:
                         response = await client.post(
-                            "/api/orders", json=body, headers={"Idempotency-Key": key}
+                            "/api/orders", json=body, headers={"Idempotency-Key": key, **auth}
                         )
                     except httpx.TransportError:
                         response = None
@@ -89,7 +92,7 @@ async def place_all(
                     assert loop.time() < deadline, f"order {key} never placed"
                     await asyncio.sleep(0.2)  # a client's retry pause, not a synchronisation
 
-        return await asyncio.gather(*(place(key, body) for key, body in orders))
+        return await asyncio.gather(*(place(*order) for order in orders))
 
 
 @pytest.mark.timeout(900)
@@ -110,7 +113,7 @@ def test_500_orders_survive_killing_a_replica_of_each_service(
                     kill_one_replica(supervisor, s) for s in ("orders", "inventory", "payments")
                 )
 
-        orders = requests()
+        orders = requests(agora)
         order_ids = asyncio.run(place_all(agora, orders, on_progress))
         assert len(killed) == 3
         assert len(set(order_ids)) == ORDERS, "one order per idempotency key"
@@ -145,10 +148,10 @@ def check_outcomes(
         )
         assert stock["sold"] == sold[name], f"{name}: each confirmed line sold exactly once"
         assert stock["available"] + stock["sold"] == units, f"{name}: stock conserved"
-    for order, (_, body) in zip(final, orders, strict=True):
+    for order, (_, _, body) in zip(final, orders, strict=True):
         token = body["payment_token"]
         if order["status"] == "CONFIRMED":
-            payment = agora.client.get(f"/api/payments/{order['id']}").json()
+            payment = agora.client.get(f"/api/payments/{order['id']}", headers=agora.admin).json()
             assert payment["state"] == "SUCCEEDED", order
             outcomes = [attempt["outcome"] for attempt in payment["attempts"]]
             assert outcomes.count("succeeded") == 1, f"charged once: {outcomes}"
@@ -169,7 +172,7 @@ def test_killing_agora_up_takes_its_children_and_a_restart_resumes(
         children = subprocess.run(
             ["pgrep", "-P", str(supervisor)], capture_output=True, text=True, check=False
         ).stdout.split()
-        assert len(children) == 7  # six services (one replica each) and the gateway
+        assert len(children) == 8  # seven services (one replica each) and the gateway
         pending = agora.place([("green", 1)], token=None).json()["id"]
         agora.wait_status(pending, "RESERVED")
 
@@ -186,7 +189,11 @@ def test_killing_agora_up_takes_its_children_and_a_restart_resumes(
 
         agora.start()  # the same databases and topics: the order is still there
         assert agora.order(pending)["status"] == "RESERVED"
-        paid = agora.client.post(f"/api/orders/{pending}/pay", json={"payment_token": "tok_visa"})
+        paid = agora.client.post(
+            f"/api/orders/{pending}/pay",
+            json={"payment_token": "tok_visa"},
+            headers=agora.headers("buyer"),
+        )
         assert paid.status_code == 202
         assert agora.wait_status(pending)["status"] == "CONFIRMED"
     finally:

@@ -16,6 +16,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from agora.auth.tokens import InvalidToken, KeysUnavailable, Principal, Role, TokenVerifier
+from agora.messaging.context import current_request
 from agora.problems import ProblemError
 
 __all__ = [
@@ -93,6 +94,9 @@ async def principal_of(request: Request, token: str) -> Principal:
         ) from None
     request.state.principal = principal
     request.state.principal_token = token
+    context = current_request()
+    if context is not None:
+        context.actor = principal.user_id
     return principal
 
 

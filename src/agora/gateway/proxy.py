@@ -8,12 +8,13 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
+from starlette.types import ASGIApp
 
 from agora.problems import ProblemError
 from agora.runtime.http import Health, create_app
@@ -83,9 +84,13 @@ def create_gateway(
     *,
     timeout: float = 30.0,
     client_factory: Callable[[], httpx.AsyncClient] | None = None,
+    edge: Callable[[ASGIApp], ASGIApp] | None = None,
+    cors_origins: Sequence[str] = (),
+    max_body_bytes: int | None = None,
+    on_close: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """`routers` are the services' routers, used for the OpenAPI document only: requests are
-    forwarded, never served here."""
+    forwarded, never served here. `edge`: see `create_app`."""
     replicas = _Upstreams(upstreams)
     state: dict[str, httpx.AsyncClient] = {}
 
@@ -97,6 +102,8 @@ def create_gateway(
             yield
         finally:
             await state["client"].aclose()
+            if on_close is not None:
+                await on_close()
 
     async def refresh_metrics() -> None:
         return None
@@ -121,7 +128,14 @@ def create_gateway(
         )
 
     app = create_app(
-        [], metrics_registry, refresh_metrics=refresh_metrics, health=health, lifespan=lifespan
+        [],
+        metrics_registry,
+        refresh_metrics=refresh_metrics,
+        health=health,
+        lifespan=lifespan,
+        edge=edge,
+        cors_origins=cors_origins,
+        **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}),
     )
     documented = FastAPI(title=app.title, version=app.version, description=app.description)
     for router in routers:
@@ -133,12 +147,16 @@ def create_gateway(
         methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         include_in_schema=False,
     )
+    @app.get("/.well-known/{path:path}", include_in_schema=False)
     async def forward(request: Request, path: str) -> Response:
         service = service_for(request.url.path)
         if service is None:
             raise ProblemError(404, "not-found", "Not found", f"no route {request.url.path}")
         body = await request.body()
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        peer = request.client.host if request.client else "unknown"
+        forwarded = request.headers.get("x-forwarded-for")
+        headers["x-forwarded-for"] = f"{forwarded}, {peer}" if forwarded else peer
         for base in replicas.in_turn(service):
             try:
                 upstream = await state["client"].request(

@@ -78,6 +78,8 @@ class Envelope:
     causation_id: str | None
     traceparent: str | None
     payload: Mapping[str, Any]
+    request_id: str | None = None  # the HTTP request that started the saga
+    actor: str | None = None  # the user who made that request
 
     @classmethod
     def wrap(
@@ -89,6 +91,8 @@ class Envelope:
         correlation_id: str | None = None,
         causation_id: str | None = None,
         traceparent: str | None = None,
+        request_id: str | None = None,
+        actor: str | None = None,
     ) -> Envelope:
         """Envelope `event`; an event caused by another continues its saga (correlation).
 
@@ -105,6 +109,8 @@ class Envelope:
             causation_id=cause.id if cause else causation_id,
             traceparent=traceparent or (cause.traceparent if cause else None),
             payload=event.model_dump(mode="json"),
+            request_id=cause.request_id if cause else request_id,
+            actor=cause.actor if cause else actor,
         )
 
     def to_bytes(self) -> bytes:
@@ -130,6 +136,8 @@ class Envelope:
                 causation_id=raw.get("causation_id"),
                 traceparent=raw.get("traceparent"),
                 payload=_mapping(raw, "payload"),
+                request_id=raw.get("request_id"),
+                actor=raw.get("actor"),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise DecodeError(f"malformed envelope: {error!r}") from error

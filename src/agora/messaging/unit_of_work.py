@@ -10,6 +10,7 @@ from typing import Self
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agora.messaging.context import current_request
 from agora.messaging.envelope import Envelope, Event
 from agora.messaging.outbox import write_outbox
 from agora.messaging.sql import Database
@@ -54,12 +55,15 @@ class UnitOfWork:
         return self._conn
 
     def emit(self, event: Event) -> Envelope:
+        request = current_request()
         envelope = Envelope.wrap(
             event,
             source=self.source,
             cause=self.cause,
             correlation_id=self.correlation_id,
             causation_id=self.causation_id,
+            request_id=request.request_id if request else None,
+            actor=request.actor if request else None,
         )
         self._events.append((event.topic, envelope))
         return envelope

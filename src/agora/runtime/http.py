@@ -4,6 +4,7 @@ every error, health and Prometheus metrics."""
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -11,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -24,6 +26,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora import __version__
+from agora.messaging import new_id
+from agora.messaging.context import request_scope
 from agora.problems import PROBLEM_JSON, ProblemError
 
 logger = logging.getLogger(__name__)
@@ -58,7 +62,12 @@ def create_app(
     refresh_metrics: Callable[[], Awaitable[None]],
     health: Callable[[], Awaitable[Health]],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
+    edge: Callable[[ASGIApp], ASGIApp] | None = None,
+    cors_origins: Sequence[str] = (),
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
+    """`edge`, for the process that is the entry from outside: the middleware every outside
+    request passes first (see `agora.gateway.edge`), with CORS for `cors_origins`."""
     app = FastAPI(
         title="Agora",
         version=__version__,
@@ -72,8 +81,28 @@ def create_app(
     for router in routers:
         app.include_router(router)
     _install_problem_handlers(app)
+    # Outermost last: CORS, request ids, metrics, the edge, the body limit, then the routes.
+    app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+    if edge is not None:
+        app.add_middleware(_Wrapped, wrap=edge)
     app.add_middleware(_HttpMetrics, registry=metrics_registry)
-    app.add_middleware(_BodyLimit, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(_RequestIds)
+    if cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(cors_origins),
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-Id"],
+            expose_headers=[
+                "Location",
+                "Retry-After",
+                "RateLimit",
+                "RateLimit-Policy",
+                "X-Request-Id",
+                "Idempotent-Replayed",
+            ],
+            max_age=600,
+        )
 
     @app.get(
         "/healthz",
@@ -149,6 +178,53 @@ def _install_problem_handlers(app: FastAPI) -> None:
             500, "internal-error", "Internal error", "The server failed; the error was logged."
         )
         return _problem(problem, request)
+
+
+class _Wrapped:
+    def __init__(self, app: ASGIApp, wrap: Callable[[ASGIApp], ASGIApp]) -> None:
+        self.app = wrap(app)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app(scope, receive, send)
+
+
+REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
+
+
+class _RequestIds:
+    """Every request has an id: the caller's `X-Request-Id` if it is a sane one, else a new
+    one. It is answered in `X-Request-Id`, forwarded upstream by the gateway, and carried into
+    the events the request causes (`agora.messaging.context`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = dict(scope["headers"]).get(b"x-request-id", b"")
+        request_id = given.decode() if REQUEST_ID.match(given) else new_id()
+        if not given or given.decode() != request_id:
+            scope = {
+                **scope,
+                "headers": [
+                    *(item for item in scope["headers"] if item[0] != b"x-request-id"),
+                    (b"x-request-id", request_id.encode()),
+                ],
+            }
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [
+                    item for item in message.get("headers", []) if item[0] != b"x-request-id"
+                ]
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        with request_scope(request_id):
+            await self.app(scope, receive, send_with_id)
 
 
 class _BodyLimit:

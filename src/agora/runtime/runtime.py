@@ -20,6 +20,7 @@ from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
 from redis.asyncio import Redis
+from starlette.types import ASGIApp
 
 from agora import contracts
 from agora.auth import (
@@ -32,6 +33,8 @@ from agora.auth import (
     TokenVerifier,
 )
 from agora.gateway.cache import InProcessReadCache, ReadCache, RedisReadCache
+from agora.gateway.edge import EdgeMiddleware
+from agora.gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
 from agora.messaging import (
     BackgroundLoop,
     ConsumerRunner,
@@ -92,6 +95,19 @@ def build_revocations(settings: Settings, redis: Redis | None) -> Revocations:
     if redis is not None:
         return RedisRevocations(redis, prefix=redis_prefix(settings, "revoked"))
     return InProcessRevocations()
+
+
+def build_edge(
+    settings: Settings, redis: Redis | None, verifier: TokenVerifier
+) -> Callable[[ASGIApp], ASGIApp]:
+    """The entry's middleware (`agora.gateway.edge`), limits kept in Redis when configured."""
+    limiter: RateLimiter = (
+        RedisRateLimiter(redis, namespace=redis_prefix(settings, "ratelimit"))
+        if redis is not None
+        else InProcessRateLimiter()
+    )
+    policy = settings.edge_policy
+    return lambda app: EdgeMiddleware(app, verifier=verifier, limiter=limiter, policy=policy)
 
 
 def build_read_cache(settings: Settings, redis: Redis | None, what: str) -> ReadCache:
@@ -160,6 +176,29 @@ def documented_routers() -> list[Any]:
             analytics_api,
         )
     ]
+
+
+def build_gateway(settings: Settings) -> FastAPI:
+    """The gateway process: the entry in front of every service's replicas."""
+    from agora.gateway.proxy import create_gateway
+
+    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    source: KeySource = HttpKeySource(settings.jwks_url) if settings.jwks_url else _no_key_source
+    verifier = TokenVerifier(source, revocations=build_revocations(settings, redis))
+
+    async def close() -> None:
+        if redis is not None:
+            await redis.aclose()
+
+    return create_gateway(
+        settings.upstreams,
+        documented_routers(),
+        CollectorRegistry(),
+        edge=build_edge(settings, redis, verifier),
+        cors_origins=settings.cors_origins,
+        max_body_bytes=settings.max_body_bytes,
+        on_close=close,
+    )
 
 
 class Runtime:
@@ -289,6 +328,12 @@ class Runtime:
             refresh_metrics=self.refresh_metrics,
             health=self.health,
             lifespan=lifespan,
+            # Behind the gateway, the gateway is the entry; else this process is.
+            edge=None
+            if self.settings.behind_gateway
+            else build_edge(self.settings, self.redis, self.token_verifier),
+            cors_origins=self.settings.cors_origins,
+            max_body_bytes=self.settings.max_body_bytes,
         )
         app.state.token_verifier = self.token_verifier
         app.state.behind_gateway = self.settings.behind_gateway

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agora.gateway.edge import EdgePolicy
+from agora.gateway.ratelimit import TokenBucket
 from agora.messaging import ConsumerOptions, RetryPolicy
 
 
@@ -65,6 +67,18 @@ class Settings(BaseSettings):
         description="Trust the address the gateway appends to X-Forwarded-For (set by `agora "
         "up` for the processes behind its gateway)",
     )
+    cors_origins: list[str] = Field(
+        default_factory=list,
+        description='Origins browsers may call the API from, JSON: ["https://shop.example"]; '
+        "empty: no CORS",
+    )
+    max_body_bytes: int = Field(1_000_000, ge=1_000, description="Largest request body accepted")
+    rate_limits: bool = Field(True, description="Apply the rate limits at the entry")
+    rate_limit_anonymous: int = Field(
+        120, ge=1, description="Requests per minute (and burst) per client address, anonymous"
+    )
+    rate_limit_free: int = Field(600, ge=1, description="Requests per minute per free user")
+    rate_limit_premium: int = Field(3_000, ge=1, description="Requests per minute per premium user")
     smtp_host: str | None = Field(None, description="Mail server; unset: the local mailbox")
     smtp_port: int = Field(25, ge=1, le=65535)
     smtp_sender: str = "Agora <orders@agora.localhost>"
@@ -92,6 +106,18 @@ class Settings(BaseSettings):
     @property
     def idempotency_in_flight(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.idempotency_in_flight_seconds)
+
+    @property
+    def edge_policy(self) -> EdgePolicy:
+        def per_minute(count: int) -> TokenBucket:
+            return TokenBucket(capacity=count, refill_per_second=count / 60)
+
+        return EdgePolicy(
+            anonymous=per_minute(self.rate_limit_anonymous),
+            free=per_minute(self.rate_limit_free),
+            premium=per_minute(self.rate_limit_premium),
+            rate_limits=self.rate_limits,
+        )
 
     @property
     def consumer_options(self) -> ConsumerOptions:

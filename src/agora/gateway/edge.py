@@ -1,0 +1,150 @@
+"""The edge: what every request from outside passes through once, at the one HTTP entry (the
+gateway, or the embedded default's single app).
+
+* A token that is present must be valid (401 at the door, before any service is asked); the
+  principal it names is handed on to the routes of this process.
+* Rate limits: a token bucket per user, by plan, and per client address for anonymous calls;
+  429 with `Retry-After`, and the `RateLimit` / `RateLimit-Policy` fields on every limited
+  response (draft-ietf-httpapi-ratelimit-headers).
+* Security headers on every response.
+
+Roles are not decided here: each route declares who may call it (`agora.auth`), and is the one
+place that says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from agora.auth import InvalidToken, KeysUnavailable, Principal, TokenVerifier
+from agora.auth.web import client_ip
+from agora.gateway.ratelimit import RateLimiter, TokenBucket, rate_limit_headers
+from agora.problems import PROBLEM_JSON, problem_body
+
+__all__ = ["SECURITY_HEADERS", "EdgeMiddleware", "EdgePolicy"]
+
+logger = logging.getLogger(__name__)
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Strict-Transport-Security": "max-age=31536000; includeSubDomains",
+}
+# The API answers JSON only; the interactive docs need their page's scripts and styles.
+API_CSP = "default-src 'none'; frame-ancestors 'none'"
+DOCS_PATHS = ("/docs", "/redoc")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class EdgePolicy:
+    anonymous: TokenBucket
+    free: TokenBucket
+    premium: TokenBucket
+    rate_limits: bool = True
+
+    def bucket(self, principal: Principal | None, address: str) -> tuple[str, str, TokenBucket]:
+        """The caller's bucket key, policy name and policy."""
+        if principal is None:
+            return f"ip:{address}", "anonymous", self.anonymous
+        policy = self.premium if principal.plan == "premium" else self.free
+        return f"user:{principal.user_id}", principal.plan, policy
+
+
+class EdgeMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        verifier: TokenVerifier,
+        limiter: RateLimiter,
+        policy: EdgePolicy,
+    ) -> None:
+        self.app = app
+        self.verifier = verifier
+        self.limiter = limiter
+        self.policy = policy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
+        extra: dict[str, str] = dict(SECURITY_HEADERS)
+        if not scope["path"].startswith(DOCS_PATHS):
+            extra["Content-Security-Policy"] = API_CSP
+        principal: Principal | None = None
+        authorization = request.headers.get("authorization", "")
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() == "bearer" and token.strip():
+            token = token.strip()
+            try:
+                principal = await self.verifier.verify(token)
+            except InvalidToken as error:
+                await self._refuse(
+                    scope,
+                    receive,
+                    send,
+                    401,
+                    "invalid-token",
+                    "Invalid access token",
+                    str(error),
+                    {**extra, "WWW-Authenticate": 'Bearer error="invalid_token"'},
+                )
+                return
+            except KeysUnavailable:
+                principal = None  # the route decides (503 if it needs the caller)
+            if principal is not None:
+                state = scope.setdefault("state", {})
+                state["principal"] = principal
+                state["principal_token"] = token
+        if self.policy.rate_limits and scope["path"].startswith("/api/"):
+            key, name, bucket = self.policy.bucket(principal, client_ip(request))
+            decision = await self.limiter.acquire(key, bucket)
+            extra.update(rate_limit_headers(decision, bucket, name=name))
+            if not decision.allowed:
+                await self._refuse(
+                    scope,
+                    receive,
+                    send,
+                    429,
+                    "rate-limited",
+                    "Too many requests",
+                    f"the {name} rate limit is {bucket.capacity} requests per "
+                    f"{bucket.window:g} s; retry after {extra['Retry-After']} s",
+                    extra,
+                )
+                return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                headers = list(message.get("headers", []))
+                for name, value in extra.items():
+                    if name.lower().encode() not in present:
+                        headers.append((name.lower().encode(), value.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+    @staticmethod
+    async def _refuse(
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        status: int,
+        slug: str,
+        title: str,
+        detail: str,
+        headers: dict[str, str],
+    ) -> None:
+        body = problem_body(status, slug, title, detail, scope["path"])
+        response = JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+        await response(scope, receive, send)
