@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import fcntl
 import logging
 import os
@@ -46,6 +47,8 @@ from agora.runtime.settings import Settings
 from agora.services.analytics import bootstrap as analytics
 from agora.services.catalog import bootstrap as catalog
 from agora.services.catalog.handlers import DEMO_CATALOG, SeedProduct
+from agora.services.identity import bootstrap as identity
+from agora.services.identity.domain import Lifetimes, ThrottleLimits
 from agora.services.inventory import bootstrap as inventory
 from agora.services.notifications import bootstrap as notifications
 from agora.services.notifications.mail import SmtpSettings
@@ -54,7 +57,15 @@ from agora.services.payments import bootstrap as payments
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAMES = ("catalog", "inventory", "orders", "payments", "notifications", "analytics")
+SERVICE_NAMES = (
+    "identity",
+    "catalog",
+    "inventory",
+    "orders",
+    "payments",
+    "notifications",
+    "analytics",
+)
 
 
 class DataDirInUse(Exception):
@@ -95,15 +106,33 @@ async def _no_key_source() -> Mapping[str, Any]:
 
 
 def build_services(
-    infrastructure: Infrastructure, settings: Settings, names: Sequence[str]
+    infrastructure: Infrastructure,
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    revocations: Revocations | None = None,
 ) -> list[Service]:
-    """The composition of the named services: the one place that knows every bootstrap."""
+    """The composition of the named services: the one place that knows every bootstrap.
+    `revocations` is the list of revoked sessions the runtime's token verifier consults."""
     smtp = (
         SmtpSettings(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
         if settings.smtp_host
         else None
     )
     factories: dict[str, Callable[[], Service]] = {
+        "identity": lambda: identity.bootstrap(
+            infrastructure,
+            revocations=revocations,
+            lifetimes=Lifetimes(
+                access=dt.timedelta(seconds=settings.access_token_seconds),
+                refresh=dt.timedelta(days=settings.refresh_token_days),
+            ),
+            throttle=ThrottleLimits(
+                per_account=settings.login_failures_per_account,
+                per_ip=settings.login_failures_per_ip,
+                window=dt.timedelta(seconds=settings.login_throttle_window_seconds),
+            ),
+        ),
         "catalog": lambda: catalog.bootstrap(infrastructure, seed=load_seed(settings.seed_file)),
         "inventory": lambda: inventory.bootstrap(infrastructure, hold_time=settings.hold_time),
         "orders": lambda: orders.bootstrap(
@@ -124,6 +153,7 @@ def documented_routers() -> list[Any]:
     where requests are served elsewhere (the gateway)."""
     from agora.services.analytics.api import build_router as analytics_api
     from agora.services.catalog.api import build_router as catalog_api
+    from agora.services.identity.api import build_router as identity_api
     from agora.services.inventory.api import build_router as inventory_api
     from agora.services.notifications.api import build_router as notifications_api
     from agora.services.orders.api import build_router as orders_api
@@ -132,6 +162,7 @@ def documented_routers() -> list[Any]:
     return [
         build(None)
         for build in (
+            identity_api,
             catalog_api,
             inventory_api,
             orders_api,
@@ -157,7 +188,9 @@ class Runtime:
             consumer_options=settings.consumer_options,
         )
         self.revocations = build_revocations(settings)
-        self.services = build_services(infrastructure, settings, names)
+        self.services = build_services(
+            infrastructure, settings, names, revocations=self.revocations
+        )
         self.token_verifier = TokenVerifier(self._key_source(), revocations=self.revocations)
         self._lock: IO[bytes] | None = None
         self._tasks: list[asyncio.Task[None]] = []
