@@ -12,7 +12,7 @@ from agora.messaging import Service
 from agora.runtime.runtime import Runtime
 from agora.runtime.settings import Settings
 
-SERVICES = ["catalog", "inventory", "orders", "payments", "notifications", "analytics"]
+SERVICES = ["identity", "catalog", "inventory", "orders", "payments", "notifications", "analytics"]
 
 
 @pytest.fixture
