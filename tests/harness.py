@@ -150,9 +150,7 @@ class AgoraProcess:
         return self._user_ids[customer]
 
     def _log_in(self, email: str) -> dict[str, str]:
-        response = self.client.post(
-            "/api/auth/login", json={"email": email, "password": PASSWORD}
-        )
+        response = self.client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
         assert response.status_code == 200, response.text
         return {"Authorization": f"Bearer {response.json()['access_token']}"}
 

@@ -33,9 +33,7 @@ async def test_migrations_match_the_declared_schema(
     async with db.read() as conn:
         differences = await conn.run_sync(
             lambda sync: compare_metadata(
-                MigrationContext.configure(
-                    sync, opts={"include_name": managed_names(db.metadata)}
-                ),
+                MigrationContext.configure(sync, opts={"include_name": managed_names(db.metadata)}),
                 db.metadata,
             )
         )

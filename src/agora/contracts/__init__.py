@@ -3,12 +3,23 @@
 Payload changes follow one rule: add optional fields freely; anything else is a new `version`.
 """
 
-from agora.contracts import catalog, inventory, orders, payments
+from agora.contracts import catalog, identity, inventory, orders, payments
 from agora.messaging import Event, EventRegistry
 
-__all__ = ["ALL_EVENTS", "TOPICS", "catalog", "inventory", "orders", "payments", "registry"]
+__all__ = [
+    "ALL_EVENTS",
+    "TOPICS",
+    "catalog",
+    "identity",
+    "inventory",
+    "orders",
+    "payments",
+    "registry",
+]
 
 ALL_EVENTS: tuple[type[Event], ...] = (
+    identity.UserRegistered,
+    identity.PlanChanged,
     catalog.ProductListed,
     catalog.PriceChanged,
     catalog.ListingChanged,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import fcntl
 import logging
 import os
@@ -51,6 +52,8 @@ from agora.runtime.settings import Settings
 from agora.services.analytics import bootstrap as analytics
 from agora.services.catalog import bootstrap as catalog
 from agora.services.catalog.handlers import DEMO_CATALOG, SeedProduct
+from agora.services.identity import bootstrap as identity
+from agora.services.identity.domain import Lifetimes, ThrottleLimits
 from agora.services.inventory import bootstrap as inventory
 from agora.services.notifications import bootstrap as notifications
 from agora.services.notifications.mail import SmtpSettings
@@ -59,7 +62,15 @@ from agora.services.payments import bootstrap as payments
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAMES = ("catalog", "inventory", "orders", "payments", "notifications", "analytics")
+SERVICE_NAMES = (
+    "identity",
+    "catalog",
+    "inventory",
+    "orders",
+    "payments",
+    "notifications",
+    "analytics",
+)
 
 
 class DataDirInUse(Exception):
@@ -128,14 +139,29 @@ def build_services(
     names: Sequence[str],
     *,
     redis: Redis | None = None,
+    revocations: Revocations | None = None,
 ) -> list[Service]:
-    """The composition of the named services: the one place that knows every bootstrap."""
+    """The composition of the named services: the one place that knows every bootstrap.
+    `revocations` is the list of revoked sessions the runtime's token verifier consults."""
     smtp = (
         SmtpSettings(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
         if settings.smtp_host
         else None
     )
     factories: dict[str, Callable[[], Service]] = {
+        "identity": lambda: identity.bootstrap(
+            infrastructure,
+            revocations=revocations,
+            lifetimes=Lifetimes(
+                access=dt.timedelta(seconds=settings.access_token_seconds),
+                refresh=dt.timedelta(days=settings.refresh_token_days),
+            ),
+            throttle=ThrottleLimits(
+                per_account=settings.login_failures_per_account,
+                per_ip=settings.login_failures_per_ip,
+                window=dt.timedelta(seconds=settings.login_throttle_window_seconds),
+            ),
+        ),
         "catalog": lambda: catalog.bootstrap(
             infrastructure,
             seed=load_seed(settings.seed_file),
@@ -160,6 +186,7 @@ def documented_routers() -> list[Any]:
     where requests are served elsewhere (the gateway)."""
     from agora.services.analytics.api import build_router as analytics_api
     from agora.services.catalog.api import build_router as catalog_api
+    from agora.services.identity.api import build_router as identity_api
     from agora.services.inventory.api import build_router as inventory_api
     from agora.services.notifications.api import build_router as notifications_api
     from agora.services.orders.api import build_router as orders_api
@@ -168,6 +195,7 @@ def documented_routers() -> list[Any]:
     return [
         build(None)
         for build in (
+            identity_api,
             catalog_api,
             inventory_api,
             orders_api,
@@ -218,7 +246,9 @@ class Runtime:
         # One client for everything this process keeps in Redis (None: in-process twins).
         self.redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
         self.revocations = build_revocations(settings, self.redis)
-        self.services = build_services(infrastructure, settings, names, redis=self.redis)
+        self.services = build_services(
+            infrastructure, settings, names, redis=self.redis, revocations=self.revocations
+        )
         self.token_verifier = TokenVerifier(self._key_source(), revocations=self.revocations)
         self._lock: IO[bytes] | None = None
         self._tasks: list[asyncio.Task[None]] = []

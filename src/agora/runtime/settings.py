@@ -26,6 +26,21 @@ class Settings(BaseSettings):
     idempotency_in_flight_seconds: float = Field(
         30.0, gt=0, description="After this, a claim left by a crashed request may be taken over"
     )
+    access_token_seconds: float = Field(
+        900.0, gt=0, le=86_400, description="How long an access token is valid"
+    )
+    refresh_token_days: float = Field(
+        30.0, gt=0, le=366, description="How long a refresh token is valid (each is used once)"
+    )
+    login_failures_per_account: int = Field(
+        5, ge=1, description="Failed logins for one address within the window before throttling"
+    )
+    login_failures_per_ip: int = Field(
+        20, ge=1, description="Failed logins from one client address within the window"
+    )
+    login_throttle_window_seconds: float = Field(
+        900.0, gt=0, description="The window in which failed logins count"
+    )
     partitions: int = Field(8, ge=1, le=256, description="Partitions of each topic")
     consumers_per_group: int = Field(2, ge=1, le=64, description="Consumer tasks per group")
     consumer_batch_size: int = Field(200, ge=1, le=10_000)

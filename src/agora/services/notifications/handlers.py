@@ -1,4 +1,4 @@
-"""Notifications: an email for every order outcome."""
+"""Notifications: a welcome email for every new account, an email for every order outcome."""
 
 from __future__ import annotations
 
@@ -8,21 +8,28 @@ from typing import Any
 
 from sqlalchemy import insert, select, update
 
-from agora.contracts import orders
+from agora.contracts import identity, orders
 from agora.messaging import Database, Event, Handler, UnitOfWork, new_id, utcnow
 from agora.services.notifications.mail import Mail, MailSender
-from agora.services.notifications.store import DELIVERED_LOCALLY, QUEUED, SENT, messages
+from agora.services.notifications.store import (
+    DELIVERED_LOCALLY,
+    QUEUED,
+    SENT,
+    messages,
+    user_addresses,
+)
 
 logger = logging.getLogger(__name__)
 
 
 def recipient_for(customer_id: str) -> str:
-    """Customers are addressed by their id until identity gives them an address."""
+    """The address of a customer id that names no registered user."""
     return customer_id if "@" in customer_id else f"{customer_id}@customers.agora.localhost"
 
 
-def compose(event: orders.OrderConfirmed | orders.OrderCancelled | orders.OrderExpired) -> Mail:
-    recipient = recipient_for(event.customer_id)
+def compose(
+    event: orders.OrderConfirmed | orders.OrderCancelled | orders.OrderExpired, recipient: str
+) -> Mail:
     if isinstance(event, orders.OrderConfirmed):
         return Mail(
             recipient,
@@ -51,6 +58,7 @@ class NotificationHandlers:
     @property
     def table(self) -> Mapping[type[Event], Handler[Any]]:
         return {
+            identity.UserRegistered: self.on_user_registered,
             orders.OrderConfirmed: self.on_order_outcome,
             orders.OrderCancelled: self.on_order_outcome,
             orders.OrderExpired: self.on_order_outcome,
@@ -61,15 +69,41 @@ class NotificationHandlers:
         event: orders.OrderConfirmed | orders.OrderCancelled | orders.OrderExpired,
         uow: UnitOfWork,
     ) -> None:
+        address = await uow.conn.scalar(
+            select(user_addresses.c.email).where(user_addresses.c.user_id == event.customer_id)
+        )
+        mail = compose(event, address or recipient_for(event.customer_id))
+        await self._queue(uow, event, event.customer_id, event.order_id, mail)
+
+    async def on_user_registered(self, event: identity.UserRegistered, uow: UnitOfWork) -> None:
+        known = await uow.conn.scalar(
+            select(user_addresses.c.user_id).where(user_addresses.c.user_id == event.user_id)
+        )
+        if known is None:
+            await uow.conn.execute(
+                insert(user_addresses).values(
+                    user_id=event.user_id, email=event.email, registered_at=utcnow()
+                )
+            )
+        mail = Mail(
+            event.email,
+            "Welcome to Agora",
+            f"Your {event.role} account for {event.email} is ready. If you did not register, "
+            "ignore this message.",
+        )
+        await self._queue(uow, event, event.user_id, None, mail)
+
+    async def _queue(
+        self, uow: UnitOfWork, event: Event, customer_id: str, order_id: str | None, mail: Mail
+    ) -> None:
         assert uow.cause is not None
-        mail = compose(event)
         now = utcnow()
         await uow.conn.execute(
             insert(messages).values(
                 id=new_id(),
                 event_id=uow.cause.id,
-                customer_id=event.customer_id,
-                order_id=event.order_id,
+                customer_id=customer_id,
+                order_id=order_id,
                 kind=event.type_name(),
                 recipient=mail.recipient,
                 subject=mail.subject,

@@ -1,4 +1,5 @@
-"""Notifications' tables: every message, queued until it is handed to the mail server."""
+"""Notifications' tables: every message, queued until it is handed to the mail server, and the
+addresses of registered users."""
 
 from __future__ import annotations
 
@@ -27,3 +28,12 @@ messages = Table(
     Column("sent_at", UtcDateTime, nullable=True),
 )
 Index("ix_messages_queued", messages.c.status, messages.c.created_at)
+
+# A customer id that is a user's id is mailed at the user's address (from UserRegistered).
+user_addresses = Table(
+    "user_addresses",
+    metadata,
+    Column("user_id", String(36), primary_key=True),
+    Column("email", String, nullable=False),
+    Column("registered_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,240 @@
+"""Identity's HTTP API: accounts, sessions (tokens), plans, and the published signing keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+from agora.auth import AUTHORIZE, Admin, CurrentUser, Plan, Role, client_ip
+from agora.problems import ProblemError
+from agora.services.identity import handlers
+from agora.services.identity.domain import (
+    EMAIL_MAX_LENGTH,
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    User,
+    is_valid_email,
+    normalise_email,
+)
+
+
+def _email(value: str) -> str:
+    email = normalise_email(value)
+    if not is_valid_email(email):
+        raise ValueError("not a valid e-mail address")
+    return email
+
+
+Email = Annotated[str, StringConstraints(max_length=320), AfterValidator(_email)]
+Password = Annotated[
+    str, StringConstraints(min_length=PASSWORD_MIN_LENGTH, max_length=PASSWORD_MAX_LENGTH)
+]
+
+
+class RegisterIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    email: Email
+    password: Password
+    role: Literal["buyer", "seller"]
+
+
+class RegistrationOut(BaseModel):
+    status: Literal["accepted"] = "accepted"
+    email: str
+    detail: str
+
+
+class LoginIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    email: Annotated[str, StringConstraints(min_length=1, max_length=EMAIL_MAX_LENGTH)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
+
+
+class RefreshIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class TokensOut(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+
+    @classmethod
+    def of(cls, tokens: handlers.Tokens) -> TokensOut:
+        return cls(
+            access_token=tokens.access_token,
+            refresh_token=tokens.refresh_token,
+            expires_in=tokens.expires_in,
+        )
+
+
+class UserOut(BaseModel):
+    id: str
+    email: str
+    role: Role
+    plan: Plan
+    created_at: datetime
+
+    @classmethod
+    def of(cls, user: User) -> UserOut:
+        return cls(
+            id=user.id, email=user.email, role=user.role, plan=user.plan, created_at=user.created_at
+        )
+
+
+class PlanIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    plan: Plan
+
+
+def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    descriptions = {
+        401: "Wrong credentials, or an invalid, expired or revoked token",
+        403: "The caller's role may not do this",
+        404: "No such user",
+        422: "Invalid request",
+        429: "Too many failed logins; see Retry-After",
+    }
+    return {
+        code: {"description": descriptions[code], "content": {"application/problem+json": {}}}
+        for code in codes
+    }
+
+
+REGISTERED = (
+    "If the address can be registered, its account is ready: log in with it. An address "
+    "that has an account already keeps it unchanged."
+)
+
+
+def build_router(service: Any) -> APIRouter:
+    """`service` is the identity service from bootstrap (None for a documentation-only app)."""
+    router = APIRouter(tags=["identity"])
+
+    def user_not_found(user_id: str) -> ProblemError:
+        return ProblemError(404, "user-not-found", "User not found", f"no user {user_id}")
+
+    @router.post(
+        "/api/auth/register",
+        status_code=202,
+        response_model=RegistrationOut,
+        summary="Register a buyer or seller account",
+        description=(
+            "Always 202 with the same body, whether the address was free or has an account "
+            "already (and in the same time), so that nobody can learn which addresses are "
+            "registered. Admins are created with `agora users create-admin`."
+        ),
+        responses=_problems(422),
+    )
+    async def register(body: RegisterIn) -> RegistrationOut:
+        await service.handlers.register(body.email, body.password, body.role)
+        return RegistrationOut(email=body.email, detail=REGISTERED)
+
+    @router.post(
+        "/api/auth/login",
+        response_model=TokensOut,
+        summary="Log in: an access token and a refresh token",
+        description=(
+            "A wrong password and an unknown address get the same 401. Failed logins are "
+            "throttled per address and per client address (429 with `Retry-After`)."
+        ),
+        responses=_problems(401, 422, 429),
+    )
+    async def login(body: LoginIn, request: Request) -> TokensOut:
+        try:
+            tokens = await service.handlers.login(body.email, body.password, client_ip(request))
+        except handlers.InvalidCredentials:
+            raise ProblemError(
+                401,
+                "invalid-credentials",
+                "Invalid credentials",
+                "The e-mail address or the password is wrong.",
+                headers={"WWW-Authenticate": "Bearer"},
+            ) from None
+        except handlers.LoginThrottled as error:
+            raise ProblemError(
+                429,
+                "login-throttled",
+                "Too many failed logins",
+                f"Too many failed logins for this address or from this client; retry in "
+                f"{error.retry_after} s.",
+                headers={"Retry-After": str(error.retry_after)},
+            ) from None
+        return TokensOut.of(tokens)
+
+    @router.post(
+        "/api/auth/refresh",
+        response_model=TokensOut,
+        summary="New tokens for a refresh token (which is used up)",
+        description=(
+            "Each refresh token works once and is replaced by the one returned. Presenting a "
+            "used one again revokes its whole session (every refresh and access token of it)."
+        ),
+        responses=_problems(401, 422),
+    )
+    async def refresh(body: RefreshIn) -> TokensOut:
+        try:
+            tokens = await service.handlers.refresh(body.refresh_token)
+        except handlers.InvalidRefreshToken as error:
+            raise ProblemError(
+                401,
+                "invalid-refresh-token",
+                "Invalid refresh token",
+                str(error),
+                headers={"WWW-Authenticate": "Bearer"},
+            ) from None
+        return TokensOut.of(tokens)
+
+    @router.post(
+        "/api/auth/logout",
+        status_code=204,
+        response_class=Response,
+        summary="Log out: revoke the caller's session",
+        responses=AUTHORIZE,
+    )
+    async def logout(principal: CurrentUser) -> Response:
+        await service.handlers.logout(principal.session_id)
+        return Response(status_code=204)
+
+    @router.get(
+        "/api/auth/me",
+        response_model=UserOut,
+        summary="The caller's account",
+        responses=AUTHORIZE,
+    )
+    async def me(principal: CurrentUser) -> UserOut:
+        try:
+            return UserOut.of(await service.handlers.user(principal.user_id))
+        except handlers.UserNotFound:
+            raise user_not_found(principal.user_id) from None
+
+    @router.put(
+        "/api/users/{user_id}/plan",
+        response_model=UserOut,
+        summary="Put a user on a plan (admins only)",
+        description="The plan shows in the user's access tokens from the next one issued.",
+        responses={**AUTHORIZE, **_problems(404, 422)},
+    )
+    async def change_plan(
+        user_id: Annotated[str, Path(max_length=100)], body: PlanIn, _admin: Admin
+    ) -> UserOut:
+        try:
+            return UserOut.of(await service.handlers.change_plan(user_id, body.plan))
+        except handlers.UserNotFound:
+            raise user_not_found(user_id) from None
+
+    @router.get(
+        "/.well-known/jwks.json",
+        summary="The public keys that verify access tokens (JSON Web Key Set)",
+        response_model=dict[str, Any],
+    )
+    async def jwks(response: Response) -> dict[str, Any]:
+        response.headers["Cache-Control"] = "public, max-age=10"
+        return dict(await service.key_set())
+
+    return router

@@ -1,0 +1,80 @@
+"""The identity service's composition root."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from agora.auth import InProcessRevocations, Revocations
+from agora.messaging import Infrastructure, Service
+from agora.services.identity import store
+from agora.services.identity.api import build_router
+from agora.services.identity.domain import Lifetimes, ThrottleLimits, User
+from agora.services.identity.handlers import IdentityHandlers
+from agora.services.identity.passwords import Passwords
+from agora.services.identity.signing_keys import KeyRotation, SigningKeys
+
+
+class IdentityService(Service):
+    name = "identity"
+    migrations = Path(__file__).parent / "migrations"
+
+    def __init__(
+        self,
+        infrastructure: Infrastructure,
+        *,
+        revocations: Revocations | None = None,
+        lifetimes: Lifetimes | None = None,
+        throttle: ThrottleLimits | None = None,
+        passwords: Passwords | None = None,
+    ) -> None:
+        super().__init__(infrastructure, store.metadata)
+        self.lifetimes = lifetimes or Lifetimes()
+        self.passwords = passwords or Passwords()
+        self.keys = SigningKeys(self.platform.db, self.lifetimes)
+        self.handlers = IdentityHandlers(
+            self.platform.db,
+            self.unit_of_work,
+            self.passwords,
+            self.keys,
+            revocations or InProcessRevocations(),
+            lifetimes=self.lifetimes,
+            limits=throttle or ThrottleLimits(),
+        )
+        self.router = build_router(self)
+
+    async def key_set(self) -> Mapping[str, Any]:
+        """The published keys: the runtime's key source when identity runs in its process."""
+        return await self.keys.key_set()
+
+    async def start(self) -> None:
+        await self.keys.ensure()
+        await self.passwords.prepare()
+        await self.handlers.announce_revocations()
+
+    async def create_admin(self, email: str, password: str) -> User:
+        """An admin account (`agora users create-admin`); raises EmailTaken."""
+        return await self.handlers.create_admin(email, password)
+
+    async def rotate_keys(self, activate_after: timedelta | None = None) -> KeyRotation:
+        """A new signing key (`agora keys rotate`); see `SigningKeys.rotate`."""
+        return await self.keys.rotate(activate_after)
+
+
+def bootstrap(
+    infrastructure: Infrastructure,
+    *,
+    revocations: Revocations | None = None,
+    lifetimes: Lifetimes | None = None,
+    throttle: ThrottleLimits | None = None,
+    passwords: Passwords | None = None,
+) -> IdentityService:
+    return IdentityService(
+        infrastructure,
+        revocations=revocations,
+        lifetimes=lifetimes,
+        throttle=throttle,
+        passwords=passwords,
+    )
