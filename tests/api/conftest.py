@@ -26,6 +26,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.sql import ColumnElement
 
+from accounts import Session, admin_session, register_and_login
 from agora.runtime.runtime import Runtime, Service
 from agora.runtime.settings import Settings
 from agora.services.catalog.handlers import DEMO_CATALOG
@@ -54,6 +55,7 @@ def settings(data_dir: Path) -> Settings:
         retry_attempts=3,
         retry_first_delay=0.01,
         retry_max_delay=0.1,
+        rate_limits=False,  # tests/api/test_api_edge.py turns them on
     )
 
 
@@ -62,6 +64,7 @@ class Api:
     runtime: Runtime
     app: FastAPI
     client: httpx.AsyncClient
+    sessions: dict[str, Session] = dataclasses.field(default_factory=dict)
 
     product = PRODUCT
     product_price = PRODUCT_PRICE
@@ -73,6 +76,27 @@ class Api:
     @staticmethod
     def new_customer() -> str:
         return f"cust-{uuid.uuid4().hex[:12]}"
+
+    # -- accounts ------------------------------------------------------------------------
+
+    async def session(self, customer: str) -> Session:
+        """The buyer a test calls `customer`: registered and logged in on first use."""
+        if customer not in self.sessions:
+            self.sessions[customer] = await register_and_login(
+                self.client, email=f"{customer}@example.test"
+            )
+        return self.sessions[customer]
+
+    async def auth(self, customer: str) -> dict[str, str]:
+        return (await self.session(customer)).headers
+
+    async def user_id(self, customer: str) -> str:
+        return (await self.session(customer)).user_id
+
+    async def admin(self) -> dict[str, str]:
+        if "admin" not in self.sessions:
+            self.sessions["admin"] = await admin_session(self.client, self.runtime)
+        return self.sessions["admin"].headers
 
     # -- waiting -------------------------------------------------------------------------
 
@@ -117,7 +141,7 @@ class Api:
 
     async def wait_status(self, order_id: str, *statuses: str) -> dict[str, Any]:
         async def reached() -> dict[str, Any] | None:
-            response = await self.client.get(f"/api/orders/{order_id}")
+            response = await self.client.get(f"/api/orders/{order_id}", headers=await self.admin())
             assert response.status_code == 200, response.text
             body: dict[str, Any] = response.json()
             return body if body["status"] in statuses else None
@@ -135,13 +159,14 @@ class Api:
         token: str | None = None,
     ) -> httpx.Response:
         body: dict[str, Any] = {
-            "customer_id": customer_id,
             "items": [{"product_id": p, "quantity": q} for p, q in items],
         }
         if token is not None:
             body["payment_token"] = token
         return await self.client.post(
-            "/api/orders", json=body, headers={"Idempotency-Key": key or self.new_key()}
+            "/api/orders",
+            json=body,
+            headers={"Idempotency-Key": key or self.new_key(), **await self.auth(customer_id)},
         )
 
     # -- the orders service's own database -------------------------------------------------
@@ -162,9 +187,9 @@ class Api:
     def _table_column(self, table_name: str, column: str) -> Any:
         return self.orders_service.platform.db.metadata.tables[table_name].c[column]
 
-    async def orders_of(self, customer_id: str) -> int:
+    async def orders_of(self, customer: str) -> int:
         return await self.count_rows(
-            "orders", self._table_column("orders", "customer_id") == customer_id
+            "orders", self._table_column("orders", "customer_id") == await self.user_id(customer)
         )
 
     async def key_rows(self, key: str) -> int:
