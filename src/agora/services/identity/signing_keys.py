@@ -89,9 +89,13 @@ class SigningKeys:
         now = utcnow()
         active_at = now + activate_after
         async with self._db.write() as conn:
-            in_use = signing_keys.c.retired_at.is_(None)
-            retired = list((await conn.scalars(select(signing_keys.c.kid).where(in_use))).all())
-            await conn.execute(update(signing_keys).where(in_use).values(retired_at=active_at))
+            # Keys retiring later than the new key activates (in use, or pending retirement
+            # from an earlier rotation) retire then.
+            retiring = or_(
+                signing_keys.c.retired_at.is_(None), signing_keys.c.retired_at > active_at
+            )
+            retired = list((await conn.scalars(select(signing_keys.c.kid).where(retiring))).all())
+            await conn.execute(update(signing_keys).where(retiring).values(retired_at=active_at))
             await conn.execute(
                 delete(signing_keys).where(
                     signing_keys.c.retired_at < now - self._lifetimes.key_publication
