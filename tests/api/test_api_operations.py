@@ -8,7 +8,7 @@ import pytest
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-SERVICES = ("catalog", "inventory", "orders", "payments", "notifications", "analytics")
+SERVICES = ("identity", "catalog", "inventory", "orders", "payments", "notifications", "analytics")
 
 
 async def test_openapi_lists_every_service_path(api: Any) -> None:
