@@ -21,12 +21,12 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 import pytest_asyncio
+from accounts import Session, admin_session, register_and_login
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.sql import ColumnElement
 
-from accounts import Session, admin_session, register_and_login
 from agora.runtime.runtime import Runtime, Service
 from agora.runtime.settings import Settings
 from agora.services.catalog.handlers import DEMO_CATALOG
@@ -65,6 +65,7 @@ class Api:
     app: FastAPI
     client: httpx.AsyncClient
     sessions: dict[str, Session] = dataclasses.field(default_factory=dict)
+    registering: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
 
     product = PRODUCT
     product_price = PRODUCT_PRICE
@@ -81,11 +82,12 @@ class Api:
 
     async def session(self, customer: str) -> Session:
         """The buyer a test calls `customer`: registered and logged in on first use."""
-        if customer not in self.sessions:
-            self.sessions[customer] = await register_and_login(
-                self.client, email=f"{customer}@example.test"
-            )
-        return self.sessions[customer]
+        async with self.registering:
+            if customer not in self.sessions:
+                self.sessions[customer] = await register_and_login(
+                    self.client, email=f"{customer}@example.test"
+                )
+            return self.sessions[customer]
 
     async def auth(self, customer: str) -> dict[str, str]:
         return (await self.session(customer)).headers
@@ -94,9 +96,10 @@ class Api:
         return (await self.session(customer)).user_id
 
     async def admin(self) -> dict[str, str]:
-        if "admin" not in self.sessions:
-            self.sessions["admin"] = await admin_session(self.client, self.runtime)
-        return self.sessions["admin"].headers
+        async with self.registering:
+            if "admin" not in self.sessions:
+                self.sessions["admin"] = await admin_session(self.client, self.runtime)
+            return self.sessions["admin"].headers
 
     # -- waiting -------------------------------------------------------------------------
 

@@ -81,7 +81,7 @@ async def test_a_key_in_flight_is_refused_with_409_and_retry_after(api: Any) -> 
     """A first request still being processed holds the key: a second one is told to retry."""
     customer, key = api.new_customer(), api.new_key()
     command = handlers.PlaceOrder(
-        customer_id=customer, items=((api.product, 1),), payment_token=None
+        customer_id=await api.user_id(customer), items=((api.product, 1),), payment_token=None
     )
     async with api.orders_service.unit_of_work() as uow:
         await store.claim_key(uow.conn, key, command.fingerprint(), utcnow())
@@ -98,7 +98,9 @@ async def test_a_key_in_flight_is_refused_with_409_and_retry_after(api: Any) -> 
 
 async def test_a_claim_with_another_body_is_refused_as_reused(api: Any) -> None:
     customer, key = api.new_customer(), api.new_key()
-    other = handlers.PlaceOrder(customer_id=customer, items=((api.product, 9),), payment_token=None)
+    other = handlers.PlaceOrder(
+        customer_id=await api.user_id(customer), items=((api.product, 9),), payment_token=None
+    )
     async with api.orders_service.unit_of_work() as uow:
         await store.claim_key(uow.conn, key, other.fingerprint(), utcnow())
 

@@ -96,7 +96,7 @@ async def test_metrics_count_orders_by_status(api: Any) -> None:
 
 
 async def test_metrics_count_http_requests(api: Any) -> None:
-    await api.client.get("/api/orders/no-such-order")
+    await api.client.get("/api/orders/no-such-order", headers=await api.admin())
     metrics = await api.metrics()
     samples = [
         (labels, value)

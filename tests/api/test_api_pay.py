@@ -14,7 +14,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 async def pending_order(api: Any) -> str:
     """A PENDING order written without its OrderPlaced, so no saga moves it on."""
-    order = Order.place(api.new_customer(), [Line(api.product, 1, Decimal("24.90"))], "EUR")
+    order = Order.place(await api.user_id("payer"), [Line(api.product, 1, Decimal("24.90"))], "EUR")
     order.events.clear()
     async with api.orders_service.unit_of_work() as uow:
         await uow.orders.add(order)
@@ -26,7 +26,9 @@ async def test_paying_a_pending_order_is_refused(api: Any) -> None:
     outbox_before = await api.outbox_rows()
 
     response = await api.client.post(
-        f"/api/orders/{order_id}/pay", json={"payment_token": "tok_visa"}
+        f"/api/orders/{order_id}/pay",
+        json={"payment_token": "tok_visa"},
+        headers=await api.auth("payer"),
     )
 
     problem = api.problem(response, 409, "payment-not-allowed")
@@ -42,50 +44,64 @@ async def test_paying_a_pending_order_is_refused(api: Any) -> None:
 
 
 async def test_paying_a_confirmed_order_is_refused(api: Any) -> None:
-    placed = await api.place(api.new_customer(), [(api.product, 1)], token="tok_visa")
+    placed = await api.place("payer", [(api.product, 1)], token="tok_visa")
     assert placed.status_code == 202, placed.text
     order_id = placed.json()["id"]
     await api.wait_status(order_id, "CONFIRMED")
     outbox_before = await api.outbox_rows(key=order_id)
 
     response = await api.client.post(
-        f"/api/orders/{order_id}/pay", json={"payment_token": "tok_visa"}
+        f"/api/orders/{order_id}/pay",
+        json={"payment_token": "tok_visa"},
+        headers=await api.auth("payer"),
     )
 
     api.problem(response, 409, "payment-not-allowed")
-    assert (await api.client.get(f"/api/orders/{order_id}")).json()["status"] == "CONFIRMED"
+    assert (await api.client.get(f"/api/orders/{order_id}", headers=await api.admin())).json()[
+        "status"
+    ] == "CONFIRMED"
     assert await api.outbox_rows(key=order_id) == outbox_before
 
 
 async def test_paying_a_cancelled_order_is_refused(api: Any) -> None:
-    placed = await api.place(api.new_customer(), [(api.product, 1)], token="tok_chargeDeclined")
+    placed = await api.place("payer", [(api.product, 1)], token="tok_chargeDeclined")
     assert placed.status_code == 202, placed.text
     order_id = placed.json()["id"]
     cancelled = await api.wait_status(order_id, "CANCELLED")
     assert cancelled["cancel_reason"].startswith("payment failed")
 
     response = await api.client.post(
-        f"/api/orders/{order_id}/pay", json={"payment_token": "tok_visa"}
+        f"/api/orders/{order_id}/pay",
+        json={"payment_token": "tok_visa"},
+        headers=await api.auth("payer"),
     )
 
     api.problem(response, 409, "payment-not-allowed")
 
 
 async def test_a_reserved_order_placed_without_a_token_is_paid_once(api: Any) -> None:
-    placed = await api.place(api.new_customer(), [(api.product, 2)])
+    placed = await api.place("payer", [(api.product, 2)])
     assert placed.status_code == 202, placed.text
     order_id = placed.json()["id"]
     await api.wait_status(order_id, "RESERVED")
 
-    paid = await api.client.post(f"/api/orders/{order_id}/pay", json={"payment_token": "tok_visa"})
+    paid = await api.client.post(
+        f"/api/orders/{order_id}/pay",
+        json={"payment_token": "tok_visa"},
+        headers=await api.auth("payer"),
+    )
 
     assert paid.status_code == 202, paid.text
     assert paid.json()["id"] == order_id
-    again = await api.client.post(f"/api/orders/{order_id}/pay", json={"payment_token": "tok_visa"})
+    again = await api.client.post(
+        f"/api/orders/{order_id}/pay",
+        json={"payment_token": "tok_visa"},
+        headers=await api.auth("payer"),
+    )
     api.problem(again, 409, "payment-not-allowed")
     confirmed = await api.wait_status(order_id, "CONFIRMED")
     assert confirmed["total"] == str(api.product_price * 2)
-    payment = await api.client.get(f"/api/payments/{order_id}")
+    payment = await api.client.get(f"/api/payments/{order_id}", headers=await api.admin())
     assert payment.status_code == 200, payment.text
     assert payment.json()["amount"] == str(api.product_price * 2)
 
@@ -97,5 +113,7 @@ async def test_a_reserved_order_placed_without_a_token_is_paid_once(api: Any) ->
 )
 async def test_a_bad_pay_body_is_a_validation_problem(api: Any, body: dict[str, Any]) -> None:
     order_id = await pending_order(api)
-    response = await api.client.post(f"/api/orders/{order_id}/pay", json=body)
+    response = await api.client.post(
+        f"/api/orders/{order_id}/pay", json=body, headers=await api.auth("payer")
+    )
     api.problem(response, 422, "validation-error")

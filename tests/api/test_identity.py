@@ -510,7 +510,8 @@ async def test_order_emails_go_to_the_users_address(api: Any) -> None:
     await api.eventually(
         lambda: messages_to(api, session.user_id), what="notifications to learn the address"
     )
-    placed = await api.place(session.user_id, [(api.product, 1)], token="tok_visa")
+    api.sessions[session.email] = session  # api.place as this user
+    placed = await api.place(session.email, [(api.product, 1)], token="tok_visa")
     assert placed.status_code == 202, placed.text
     order_id = placed.json()["id"]
     await api.wait_status(order_id, "CONFIRMED")
