@@ -73,7 +73,7 @@ async def principal_of(request: Request, token: str) -> Principal:
     """The principal of `token`, verified once per request (the edge may have done it)."""
     known: Principal | None = getattr(request.state, "principal", None)
     if known is not None and getattr(request.state, "principal_token", None) == token:
-        return known
+        return _acting(known)
     try:
         principal = await verifier_of(request).verify(token)
     except InvalidToken as error:
@@ -94,6 +94,11 @@ async def principal_of(request: Request, token: str) -> Principal:
         ) from None
     request.state.principal = principal
     request.state.principal_token = token
+    return _acting(principal)
+
+
+def _acting(principal: Principal) -> Principal:
+    """Name `principal` as the request's actor, for the events it causes."""
     context = current_request()
     if context is not None:
         context.actor = principal.user_id

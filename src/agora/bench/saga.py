@@ -19,11 +19,15 @@ import uuid
 
 import httpx
 
-from agora.bench.harness import percentile, running_agora
+from agora.bench.harness import buyer_accounts, percentile, running_agora
 
 
 async def buyer(
-    client: httpx.AsyncClient, stop_at: float, latencies: list[float], poll: float
+    client: httpx.AsyncClient,
+    auth: dict[str, str],
+    stop_at: float,
+    latencies: list[float],
+    poll: float,
 ) -> int:
     errors = 0
     while time.monotonic() < stop_at:
@@ -31,18 +35,18 @@ async def buyer(
         response = await client.post(
             "/api/orders",
             json={
-                "customer_id": "bench",
                 "items": [{"product_id": "bench-item", "quantity": 1}],
                 "payment_token": "tok_visa",
             },
-            headers={"Idempotency-Key": str(uuid.uuid4())},
+            headers={"Idempotency-Key": str(uuid.uuid4()), **auth},
         )
         if response.status_code != 202:
             errors += 1
             continue
         order_id = response.json()["id"]
         while True:
-            status = (await client.get(f"/api/orders/{order_id}")).json()["status"]
+            order = await client.get(f"/api/orders/{order_id}", headers=auth)
+            status = order.json()["status"]
             if status == "CONFIRMED":
                 latencies.append((time.perf_counter() - started) * 1000)
                 break
@@ -59,10 +63,14 @@ async def run(
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
+        accounts = await buyer_accounts(client, min(concurrency, 16))
         started = time.monotonic()
         stop_at = started + duration
         tasks = [
-            asyncio.create_task(buyer(client, stop_at, latencies, poll)) for _ in range(concurrency)
+            asyncio.create_task(
+                buyer(client, accounts[n % len(accounts)], stop_at, latencies, poll)
+            )
+            for n in range(concurrency)
         ]
         while not all(task.done() for task in tasks):
             await asyncio.sleep(1)
