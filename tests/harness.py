@@ -133,7 +133,9 @@ class AgoraProcess:
         """The Authorization of the buyer named `customer` in this test (registered and logged
         in on first use, over HTTP)."""
         if customer not in self._sessions:
-            email = f"{customer}-{uuid.uuid4().hex[:8]}@example.test"
+            email = (
+                customer if "@" in customer else f"{customer}-{uuid.uuid4().hex[:8]}@example.test"
+            )
             registered = self.client.post(
                 "/api/auth/register",
                 json={"email": email, "password": PASSWORD, "role": "buyer"},
