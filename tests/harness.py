@@ -56,6 +56,7 @@ class AgoraProcess:
         self.client = httpx.Client(base_url=self.base_url, timeout=30)
         self._sessions: dict[str, dict[str, str]] = {}
         self._user_ids: dict[str, str] = {}
+        self._buyers: dict[str, str] = {}  # order id -> the test's name of its buyer
 
     def start(self) -> AgoraProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -197,14 +198,20 @@ class AgoraProcess:
             "items": [{"product_id": p, "quantity": q} for p, q in items],
             "payment_token": token,
         }
-        return self.client.post(
+        response = self.client.post(
             "/api/orders",
             json=body,
             headers={"Idempotency-Key": key or str(uuid.uuid4()), **self.headers(customer)},
         )
+        if response.status_code == 202:
+            self._buyers[response.json()["id"]] = customer
+        return response
 
     def order(self, order_id: str) -> dict[str, Any]:
-        response = self.client.get(f"/api/orders/{order_id}", headers=self.admin)
+        """The order, read by its buyer (or an admin, for orders placed otherwise)."""
+        buyer = self._buyers.get(order_id)
+        headers = self.headers(buyer) if buyer else self.admin
+        response = self.client.get(f"/api/orders/{order_id}", headers=headers)
         assert response.status_code == 200, response.text
         return dict(response.json())
 

@@ -151,6 +151,9 @@ def test_every_outcome_sends_one_email(agora: AgoraProcess) -> None:
 def test_unpaid_order_expires_and_releases_its_stock(agora_factory) -> None:  # type: ignore[no-untyped-def]
     short = agora_factory([product("ticket", 10)], name="short-hold", AGORA_HOLD_SECONDS="1.5")
     buyer = customer()
+    # Log the buyer and an admin in first: the hold is shorter than a login.
+    assert short.headers(buyer)
+    assert short.admin
     order_id = short.place([("ticket", 4)], token=None, customer=buyer).json()["id"]
     assert short.wait_status(order_id, "RESERVED")
     assert short.stock("ticket")["reserved"] == 4
