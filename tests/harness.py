@@ -92,7 +92,10 @@ class AgoraProcess:
         if self.process.poll() is not None:
             raise AssertionError(f"agora up exited with {self.process.returncode}:\n{self.log()}")
         try:
-            listed = {item["id"] for item in self.client.get("/api/products").json()["items"]}
+            response = self.client.get("/api/products", params={"page_size": 100})
+            if response.status_code != 200:  # the gateway is up before a service: 503
+                return False
+            listed = {item["id"] for item in response.json()["items"]}
             return {p["id"] for p in self.seed} <= listed and self.settled()
         except httpx.TransportError:
             return False
