@@ -454,5 +454,24 @@ def bench_relay(
     typer.echo(orjson.dumps(run(events=events, batch_size=batch_size)))
 
 
+@bench_app.command("limit")
+def bench_limit(
+    duration: Annotated[int, typer.Option(help="seconds of pgbench")] = 15,
+    clients: Annotated[int, typer.Option(help="pgbench client connections")] = 8,
+    jobs: Annotated[int, typer.Option(help="pgbench threads")] = 2,
+    products: Annotated[int, typer.Option(help="rows of the stock table")] = 5000,
+    measured: Annotated[
+        float | None, typer.Option(help="sagas/s measured by `bench saga`, to print its share")
+    ] = None,
+) -> None:
+    """The machine's limit: saga-step transactions/s on PostgreSQL (pgbench), as sagas/s."""
+    from agora.bench.limit import bench_limit as run
+
+    result = run(
+        duration=duration, clients=clients, jobs=jobs, products=products, measured=measured
+    )
+    typer.echo(orjson.dumps(result))
+
+
 def main() -> None:
     app()

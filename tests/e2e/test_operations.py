@@ -178,3 +178,28 @@ def test_bench_relay_drains_the_outbox_and_compares_with_raw_produce(servers: ob
     assert figures["ratio"] == pytest.approx(
         figures["relay_events_per_s"] / figures["raw_events_per_s"], rel=0.01
     )
+
+
+@pytest.mark.postgres
+def test_bench_limit_measures_saga_step_transactions_with_pgbench(servers: object) -> None:
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "agora", "bench", "limit"),
+            *("--duration", "2", "--clients", "2", "--products", "200", "--measured", "5"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=True,
+    )
+    assert "progress:" in result.stderr  # pgbench's own, passed through
+    figures = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["scenario"] == "limit"
+    assert (figures["duration_s"], figures["clients"], figures["products"]) == (2, 2, 200)
+    assert figures["tps"] > 0
+    assert figures["transactions"] > 0
+    assert figures["transactions_per_saga"] == sum(figures["saga_transactions"].values())
+    assert figures["sagas_per_s_ceiling"] == pytest.approx(
+        figures["tps"] / figures["transactions_per_saga"], abs=0.1
+    )
+    assert figures["share"] == pytest.approx(5 / figures["sagas_per_s_ceiling"], rel=0.01)
