@@ -36,8 +36,8 @@ SAGA_TRANSACTIONS: dict[str, int] = {
     #   AvailabilityChanged catalog, analytics
     #   PaymentRequested    payments, analytics
     #   PaymentSucceeded    orders, analytics
-    #   OrderConfirmed      inventory, notifications, analytics
-    "deliveries": 13,
+    #   OrderConfirmed      inventory, notifications, catalog (who bought what), analytics
+    "deliveries": 14,
     # The payment processor claims the due payment under a lease, then records the charge and
     # emits PaymentSucceeded (payments.handlers.PaymentProcessor).
     "payments": 2,
