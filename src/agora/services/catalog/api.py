@@ -7,14 +7,16 @@ may review it once. Public reads are cached and dropped from the cache when the 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
 from fastapi import APIRouter, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.auth import AUTHORIZE, Buyer, OptionalUser, Seller, SellerOrAdmin
 from agora.contracts.types import Amount, Currency
@@ -150,6 +152,17 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+async def _page(
+    conn: AsyncConnection, query: Select[Any], order: Sequence[Any], page: int, page_size: int
+) -> tuple[list[Row[Any]], int]:
+    """One page of `query` in `order`, and how many rows the whole query has."""
+    total = await conn.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await conn.execute(
+        query.order_by(*order).limit(page_size).offset((page - 1) * page_size)
+    )
+    return list(rows.all()), int(total or 0)
+
+
 def _store_not_found(store_id: str) -> ProblemError:
     return ProblemError(404, "store-not-found", "Store not found", f"no store {store_id}")
 
@@ -218,19 +231,14 @@ def build_router(service: Any) -> APIRouter:
         if seller is not None:
             query = query.where(stores.c.seller_id == seller)
         async with service.platform.db.read() as conn:
-            total = await conn.scalar(select(func.count()).select_from(query.subquery()))
-            rows = (
-                await conn.execute(
-                    query.order_by(stores.c.created_at.desc(), stores.c.id)
-                    .limit(page_size)
-                    .offset((page - 1) * page_size)
-                )
-            ).all()
+            rows, total = await _page(
+                conn, query, [stores.c.created_at.desc(), stores.c.id], page, page_size
+            )
         return StoresOut(
             items=[StoreOut.model_validate(row._mapping) for row in rows],
             page=page,
             page_size=page_size,
-            total=int(total or 0),
+            total=total,
         )
 
     @router.get(
@@ -306,19 +314,14 @@ def build_router(service: Any) -> APIRouter:
             query = select(products).where(products.c.store_id == store_id)
             if not handlers.may_manage(caller, store.seller_id):
                 query = query.where(products.c.listed.is_(True))
-            total = await conn.scalar(select(func.count()).select_from(query.subquery()))
-            rows = (
-                await conn.execute(
-                    query.order_by(products.c.created_at.desc(), products.c.id)
-                    .limit(page_size)
-                    .offset((page - 1) * page_size)
-                )
-            ).all()
+            rows, total = await _page(
+                conn, query, [products.c.created_at.desc(), products.c.id], page, page_size
+            )
         return ProductsOut(
             items=[ProductOut.of(row) for row in rows],
             page=page,
             page_size=page_size,
-            total=int(total or 0),
+            total=total,
         )
 
     @router.get(
@@ -367,7 +370,6 @@ def build_router(service: Any) -> APIRouter:
                 query = query.where(products.c.price >= min_price)
             if max_price is not None:
                 query = query.where(products.c.price <= max_price)
-            total = await conn.scalar(select(func.count()).select_from(query.subquery()))
             orderings: dict[str, list[Any]] = {
                 "relevance": [rank] if rank is not None else [],
                 "newest": [products.c.created_at.desc()],
@@ -380,19 +382,14 @@ def build_router(service: Any) -> APIRouter:
                 ],
                 "name": [products.c.name],
             }
-            ordering = orderings[order]
-            rows = (
-                await conn.execute(
-                    query.order_by(*ordering, products.c.id)
-                    .limit(page_size)
-                    .offset((page - 1) * page_size)
-                )
-            ).all()
+            rows, total = await _page(
+                conn, query, [*orderings[order], products.c.id], page, page_size
+            )
         body = ProductsOut(
             items=[ProductOut.of(row) for row in rows],
             page=page,
             page_size=page_size,
-            total=int(total or 0),
+            total=total,
         ).model_dump_json()
         await service.cache.set(key, body.encode(), service.cache_ttl)
         return Response(body, media_type="application/json")
@@ -481,19 +478,14 @@ def build_router(service: Any) -> APIRouter:
         await get_product(product_id, caller)
         query = select(reviews).where(reviews.c.product_id == product_id)
         async with service.platform.db.read() as conn:
-            total = await conn.scalar(select(func.count()).select_from(query.subquery()))
-            rows = (
-                await conn.execute(
-                    query.order_by(reviews.c.created_at.desc(), reviews.c.id)
-                    .limit(page_size)
-                    .offset((page - 1) * page_size)
-                )
-            ).all()
+            rows, total = await _page(
+                conn, query, [reviews.c.created_at.desc(), reviews.c.id], page, page_size
+            )
         return ReviewsOut(
             items=[ReviewOut.model_validate(row._mapping) for row in rows],
             page=page,
             page_size=page_size,
-            total=int(total or 0),
+            total=total,
         )
 
     return router
