@@ -82,9 +82,9 @@ class AgoraProcess:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        # One process per service on the servers topology: several Python interpreters start
-        # and Kafka groups settle their members on two cores.
-        eventually(self._ready, timeout=120, interval=0.2, what=f"agora up on {self.base_url}")
+        # One process per service on the servers topology (fifteen with two replicas): Python
+        # interpreters start and Kafka groups settle their members, all on two cores.
+        eventually(self._ready, timeout=300, interval=0.2, what=f"agora up on {self.base_url}")
         return self
 
     def _ready(self) -> bool:
