@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import pytest_asyncio
-from accounts import admin_session, register_and_login
+from accounts import admin_session, client_from, register_and_login
 
 from agora.runtime.runtime import Runtime
 from conftest import settings
@@ -43,15 +43,6 @@ async def limited(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[htt
         await runtime.stop()
 
 
-def from_address(client: httpx.AsyncClient, ip: str) -> httpx.AsyncClient:
-    transport = client._transport
-    assert isinstance(transport, httpx.ASGITransport)
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=transport.app, client=(ip, 40000)),
-        base_url=client.base_url,
-    )
-
-
 async def exhaust(client: httpx.AsyncClient, headers: dict[str, str], limit: int) -> httpx.Response:
     """Send until refused; the bucket must admit `limit` requests (give or take a refill)."""
     for sent in range(limit * 2):
@@ -66,7 +57,7 @@ async def exhaust(client: httpx.AsyncClient, headers: dict[str, str], limit: int
 async def test_anonymous_calls_are_limited_per_address_and_recover(
     limited: httpx.AsyncClient,
 ) -> None:
-    async with from_address(limited, "198.51.100.7") as client:
+    async with client_from(limited, "198.51.100.7") as client:
         first = await client.get("/api/products")
         assert first.headers["ratelimit-policy"] == f'"anonymous";q={ANONYMOUS};w=60'
         assert first.headers["ratelimit"].startswith('"anonymous";r=')
@@ -77,7 +68,7 @@ async def test_anonymous_calls_are_limited_per_address_and_recover(
         retry_after = int(refused.headers["retry-after"])
         assert 1 <= retry_after <= 60 / ANONYMOUS + 1
         assert refused.headers["ratelimit"].endswith(f";t={retry_after}")
-        async with from_address(limited, "198.51.100.8") as neighbour:
+        async with client_from(limited, "198.51.100.8") as neighbour:
             assert (await neighbour.get("/api/products")).status_code == 200  # its own bucket
         deadline = time.monotonic() + 10
         while (await client.get("/api/products")).status_code == 429:
@@ -87,7 +78,7 @@ async def test_anonymous_calls_are_limited_per_address_and_recover(
 
 
 async def test_users_are_limited_per_user_by_plan(limited: httpx.AsyncClient) -> None:
-    async with from_address(limited, "203.0.113.5") as client:
+    async with client_from(limited, "203.0.113.5") as client:
         free = await register_and_login(client)
         refused = await exhaust(client, free.headers, FREE)
         assert refused.headers["ratelimit-policy"] == f'"free";q={FREE};w=60'
