@@ -63,10 +63,43 @@ def percentile(values: list[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))] if ordered else 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process `pid` and its descendants that are alive (Linux):
+    the platform's own work, without the load generator's and the servers' (PostgreSQL, Kafka).
+    Unlike wall-clock rates, it hardly moves with CPU steal or other tenants' load."""
+    tick = os.sysconf("SC_CLK_TCK")
+    children: dict[int, list[int]] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+        times[int(entry.name)] = (int(fields[11]) + int(fields[12])) / tick
+    total, todo = 0.0, [pid]
+    while todo:
+        current = todo.pop()
+        total += times.get(current, 0.0)
+        todo.extend(children.get(current, []))
+    return total
+
+
 @contextlib.contextmanager
 def running_agora(backend: str, replicas: int, seed: Sequence[dict[str, Any]]) -> Iterator[str]:
     """`agora up` on a fresh data folder (on servers: fresh databases and topics) with `seed`,
     settled; yields its base URL and stops it afterwards."""
+    with running_agora_process(backend, replicas, seed) as (base_url, _pid):
+        yield base_url
+
+
+@contextlib.contextmanager
+def running_agora_process(
+    backend: str, replicas: int, seed: Sequence[dict[str, Any]]
+) -> Iterator[tuple[str, int]]:
+    """`running_agora`, yielding the process id of `agora up` too."""
     port = free_port(LOOPBACK)
     with tempfile.TemporaryDirectory() as folder:
         seed_file = Path(folder) / "seed.json"
@@ -93,7 +126,7 @@ def running_agora(backend: str, replicas: int, seed: Sequence[dict[str, Any]]) -
         try:
             base_url = f"http://{LOOPBACK}:{port}"
             wait_until_settled(base_url)
-            yield base_url
+            yield base_url, server.pid
         finally:
             server.terminate()
             server.wait(timeout=60)

@@ -16,10 +16,11 @@ import asyncio
 import sys
 import time
 import uuid
+from collections.abc import Callable
 
 import httpx
 
-from agora.bench.harness import buyer_accounts, percentile, running_agora
+from agora.bench.harness import buyer_accounts, cpu_seconds, percentile, running_agora_process
 
 
 async def buyer(
@@ -58,9 +59,15 @@ async def buyer(
 
 
 async def run(
-    base_url: str, backend: str, duration: float, concurrency: int, poll: float
+    base_url: str,
+    backend: str,
+    duration: float,
+    concurrency: int,
+    poll: float,
+    cpu: Callable[[], float] = lambda: 0.0,
 ) -> dict[str, object]:
     latencies: list[float] = []
+    cpu_before = cpu()
     limits = httpx.Limits(max_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
         accounts = await buyer_accounts(client, min(concurrency, 16))
@@ -78,6 +85,7 @@ async def run(
             print(f"  {elapsed:5.1f}s  {len(latencies):6d} confirmed", file=sys.stderr)
         errors = sum(await asyncio.gather(*tasks))
         elapsed = time.monotonic() - started
+    cpu_used = cpu() - cpu_before
     return {
         "scenario": "saga",
         "backend": backend,
@@ -89,6 +97,8 @@ async def run(
         "p50_ms": round(percentile(latencies, 0.50), 1),
         "p95_ms": round(percentile(latencies, 0.95), 1),
         "p99_ms": round(percentile(latencies, 0.99), 1),
+        # CPU of `agora up` and its children per saga: steadier than sagas/s on a shared machine
+        "cpu_ms_per_saga": round(1000 * cpu_used / len(latencies), 1) if latencies else None,
     }
 
 
@@ -104,5 +114,7 @@ def bench_saga(
             "stock": 10_000_000,
         }
     ]
-    with running_agora(backend, replicas, seed) as base_url:
-        return asyncio.run(run(base_url, backend, duration, concurrency, poll))
+    with running_agora_process(backend, replicas, seed) as (base_url, pid):
+        return asyncio.run(
+            run(base_url, backend, duration, concurrency, poll, lambda: cpu_seconds(pid))
+        )

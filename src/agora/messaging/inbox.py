@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, select
+from sqlalchemy import Column, Insert, MetaData, PrimaryKeyConstraint, String, Table
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging.envelope import utcnow
@@ -34,20 +35,26 @@ async def claim_inbox(
     """
     if not event_ids:
         return set()
-    seen = set(
-        (
-            await conn.execute(
-                select(table.c.event_id).where(
-                    table.c.consumer_group == group, table.c.event_id.in_(event_ids)
-                )
-            )
-        ).scalars()
+    now = utcnow()
+    result = await conn.execute(
+        _claim(table, conn.dialect.name),
+        [
+            {"consumer_group": group, "event_id": event_id, "received_at": now}
+            for event_id in dict.fromkeys(event_ids)
+        ],
     )
-    fresh = [event_id for event_id in dict.fromkeys(event_ids) if event_id not in seen]
-    if fresh:
-        now = utcnow()
-        await conn.execute(
-            table.insert(),
-            [{"consumer_group": group, "event_id": e, "received_at": now} for e in fresh],
-        )
-    return set(fresh)
+    return set(result.scalars())
+
+
+def _claim(table: Table, dialect: str) -> Insert:
+    """One statement per batch: rows that exist already are skipped, and RETURNING names those
+    inserted. Built once per table (kept in its `info`), so that SQLAlchemy finds it in its
+    compiled cache without building and hashing a new expression per batch."""
+    key = f"agora.claim_inbox.{dialect}"
+    statement = table.info.get(key)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(table).on_conflict_do_nothing().returning(table.c.event_id)
+        table.info[key] = statement
+    assert isinstance(statement, Insert)
+    return statement

@@ -5,6 +5,7 @@ event that keeps failing, or can never be read, goes to `<topic>.dlt` with the e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -148,17 +149,21 @@ class ConsumerRunner:
         while not self._stopping:
             consumer = self._log.consumer(self.group, self._handlers.topics)
             self._consumers.append(consumer)
+            committer = _Committer(consumer)
             try:
                 while not self._stopping:
+                    committer.raise_failure()
                     records = await consumer.fetch(self._batch_size, self._fetch_timeout)
                     if records:
                         with self._metrics.batch_seconds.labels(self.group).time():
                             await self._process(records)
-                        await consumer.commit(_next_offsets(records))
+                        committer.add(_next_offsets(records))
+                await committer.flush()
             except Exception:
                 logger.exception("%s: a member failed; it rejoins the group", self.group)
                 await asyncio.sleep(self._retry.max_delay)
             finally:
+                await committer.abandon()
                 self._consumers.remove(consumer)
                 try:
                     await consumer.close()
@@ -262,6 +267,56 @@ class ConsumerRunner:
             [Record(dead_letter_topic(record.topic), record.key, record.value, headers)]
         )
         self._metrics.dead_letters.labels(self.group, record.topic).inc()
+
+
+class _Committer:
+    """Commits a member's offsets off the critical path: the member fetches its next batch while
+    the last one's offsets are committed, and batches applied meanwhile are committed together
+    in one call (the newest offset per partition). Commits run one at a time, so a partition's
+    committed offset never goes back.
+
+    Safe because offsets are committed only after the batch's transaction: a crash before the
+    commit lands delivers those records again, and the inbox skips them."""
+
+    def __init__(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        self._pending: dict[TopicPartition, int] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, offsets: Mapping[TopicPartition, int]) -> None:
+        for tp, offset in offsets.items():
+            self._pending[tp] = max(self._pending.get(tp, 0), offset)
+        if self._task is None or self._task.done():
+            self.raise_failure()
+            self._task = asyncio.create_task(self._commit_pending())
+
+    async def _commit_pending(self) -> None:
+        while self._pending:
+            offsets, self._pending = self._pending, {}
+            await self._consumer.commit(offsets)
+
+    def raise_failure(self) -> None:
+        """Raise what made the last commit fail, if it did (the member then rejoins)."""
+        if self._task is not None and self._task.done() and not self._task.cancelled():
+            error = self._task.exception()
+            self._task = None
+            if error is not None:
+                raise error
+
+    async def flush(self) -> None:
+        """Until every offset added so far is committed (the member adds none meanwhile)."""
+        if self._task is not None:
+            task, self._task = self._task, None
+            await task
+
+    async def abandon(self) -> None:
+        """Stop committing (the member is leaving after a failure): the records whose offsets
+        were not committed are delivered again, to whoever owns their partitions next."""
+        if self._task is not None:
+            task, self._task = self._task, None
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
 
 def _next_offsets(records: Sequence[ConsumedRecord]) -> dict[TopicPartition, int]:
