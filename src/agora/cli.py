@@ -397,13 +397,19 @@ def _check_backend(backend: str) -> None:
         raise typer.Exit(2)
 
 
+POLL_HELP = (
+    "seconds between a buyer's status checks; 0: one request per change of the order, each "
+    "waiting for the next (If-None-Match + Prefer: wait)"
+)
+
+
 @bench_app.command("saga")
 def bench_saga(
     backend: Backend = "embedded",
     replicas: Annotated[int, typer.Option(help="servers: processes per service")] = 1,
     duration: Annotated[float, typer.Option(help="seconds of load")] = 20,
     concurrency: Annotated[int, typer.Option(help="buyers in the closed loop")] = 16,
-    poll: Annotated[float, typer.Option(help="seconds between a buyer's status checks")] = 0.02,
+    poll: Annotated[float, typer.Option(help=POLL_HELP, min=0)] = 0,
 ) -> None:
     """Closed-loop sagas: buyers order and wait for CONFIRMED, then order again."""
     from agora.bench.saga import bench_saga as run
@@ -426,7 +432,7 @@ def bench_onsale(
     units: Annotated[int, typer.Option(help="units on sale")] = 1000,
     buyers: Annotated[int, typer.Option(help="buyers, one unit each")] = 10_000,
     concurrency: Annotated[int, typer.Option(help="buyers at once")] = 500,
-    poll: Annotated[float, typer.Option(help="seconds between a buyer's status checks")] = 0.1,
+    poll: Annotated[float, typer.Option(help=POLL_HELP, min=0)] = 0,
 ) -> None:
     """Many buyers rush for few units: sell-out time, units sold (never more), refusals."""
     from agora.bench.onsale import bench_onsale as run

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,32 @@ async def buyer_accounts(client: httpx.AsyncClient, count: int) -> list[dict[str
         login.raise_for_status()
         accounts.append({"Authorization": f"Bearer {login.json()['access_token']}"})
     return accounts
+
+
+async def follow(
+    client: httpx.AsyncClient,
+    placed: httpx.Response,
+    auth: dict[str, str],
+    final: Collection[str],
+    poll: float,
+) -> str:
+    """Follow the order `placed` (the 202 of its POST) until its status is in `final`; return
+    that status. `poll` > 0: a GET every `poll` seconds, as a naive browser would; 0: one GET
+    per change, each waiting for the next (`If-None-Match` + `Prefer: wait`)."""
+    order_id = placed.json()["id"]
+    status, etag = placed.json()["status"], placed.headers["ETag"]
+    while status not in final:
+        if poll:
+            await asyncio.sleep(poll)
+            headers = auth
+        else:
+            headers = {**auth, "If-None-Match": etag, "Prefer": "wait=20"}
+        response = await client.get(f"/api/orders/{order_id}", headers=headers)
+        if response.status_code == 304:
+            continue
+        response.raise_for_status()
+        status, etag = response.json()["status"], response.headers["ETag"]
+    return str(status)
 
 
 def percentile(values: list[float], share: float) -> float:

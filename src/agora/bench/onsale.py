@@ -1,7 +1,7 @@
 """The on-sale: many buyers rush for few units of one product.
 
 `buyers` orders of one unit each, `concurrency` at a time, against `units` in stock; every
-buyer polls its order until it is final. Reports how long the units took to sell out (until the
+buyer follows its order until it is final. Reports how long the units took to sell out (until the
 last unit's order was seen CONFIRMED), units sold (must equal the stock: never more), buyers
 refused, and latency from POST to the final state.
 """
@@ -15,7 +15,7 @@ import uuid
 
 import httpx
 
-from agora.bench.harness import buyer_accounts, percentile, running_agora
+from agora.bench.harness import buyer_accounts, follow, percentile, running_agora
 
 FINAL = {"CONFIRMED", "CANCELLED", "EXPIRED"}
 
@@ -49,13 +49,7 @@ async def rush(
                 if response.status_code != 202:
                     errors += 1
                     return
-                order_id = response.json()["id"]
-                while True:  # a buyer polling its order, as a browser would
-                    order = await client.get(f"/api/orders/{order_id}", headers=auth)
-                    status = order.json()["status"]
-                    if status in FINAL:
-                        break
-                    await asyncio.sleep(poll)
+                status = await follow(client, response, auth, FINAL, poll)
                 latencies.append((time.perf_counter() - begun) * 1000)
                 outcomes[status] = outcomes.get(status, 0) + 1
                 if status == "CONFIRMED":

@@ -20,7 +20,15 @@ from collections.abc import Callable
 
 import httpx
 
-from agora.bench.harness import buyer_accounts, cpu_seconds, percentile, running_agora_process
+from agora.bench.harness import (
+    buyer_accounts,
+    cpu_seconds,
+    follow,
+    percentile,
+    running_agora_process,
+)
+
+FINAL = {"CONFIRMED", "CANCELLED", "EXPIRED"}
 
 
 async def buyer(
@@ -44,17 +52,11 @@ async def buyer(
         if response.status_code != 202:
             errors += 1
             continue
-        order_id = response.json()["id"]
-        while True:
-            order = await client.get(f"/api/orders/{order_id}", headers=auth)
-            status = order.json()["status"]
-            if status == "CONFIRMED":
-                latencies.append((time.perf_counter() - started) * 1000)
-                break
-            if status in {"CANCELLED", "EXPIRED"}:
-                errors += 1
-                break
-            await asyncio.sleep(poll)
+        status = await follow(client, response, auth, FINAL, poll)
+        if status == "CONFIRMED":
+            latencies.append((time.perf_counter() - started) * 1000)
+        else:
+            errors += 1
     return errors
 
 
@@ -67,10 +69,10 @@ async def run(
     cpu: Callable[[], float] = lambda: 0.0,
 ) -> dict[str, object]:
     latencies: list[float] = []
-    cpu_before = cpu()
     limits = httpx.Limits(max_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
         accounts = await buyer_accounts(client, min(concurrency, 16))
+        cpu_before = cpu()
         started = time.monotonic()
         stop_at = started + duration
         tasks = [

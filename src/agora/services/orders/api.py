@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import hashlib
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query
-from fastapi.responses import JSONResponse
+import orjson
+from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agora.auth import AUTHORIZE, Buyer, CurrentUser, Principal
@@ -92,6 +96,39 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+MAX_WAIT = 20
+"""The longest `Prefer: wait` honoured, in seconds (below the gateway's upstream timeout)."""
+
+RECHECK = 1.0
+"""While waiting, the order is re-read this often (seconds): another replica's change is not
+announced in this process."""
+
+_WAIT = re.compile(r"^\s*wait\s*=\s*(\d{1,6})\s*$", re.IGNORECASE)
+
+
+def wait_preference(prefer: str | None) -> int:
+    """Seconds from RFC 7240's `Prefer: wait=N` (capped at MAX_WAIT); 0 when absent or
+    malformed (a preference not understood is ignored)."""
+    for preference in (prefer or "").split(","):
+        matched = _WAIT.match(preference.split(";")[0])
+        if matched:
+            return min(int(matched.group(1)), MAX_WAIT)
+    return 0
+
+
+def entity_tags(if_none_match: str | None) -> set[str]:
+    """The entity tags of an `If-None-Match` header, weak ones compared as strong (RFC 9110's
+    weak comparison, which GET uses)."""
+    return {tag.strip().removeprefix("W/") for tag in (if_none_match or "").split(",") if tag}
+
+
+def represent(order: Order) -> tuple[bytes, str]:
+    """The order's JSON and its entity tag (a digest of that JSON: it changes when and only when
+    what a reader sees changes)."""
+    body = orjson.dumps(OrderOut.of(order).model_dump(mode="json"))
+    return body, '"' + hashlib.blake2b(body, digest_size=12).hexdigest() + '"'
+
+
 class OrdersOut(BaseModel):
     items: list[OrderOut]
     page: int
@@ -141,7 +178,7 @@ def build_router(service: Any) -> APIRouter:
         idempotency_key: Annotated[
             str | None, Header(alias="Idempotency-Key", max_length=255)
         ] = None,
-    ) -> JSONResponse:
+    ) -> Response:
         if not idempotency_key:
             raise ProblemError(
                 400,
@@ -194,12 +231,11 @@ def build_router(service: Any) -> APIRouter:
         except handlers.MixedCurrencies as error:
             raise ProblemError(422, "mixed-currencies", "Mixed currencies", str(error)) from None
         order = await load(placed.order_id, buyer)
-        headers = {"Location": f"/api/orders/{order.id}"}
+        content, etag = represent(order)
+        headers = {"Location": f"/api/orders/{order.id}", "ETag": etag}
         if not placed.created:
             headers["Idempotent-Replayed"] = "true"
-        return JSONResponse(
-            OrderOut.of(order).model_dump(mode="json"), status_code=202, headers=headers
-        )
+        return Response(content, status_code=202, headers=headers, media_type="application/json")
 
     @router.get(
         "",
@@ -229,11 +265,53 @@ def build_router(service: Any) -> APIRouter:
             page_size=page_size,
         )
 
-    @router.get("/{order_id}", response_model=OrderOut, summary="An order and its status")
+    @router.get(
+        "/{order_id}",
+        response_model=OrderOut,
+        summary="An order and its status",
+        description=(
+            "Answers with an `ETag`. With `If-None-Match` naming the current tag the answer is "
+            "304 Not Modified; add `Prefer: wait=N` (seconds, at most 20) and the request waits "
+            "up to N seconds for the order to change, then answers 200 with the new state (or "
+            "304 if nothing changed): a client follows an order's saga with one request per "
+            "change instead of polling."
+        ),
+        responses={304: {"description": "Unchanged (the `If-None-Match` tag is current)"}},
+    )
     async def get_order(
-        order_id: Annotated[str, Path(max_length=100)], caller: CurrentUser
-    ) -> OrderOut:
-        return OrderOut.of(await load(order_id, caller))
+        order_id: Annotated[str, Path(max_length=100)],
+        caller: CurrentUser,
+        if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=1000)] = None,
+        prefer: Annotated[str | None, Header(alias="Prefer", max_length=200)] = None,
+    ) -> Response:
+        known = entity_tags(if_none_match)
+        body, etag = represent(await load(order_id, caller))
+        wait = wait_preference(prefer)
+        if etag in known and wait:
+            body, etag = await changed(order_id, caller, known, wait)
+        headers = {"ETag": etag}
+        if wait:
+            headers["Preference-Applied"] = f"wait={wait}"
+        if etag in known:
+            return Response(status_code=304, headers=headers)
+        return Response(body, headers=headers, media_type="application/json")
+
+    async def changed(
+        order_id: str, caller: Principal, known: set[str], wait: int
+    ) -> tuple[bytes, str]:
+        """The order once its tag is not in `known`, or as it is after `wait` seconds."""
+        deadline = asyncio.get_running_loop().time() + wait
+        async with service.changes.subscribe(f"order:{order_id}") as announced:
+            body, etag = represent(await load(order_id, caller))  # a change before subscribing
+            while etag in known:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    break
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(remaining, RECHECK)):
+                        await anext(announced)
+                body, etag = represent(await load(order_id, caller))
+        return body, etag
 
     @router.post(
         "/{order_id}/pay",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 
 from prometheus_client import Gauge
 
+from agora.gateway.fanout import InProcessFanout
 from agora.messaging import Infrastructure, Service
 from agora.services.orders import store
 from agora.services.orders.api import build_router
@@ -26,6 +28,11 @@ class OrdersService(Service):
         in_flight_timeout: dt.timedelta = dt.timedelta(seconds=30),
     ) -> None:
         self.in_flight_timeout = in_flight_timeout
+        # "order:<id>" is announced when this process commits a change to the order; readers
+        # waiting for a change (`Prefer: wait`) subscribe, and re-read now and then for changes
+        # that another replica commits
+        self.changes = InProcessFanout(max_pending=1)
+        self._announcing: set[asyncio.Task[None]] = set()
         super().__init__(infrastructure, store.metadata)
         self.platform.subscribe(HANDLERS, self.unit_of_work)
         self.router = build_router(self)
@@ -37,7 +44,17 @@ class OrdersService(Service):
         )
 
     def unit_of_work(self) -> OrdersUnitOfWork:
-        return self.platform.unit_of_work(OrdersUnitOfWork)
+        uow = self.platform.unit_of_work(OrdersUnitOfWork)
+        uow.after_commit(lambda: self._announce(uow.changed_orders))
+        return uow
+
+    def _announce(self, order_ids: set[str]) -> None:
+        for order_id in order_ids:
+            channel = f"order:{order_id}"
+            if self.changes.subscriber_count(channel):
+                task = asyncio.create_task(self.changes.publish(channel, b""))
+                self._announcing.add(task)
+                task.add_done_callback(self._announcing.discard)
 
     async def refresh_metrics(self) -> None:
         async with self.platform.db.read() as conn:

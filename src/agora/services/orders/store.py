@@ -78,7 +78,12 @@ prices = Table(
 
 
 class OrdersUnitOfWork(UnitOfWork):
-    """A unit of work whose aggregates' events go to the outbox when it commits."""
+    """A unit of work whose aggregates' events go to the outbox when it commits. It names the
+    orders it writes, so that the service can wake the readers waiting for them to change."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.changed_orders: set[str] = set()
 
     @property
     def orders(self) -> OrderRepository:
@@ -118,6 +123,7 @@ class OrderRepository:
         self._collect(order)
 
     def _collect(self, order: Order) -> None:
+        self._uow.changed_orders.add(order.id)
         for event in order.events:
             self._uow.emit(event)
         order.events.clear()

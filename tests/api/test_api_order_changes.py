@@ -1,0 +1,195 @@
+"""Following an order without polling: `ETag`, `If-None-Match` and `Prefer: wait` on
+GET /api/orders/{id}."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from agora.services.orders import api as orders_api
+from agora.services.orders import store
+from agora.services.orders.domain import Line, Order
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+async def quiet_order(api: Any, customer: str) -> str:
+    """A PENDING order written without its OrderPlaced: nothing but the test changes it."""
+    order = Order.place(
+        await api.user_id(customer), [Line(api.product, 1, Decimal("24.90"))], "EUR"
+    )
+    order.events.clear()
+    async with api.orders_service.unit_of_work() as uow:
+        await uow.orders.add(order)
+    return str(order.id)
+
+
+async def current(api: Any, customer: str, order_id: str) -> tuple[str, dict[str, Any]]:
+    response = await api.client.get(f"/api/orders/{order_id}", headers=await api.auth(customer))
+    assert response.status_code == 200, response.text
+    return response.headers["ETag"], response.json()
+
+
+async def reject(api: Any, order_id: str) -> None:
+    """Change the order as its saga would, through the orders service's unit of work."""
+    async with api.orders_service.unit_of_work() as uow:
+        order = await uow.orders.get(order_id)
+        order.stock_rejected("out of stock")
+        await uow.orders.save(order)
+
+
+async def test_a_current_tag_answers_304_at_once(api: Any) -> None:
+    order_id = await quiet_order(api, "tagger")
+    etag, body = await current(api, "tagger", order_id)
+    assert etag.startswith('"')
+    assert etag.endswith('"')
+
+    same = await api.client.get(
+        f"/api/orders/{order_id}", headers={**await api.auth("tagger"), "If-None-Match": etag}
+    )
+    weak = await api.client.get(
+        f"/api/orders/{order_id}",
+        headers={**await api.auth("tagger"), "If-None-Match": f'"other", W/{etag}'},
+    )
+    stale = await api.client.get(
+        f"/api/orders/{order_id}", headers={**await api.auth("tagger"), "If-None-Match": '"old"'}
+    )
+
+    assert (same.status_code, same.content, same.headers["ETag"]) == (304, b"", etag)
+    assert weak.status_code == 304
+    assert "Preference-Applied" not in same.headers
+    assert (stale.status_code, stale.json(), stale.headers["ETag"]) == (200, body, etag)
+
+
+async def test_the_tag_changes_when_the_order_does(api: Any) -> None:
+    order_id = await quiet_order(api, "tagger")
+    before, _ = await current(api, "tagger", order_id)
+    await reject(api, order_id)
+    after, body = await current(api, "tagger", order_id)
+    assert body["status"] == "CANCELLED"
+    assert after != before
+
+
+async def test_a_wait_ends_with_304_when_nothing_changes(api: Any) -> None:
+    order_id = await quiet_order(api, "waiter")
+    etag, _ = await current(api, "waiter", order_id)
+
+    started = time.monotonic()
+    response = await api.client.get(
+        f"/api/orders/{order_id}",
+        headers={**await api.auth("waiter"), "If-None-Match": etag, "Prefer": "wait=1"},
+    )
+
+    assert time.monotonic() - started >= 0.9  # it waited for a change that did not come
+    assert response.status_code == 304
+    assert response.headers["Preference-Applied"] == "wait=1"
+    assert response.headers["ETag"] == etag
+
+
+async def test_a_waiting_reader_is_woken_by_the_change(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no re-reads while waiting: only the announcement of the commit can end the wait early
+    monkeypatch.setattr(orders_api, "RECHECK", 60.0)
+    order_id = await quiet_order(api, "waiter")
+    etag, _ = await current(api, "waiter", order_id)
+    headers = {**await api.auth("waiter"), "If-None-Match": etag, "Prefer": "wait=20"}
+
+    started = time.monotonic()
+    waiting = asyncio.create_task(api.client.get(f"/api/orders/{order_id}", headers=headers))
+    await api.eventually(lambda: subscribed(api, order_id), what="the reader to subscribe")
+    await reject(api, order_id)
+    response = await waiting
+
+    assert time.monotonic() - started < 10
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "CANCELLED"
+    assert response.headers["ETag"] != etag
+    assert api.orders_service.changes.subscriber_count(f"order:{order_id}") == 0
+
+
+async def subscribed(api: Any, order_id: str) -> bool:
+    return bool(api.orders_service.changes.subscriber_count(f"order:{order_id}"))
+
+
+async def test_a_change_committed_elsewhere_is_seen_by_rereading(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another replica's commit is not announced here: the waiting reader re-reads."""
+    monkeypatch.setattr(orders_api, "RECHECK", 0.05)
+    order_id = await quiet_order(api, "waiter")
+    etag, _ = await current(api, "waiter", order_id)
+    headers = {**await api.auth("waiter"), "If-None-Match": etag, "Prefer": "wait=20"}
+
+    waiting = asyncio.create_task(api.client.get(f"/api/orders/{order_id}", headers=headers))
+    await api.eventually(lambda: subscribed(api, order_id), what="the reader to subscribe")
+    async with api.orders_service.platform.db.write() as conn:  # not through a unit of work
+        await conn.execute(
+            update(store.orders)
+            .where(store.orders.c.id == order_id)
+            .values(status="CANCELLED", cancel_reason="cancelled elsewhere")
+        )
+    response = await waiting
+
+    assert response.status_code == 200, response.text
+    assert response.json()["cancel_reason"] == "cancelled elsewhere"
+
+
+async def test_a_saga_is_followed_with_one_request_per_change(api: Any) -> None:
+    placed = await api.place("follower", [(api.product, 1)], token="tok_visa")
+    assert placed.status_code == 202, placed.text
+    order_id, etag = placed.json()["id"], placed.headers["ETag"]
+    seen = [placed.json()["status"]]
+
+    while seen[-1] != "CONFIRMED":
+        response = await api.client.get(
+            f"/api/orders/{order_id}",
+            headers={**await api.auth("follower"), "If-None-Match": etag, "Prefer": "wait=20"},
+        )
+        assert response.status_code == 200, response.text  # a 304 would be a wait with no change
+        assert response.headers["ETag"] != etag
+        etag = response.headers["ETag"]
+        seen.append(response.json()["status"])
+        assert len(seen) <= 6, seen
+
+    assert seen[0] == "PENDING"
+
+
+@pytest.mark.parametrize("prefer", ["wait=abc", "wait=-1", "respond-async", "wait"])
+async def test_a_preference_not_understood_is_ignored(api: Any, prefer: str) -> None:
+    order_id = await quiet_order(api, "tagger")
+    etag, _ = await current(api, "tagger", order_id)
+
+    response = await api.client.get(
+        f"/api/orders/{order_id}",
+        headers={**await api.auth("tagger"), "If-None-Match": etag, "Prefer": prefer},
+    )
+
+    assert response.status_code == 304
+    assert "Preference-Applied" not in response.headers
+
+
+async def test_wait_preferences_are_read_as_rfc_7240_writes_them() -> None:
+    assert orders_api.wait_preference("wait=5") == 5
+    assert orders_api.wait_preference("respond-async, wait=7") == 7
+    assert orders_api.wait_preference("WAIT = 3; foo") == 3
+    assert orders_api.wait_preference("wait=3600") == orders_api.MAX_WAIT
+    assert orders_api.wait_preference(None) == 0
+    assert orders_api.wait_preference("return=minimal") == 0
+
+
+async def test_another_buyers_order_stays_hidden_with_a_tag(api: Any) -> None:
+    order_id = await quiet_order(api, "tagger")
+    etag, _ = await current(api, "tagger", order_id)
+
+    response = await api.client.get(
+        f"/api/orders/{order_id}",
+        headers={**await api.auth("snoop"), "If-None-Match": etag, "Prefer": "wait=5"},
+    )
+
+    api.problem(response, 404, "order-not-found")
