@@ -17,7 +17,7 @@ from agora.messaging.runner import (
     dead_letter_topic,
 )
 from agora.messaging.service import ConsumerOptions, Infrastructure, Service, ServicePlatform
-from agora.messaging.sql import Database, DecimalText, UtcDateTime, sqlite_url
+from agora.messaging.sql import Database, DecimalText, UtcDateTime, insert_new, sqlite_url
 from agora.messaging.unit_of_work import UnitOfWork
 
 __all__ = [
@@ -52,6 +52,7 @@ __all__ = [
     "add_outbox_table",
     "claim_inbox",
     "dead_letter_topic",
+    "insert_new",
     "list_dead_letters",
     "new_id",
     "outbox_backlog",

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import Column, Insert, MetaData, PrimaryKeyConstraint, String, Table
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging.envelope import utcnow
-from agora.messaging.sql import UtcDateTime
+from agora.messaging.sql import UtcDateTime, insert_new
 
 __all__ = ["add_inbox_table", "claim_inbox"]
 
@@ -30,31 +29,19 @@ async def claim_inbox(
 ) -> set[str]:
     """Record `event_ids` for `group` and return those not seen before.
 
-    Must run in the transaction that applies the events' effects, and that transaction must hold
-    the write lock (SQLite) or meet the primary key (PostgreSQL) so two claims cannot both win.
+    One statement per batch: rows that exist already are skipped, and RETURNING names those
+    inserted. Must run in the transaction that applies the events' effects, and that transaction
+    must hold the write lock (SQLite) or meet the primary key (PostgreSQL) so two claims cannot
+    both win.
     """
     if not event_ids:
         return set()
     now = utcnow()
     result = await conn.execute(
-        _claim(table, conn.dialect.name),
+        insert_new(table, conn.dialect.name, returning=table.c.event_id),
         [
             {"consumer_group": group, "event_id": event_id, "received_at": now}
             for event_id in dict.fromkeys(event_ids)
         ],
     )
     return set(result.scalars())
-
-
-def _claim(table: Table, dialect: str) -> Insert:
-    """One statement per batch: rows that exist already are skipped, and RETURNING names those
-    inserted. Built once per table (kept in its `info`), so that SQLAlchemy finds it in its
-    compiled cache without building and hashing a new expression per batch."""
-    key = f"agora.claim_inbox.{dialect}"
-    statement = table.info.get(key)
-    if statement is None:
-        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        statement = insert(table).on_conflict_do_nothing().returning(table.c.event_id)
-        table.info[key] = statement
-    assert isinstance(statement, Insert)
-    return statement

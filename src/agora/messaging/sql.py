@@ -17,14 +17,33 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Engine, MetaData, Numeric, String, event
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    Engine,
+    Insert,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    event,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from agora.messaging import sqlite_inline
 
-__all__ = ["Database", "DecimalText", "UtcDateTime", "configure_sqlite", "sqlite_url"]
+__all__ = [
+    "Database",
+    "DecimalText",
+    "UtcDateTime",
+    "configure_sqlite",
+    "insert_new",
+    "sqlite_url",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
@@ -98,6 +117,23 @@ class Database:
             await self._listener.close()
             self._listener = None
         await self.engine.dispose()
+
+
+def insert_new(table: Table, dialect: str, returning: Column[Any] | None = None) -> Insert:
+    """`INSERT … ON CONFLICT DO NOTHING` into `table` (rows whose key exists are skipped), with
+    `RETURNING returning` if given, for `dialect` ("sqlite" or "postgresql"). Built once per
+    table, dialect and returned column and kept in the table's `info`: SQLAlchemy then finds
+    it in its compiled cache without building and hashing a new expression per call."""
+    key = f"agora.insert_new.{dialect}.{returning.name if returning is not None else ''}"
+    statement = table.info.get(key)
+    if statement is None:
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        statement = insert(table).on_conflict_do_nothing()
+        if returning is not None:
+            statement = statement.returning(returning)
+        table.info[key] = statement
+    assert isinstance(statement, Insert)
+    return statement
 
 
 def configure_sqlite(engine: Engine) -> None:

@@ -19,7 +19,7 @@ from agora.contracts.catalog import ListingChanged, PriceChanged, ProductListed
 from agora.contracts.inventory import AvailabilityChanged
 from agora.contracts.orders import OrderConfirmed
 from agora.contracts.types import Amount, Currency
-from agora.messaging import Event, Handler, UnitOfWork, new_id, utcnow
+from agora.messaging import Event, Handler, UnitOfWork, insert_new, new_id, utcnow
 from agora.services.catalog import search
 from agora.services.catalog.store import CatalogUnitOfWork, products, purchases, reviews, stores
 
@@ -316,18 +316,15 @@ async def on_availability_changed(event: AvailabilityChanged, uow: CatalogUnitOf
 
 async def on_order_confirmed(event: OrderConfirmed, uow: UnitOfWork) -> None:
     """Who bought what: the right to review it."""
-    for product_id in sorted({line.product_id for line in event.lines}):
-        bought = await uow.conn.scalar(
-            select(func.count())
-            .select_from(purchases)
-            .where(purchases.c.buyer_id == event.customer_id, purchases.c.product_id == product_id)
+    bought = sorted({line.product_id for line in event.lines})
+    if bought:  # a purchase already recorded (an earlier order of the product) is kept
+        await uow.conn.execute(
+            insert_new(purchases, uow.conn.dialect.name),
+            [
+                {"buyer_id": event.customer_id, "product_id": p, "order_id": event.order_id}
+                for p in bought
+            ],
         )
-        if not bought:
-            await uow.conn.execute(
-                insert(purchases).values(
-                    buyer_id=event.customer_id, product_id=product_id, order_id=event.order_id
-                )
-            )
 
 
 HANDLERS: Mapping[type[Event], Handler[Any]] = {
