@@ -136,6 +136,31 @@ async def test_search_finds_by_words_filters_sorts_and_pages(api: Any) -> None:
     assert {p["name"] for p in (await search(q="kettle"))["items"]} == {"Tea kettle"}
 
 
+async def test_a_cached_search_shows_what_a_sale_left(api: Any) -> None:
+    """A sale changes availability: the cached search (its TTL far longer than this test's
+    wait) is dropped with the next search generation."""
+    seller = await register_and_login(api.client, "seller")
+    store_id = await open_store(api, seller, "Lantern store")
+    product = await list_product(api, seller, store_id, name="Storm lantern")
+    await stocked(api, product["id"])
+
+    async def listed() -> dict[str, Any]:
+        response = await api.client.get("/api/products", params={"q": "lantern", "store": store_id})
+        assert response.status_code == 200, response.text
+        (item,) = response.json()["items"]
+        return dict(item)
+
+    assert (await listed())["available"] == 20  # now cached
+    placed = await api.place("lantern-buyer", [(product["id"], 3)], token="tok_visa")
+    await api.wait_status(placed.json()["id"], "CONFIRMED")
+
+    async def sold() -> dict[str, Any] | None:
+        item = await listed()
+        return item if item["available"] == 17 else None
+
+    await api.eventually(sold, what="the search to show 17 available")
+
+
 async def test_a_price_change_reaches_new_orders(api: Any) -> None:
     seller = await register_and_login(api.client, "seller")
     product = await list_product(api, seller, await open_store(api, seller), price="10.00")

@@ -339,31 +339,6 @@ class ReadCacheContract(abc.ABC):
         assert [await cache.get(key) for key in (a, b)] == [None, None]
         assert await cache.get(kept) == kept.encode()
 
-    async def test_delete_prefix_removes_every_matching_key(self, cache: ReadCache) -> None:
-        """More keys than one SCAN batch go; keys that merely look alike stay."""
-        base = unique("seats")
-        doomed = [f"{base}:42:{n}" for n in range(1200)]
-        survivors = [f"{base}:420:1", f"{base}:4", f"{base}-42:1", unique("other")]
-        for key in doomed + survivors:
-            await cache.set(key, b"v", ttl=60)
-
-        await cache.delete_prefix(f"{base}:42:")
-
-        assert [key for key in doomed if await cache.get(key) is not None] == []
-        assert [await cache.get(key) for key in survivors] == [b"v"] * len(survivors)
-
-    async def test_delete_prefix_takes_glob_characters_literally(self, cache: ReadCache) -> None:
-        base = unique("glob")
-        await cache.set(f"{base}:a*[b]?:1", b"v", ttl=60)
-        await cache.set(f"{base}:aXbY:1", b"v", ttl=60)  # matches a*[b]? as a pattern
-        await cache.set(f"{base}:a\\:1", b"v", ttl=60)
-
-        await cache.delete_prefix(f"{base}:a*[b]?:")
-
-        assert await cache.get(f"{base}:a*[b]?:1") is None
-        assert await cache.get(f"{base}:aXbY:1") == b"v"
-        assert await cache.get(f"{base}:a\\:1") == b"v"
-
 
 class TestInProcessReadCache(ReadCacheContract):
     def make_cache(self) -> ReadCache:

@@ -23,9 +23,8 @@ class ReadCache(Protocol):
     miss is always a valid answer; what it promises is never to answer with a stale value:
 
     * `get` never returns a value after its `ttl` has run out.
-    * Once `delete` or `delete_prefix` returns, `get` misses on every key it removed until the
-      key is set again. `delete_prefix` removes every key with the prefix that was set before
-      the call began; a key set while it runs may survive it.
+    * Once `delete` returns, `get` misses on every key it removed until the key is set again.
+      To drop a family of entries at once, put a generation in their keys and change it.
     * Single-key operations are atomic; nothing is atomic across keys.
     """
 
@@ -42,37 +41,22 @@ class ReadCache(Protocol):
         """Remove `keys`; absent ones are ignored."""
         ...
 
-    async def delete_prefix(self, prefix: str) -> None:
-        """Remove every key that starts with `prefix` (every key when it is "")."""
-        ...
-
 
 def _check_ttl(ttl: float) -> None:
     if not (math.isfinite(ttl) and ttl > 0):
         raise ValueError(f"ttl must be a positive number of seconds, got {ttl}")
 
 
-def _glob_escape(text: str) -> str:
-    return "".join("\\" + char if char in "\\*?[]" else char for char in text)
-
-
 class RedisReadCache:
     """Entries are plain strings `<namespace><key>` written with `SET ... PX`, so Redis expires
-    them to the millisecond and its `maxmemory` policy may evict them.
-
-    `delete_prefix` walks the keyspace with `SCAN MATCH <namespace><prefix>*` and removes each
-    batch with `UNLINK` (freed off the main thread): it never blocks Redis the way `KEYS` would,
-    at the price of not being atomic. `client` must not decode responses; its owner closes it.
+    them to the millisecond and its `maxmemory` policy may evict them; `delete` uses `UNLINK`
+    (memory freed off Redis's main thread). `client` must not decode responses; its owner
+    closes it.
     """
 
-    def __init__(
-        self, client: Redis, *, namespace: str = "agora:cache:", scan_batch: int = 500
-    ) -> None:
-        if scan_batch < 1:
-            raise ValueError(f"scan_batch must be at least 1, got {scan_batch}")
+    def __init__(self, client: Redis, *, namespace: str = "agora:cache:") -> None:
         self._client = client
         self._namespace = namespace
-        self._scan_batch = scan_batch
 
     async def get(self, key: str) -> bytes | None:
         value = await self._client.get(self._namespace + key)
@@ -87,16 +71,6 @@ class RedisReadCache:
     async def delete(self, *keys: str) -> None:
         if keys:
             await self._client.unlink(*(self._namespace + key for key in keys))
-
-    async def delete_prefix(self, prefix: str) -> None:
-        pattern = _glob_escape(self._namespace + prefix) + "*"
-        cursor = 0
-        while True:
-            cursor, keys = await self._client.scan(cursor, match=pattern, count=self._scan_batch)
-            if keys:
-                await self._client.unlink(*keys)
-            if cursor == 0:
-                return
 
 
 class InProcessReadCache:
@@ -140,7 +114,3 @@ class InProcessReadCache:
     async def delete(self, *keys: str) -> None:
         for key in keys:
             self._entries.pop(key, None)
-
-    async def delete_prefix(self, prefix: str) -> None:
-        for key in [key for key in self._entries if key.startswith(prefix)]:
-            del self._entries[key]

@@ -349,7 +349,7 @@ def build_router(service: Any) -> APIRouter:
                 422, "validation-error", "Invalid request", "sort=relevance needs a query q"
             )
         key = (
-            "search:"
+            f"search:{await service.search_generation()}:"
             + orjson.dumps(
                 [words, store, str(min_price), str(max_price), order, page, page_size]
             ).decode()

@@ -11,13 +11,17 @@ from pathlib import Path
 from sqlalchemy.exc import IntegrityError
 
 from agora.gateway.cache import InProcessReadCache, ReadCache
-from agora.messaging import Infrastructure, Service
+from agora.messaging import Infrastructure, Service, new_id
 from agora.services.catalog import store
 from agora.services.catalog.api import build_router
 from agora.services.catalog.handlers import DEMO_CATALOG, HANDLERS, SeedProduct, seed_catalog
 from agora.services.catalog.store import CatalogUnitOfWork
 
 logger = logging.getLogger(__name__)
+
+
+SEARCH_GENERATION = "search-generation"
+GENERATION_TTL = 24 * 3600.0
 
 
 class CatalogService(Service):
@@ -46,9 +50,20 @@ class CatalogService(Service):
         return uow
 
     async def forget(self, *product_ids: str) -> None:
-        """Drop the cached views of `product_ids` and every cached search."""
+        """Drop the cached views of `product_ids`, and every cached search by starting a new
+        search generation (one write, however many searches are cached: those of the old
+        generation are never read again and expire)."""
         await self.cache.delete(*(f"product:{product_id}" for product_id in product_ids))
-        await self.cache.delete_prefix("search:")
+        await self.cache.set(SEARCH_GENERATION, new_id().encode(), GENERATION_TTL)
+
+    async def search_generation(self) -> str:
+        """The current search generation, part of every cached search's key. A search that read
+        it before a change stores its result under the old one, where nobody looks."""
+        generation = await self.cache.get(SEARCH_GENERATION)
+        if generation is None:  # never set, expired or evicted: start one
+            generation = new_id().encode()
+            await self.cache.set(SEARCH_GENERATION, generation, GENERATION_TTL)
+        return generation.decode()
 
     def _forget_soon(self, product_ids: set[str]) -> None:
         if not product_ids:
