@@ -3,7 +3,8 @@
 `buyers` orders of one unit each, `concurrency` at a time, against `units` in stock; every
 buyer follows its order until it is final. Reports how long the units took to sell out (until the
 last unit's order was seen CONFIRMED), units sold (must equal the stock: never more), buyers
-refused, and latency from POST to the final state.
+refused (at the door with 409 `sold-out` once orders knows, else cancelled by the saga), and
+latency from POST to the final state.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import uuid
 
 import httpx
 
-from agora.bench.harness import buyer_accounts, follow, percentile, running_agora
+from agora.bench.harness import buyer_accounts, follow, percentile, request, running_agora
 
 FINAL = {"CONFIRMED", "CANCELLED", "EXPIRED"}
 
@@ -38,7 +39,9 @@ async def rush(
             async with limit:
                 begun = time.perf_counter()
                 auth = accounts[n % len(accounts)]
-                response = await client.post(
+                response = await request(
+                    client,
+                    "POST",
                     "/api/orders",
                     json={
                         "items": [{"product_id": "hot-ticket", "quantity": 1}],
@@ -46,10 +49,13 @@ async def rush(
                     },
                     headers={"Idempotency-Key": str(uuid.uuid4()), **auth},
                 )
-                if response.status_code != 202:
+                if response.status_code == 409 and response.json()["type"].endswith("/sold-out"):
+                    status = "SOLD_OUT"  # refused at the door
+                elif response.status_code != 202:
                     errors += 1
                     return
-                status = await follow(client, response, auth, FINAL, poll)
+                else:
+                    status = await follow(client, response, auth, FINAL, poll)
                 latencies.append((time.perf_counter() - begun) * 1000)
                 outcomes[status] = outcomes.get(status, 0) + 1
                 if status == "CONFIRMED":
@@ -85,7 +91,8 @@ async def rush(
         "sold": sold,
         "oversold": max(0, outcomes.get("CONFIRMED", 0) - units),
         "confirmed": outcomes.get("CONFIRMED", 0),
-        "rejected": outcomes.get("CANCELLED", 0),
+        "rejected": outcomes.get("CANCELLED", 0) + outcomes.get("SOLD_OUT", 0),
+        "refused_at_door": outcomes.get("SOLD_OUT", 0),
         "errors": errors,
         "sell_out_s": round(max(confirmed_at), 2) if len(confirmed_at) >= units else None,
         "p50_ms": round(percentile(latencies, 0.50), 1),

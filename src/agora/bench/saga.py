@@ -25,6 +25,7 @@ from agora.bench.harness import (
     cpu_seconds,
     follow,
     percentile,
+    request,
     running_agora_process,
 )
 
@@ -41,7 +42,9 @@ async def buyer(
     errors = 0
     while time.monotonic() < stop_at:
         started = time.perf_counter()
-        response = await client.post(
+        response = await request(
+            client,
+            "POST",
             "/api/orders",
             json={
                 "items": [{"product_id": "bench-item", "quantity": 1}],

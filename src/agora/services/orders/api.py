@@ -169,7 +169,8 @@ def build_router(service: Any) -> APIRouter:
             "Writes the order (PENDING) and starts its saga; answers at once. The "
             "`Idempotency-Key` header is required: the same key and body return the same order "
             "and create nothing; the same key with another body is refused (422); a key whose "
-            "first request is still being processed is refused (409)."
+            "first request is still being processed is refused (409). A product inventory has "
+            "announced as sold out is refused at once (409 `sold-out`), nothing written."
         ),
     )
     async def place_order(
@@ -227,6 +228,10 @@ def build_router(service: Any) -> APIRouter:
                 "Unknown product",
                 str(error),
                 product_ids=error.product_ids,
+            ) from None
+        except handlers.SoldOut as error:
+            raise ProblemError(
+                409, "sold-out", "Sold out", str(error), product_ids=error.product_ids
             ) from None
         except handlers.MixedCurrencies as error:
             raise ProblemError(422, "mixed-currencies", "Mixed currencies", str(error)) from None

@@ -34,6 +34,16 @@ class MixedCurrencies(Exception):
     pass
 
 
+class SoldOut(Exception):
+    """Inventory last announced none available of these products: the order is refused at the
+    door. (An order for more than is available, of a product not sold out, goes on to inventory,
+    which decides.)"""
+
+    def __init__(self, product_ids: list[str]) -> None:
+        super().__init__(f"sold out: {', '.join(product_ids)}")
+        self.product_ids = product_ids
+
+
 class IdempotencyKeyReused(Exception):
     """The key was first used with another request body."""
 
@@ -84,6 +94,9 @@ async def place_order(
                 return Placed(order_id, created=False)
             if now - claimed_at < in_flight_timeout:
                 raise IdempotencyKeyInFlight
+        sold_out = await store.sold_out(uow.conn, {product_id for product_id, _ in command.items})
+        if sold_out:
+            raise SoldOut(sold_out)
         try:
             await store.claim_key(uow.conn, idempotency_key, fingerprint, now)
         except IntegrityError:
@@ -173,6 +186,12 @@ async def on_price_changed(event: catalog.PriceChanged, uow: OrdersUnitOfWork) -
     await store.set_price(uow.conn, event.product_id, event.price, event.currency)
 
 
+async def on_availability_changed(
+    event: inventory.AvailabilityChanged, uow: OrdersUnitOfWork
+) -> None:
+    await store.set_available(uow.conn, event.product_id, event.available)
+
+
 async def on_listing_changed(event: catalog.ListingChanged, uow: OrdersUnitOfWork) -> None:
     await store.set_listed(uow.conn, event.product_id, event.listed)
 
@@ -186,6 +205,7 @@ HANDLERS: Mapping[type[Event], Handler[Any]] = {
     catalog.ProductListed: on_product_listed,
     catalog.PriceChanged: on_price_changed,
     catalog.ListingChanged: on_listing_changed,
+    inventory.AvailabilityChanged: on_availability_changed,
 }
 
 __all__ = [
@@ -196,6 +216,7 @@ __all__ = [
     "OrderNotFound",
     "PlaceOrder",
     "Placed",
+    "SoldOut",
     "UnknownProducts",
     "pay_order",
     "place_order",

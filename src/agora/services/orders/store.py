@@ -74,6 +74,8 @@ prices = Table(
     Column("currency", String(3), nullable=False),
     Column("seller_id", String, nullable=True, index=True),
     Column("listed", Boolean, nullable=False, default=True),
+    # what inventory last announced (AvailabilityChanged); None until it has
+    Column("available", Integer, nullable=True),
 )
 
 
@@ -277,6 +279,22 @@ async def get_prices(
         )
     )
     return {row.product_id: (row.price, row.currency) for row in rows}
+
+
+async def sold_out(conn: AsyncConnection, product_ids: Iterable[str]) -> list[str]:
+    """Those of `product_ids` that inventory last announced as having none available."""
+    rows = await conn.execute(
+        select(prices.c.product_id).where(
+            prices.c.product_id.in_(list(product_ids)), prices.c.available == 0
+        )
+    )
+    return sorted(rows.scalars())
+
+
+async def set_available(conn: AsyncConnection, product_id: str, available: int) -> None:
+    await conn.execute(
+        update(prices).where(prices.c.product_id == product_id).values(available=available)
+    )
 
 
 async def sold_by(conn: AsyncConnection, seller_id: str, product_ids: Iterable[str]) -> bool:
