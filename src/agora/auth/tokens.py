@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, cast, get_args
@@ -93,7 +94,12 @@ class HttpKeySource:
 
 class TokenVerifier:
     """Verifies access tokens against the key set of `source`, kept in memory: an unknown `kid`
-    (a key rotated in since) fetches the set again, at most once per `refresh_interval`."""
+    (a key rotated in since) fetches the set again, at most once per `refresh_interval`.
+
+    A token that verified is remembered (the `max_remembered` most recently used): using it
+    again costs an expiry check and the revocation check, not a signature check. (A key is
+    retired only after every token it signed has expired, so nothing remembered outlives it.)
+    """
 
     def __init__(
         self,
@@ -103,8 +109,11 @@ class TokenVerifier:
         leeway: float = 5.0,
         refresh_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        max_remembered: int = 10_000,
     ) -> None:
         self._source = source
+        self._verified: OrderedDict[str, Principal] = OrderedDict()
+        self._max_remembered = max_remembered
         self._revocations = revocations
         self._leeway = leeway
         self._refresh_interval = refresh_interval
@@ -127,6 +136,24 @@ class TokenVerifier:
         return self._keys.get(kid)
 
     async def verify(self, token: str) -> Principal:
+        principal = self._verified.get(token)
+        if principal is None:
+            principal = await self._verify_signed(token)
+            self._verified[token] = principal
+            if len(self._verified) > self._max_remembered:
+                self._verified.popitem(last=False)
+        elif principal.expires_at.timestamp() + self._leeway <= time.time():
+            del self._verified[token]
+            raise InvalidToken("the token has expired")
+        else:
+            self._verified.move_to_end(token)
+        if self._revocations is not None and await self._revocations.is_revoked(
+            principal.session_id
+        ):
+            raise InvalidToken("the token's session was revoked")
+        return principal
+
+    async def _verify_signed(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
@@ -153,12 +180,7 @@ class TokenVerifier:
             raise InvalidToken("the token has expired") from None
         except jwt.PyJWTError as error:
             raise InvalidToken(f"the token is invalid: {error}") from None
-        principal = _principal(claims)
-        if self._revocations is not None and await self._revocations.is_revoked(
-            principal.session_id
-        ):
-            raise InvalidToken("the token's session was revoked")
-        return principal
+        return _principal(claims)
 
 
 def _parse_key_set(key_set: Mapping[str, Any]) -> dict[str, jwt.PyJWK]:

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,26 @@ async def buyer_accounts(client: httpx.AsyncClient, count: int) -> list[dict[str
         login.raise_for_status()
         accounts.append({"Authorization": f"Bearer {login.json()['access_token']}"})
     return accounts
+
+
+@contextlib.asynccontextmanager
+async def client_pool(
+    base_url: str, connections: int, *, per_client: int = 25
+) -> AsyncIterator[list[httpx.AsyncClient]]:
+    """HTTP clients sharing `connections` between them, at most `per_client` each. httpcore's
+    pool does work in proportion to its connections on every request: one client with 500
+    connections spent half the load generator's CPU there and became the bottleneck."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=base_url,
+                    limits=httpx.Limits(max_connections=per_client),
+                    timeout=120,
+                )
+            )
+            for _ in range(max(1, -(-connections // per_client)))
+        ]
 
 
 async def request(

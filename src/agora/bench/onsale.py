@@ -14,9 +14,14 @@ import sys
 import time
 import uuid
 
-import httpx
-
-from agora.bench.harness import buyer_accounts, follow, percentile, request, running_agora
+from agora.bench.harness import (
+    buyer_accounts,
+    client_pool,
+    follow,
+    percentile,
+    request,
+    running_agora,
+)
 
 FINAL = {"CONFIRMED", "CANCELLED", "EXPIRED"}
 
@@ -29,8 +34,8 @@ async def rush(
     outcomes: dict[str, int] = {}
     confirmed_at: list[float] = []
     errors = 0
-    http = httpx.Limits(max_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, limits=http, timeout=120) as client:
+    async with client_pool(base_url, concurrency) as clients:
+        client = clients[0]
         accounts = await buyer_accounts(client, min(buyers, 32))
         started = time.monotonic()
 
@@ -40,7 +45,7 @@ async def rush(
                 begun = time.perf_counter()
                 auth = accounts[n % len(accounts)]
                 response = await request(
-                    client,
+                    clients[n % len(clients)],
                     "POST",
                     "/api/orders",
                     json={
@@ -55,7 +60,7 @@ async def rush(
                     errors += 1
                     return
                 else:
-                    status = await follow(client, response, auth, FINAL, poll)
+                    status = await follow(clients[n % len(clients)], response, auth, FINAL, poll)
                 latencies.append((time.perf_counter() - begun) * 1000)
                 outcomes[status] = outcomes.get(status, 0) + 1
                 if status == "CONFIRMED":
