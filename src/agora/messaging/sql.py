@@ -98,8 +98,9 @@ class Database:
             async with conn.begin():
                 yield conn
 
-    async def listen(self, channel: str, callback: Callable[[], None]) -> None:
-        """Call `callback` whenever another connection (any process) runs NOTIFY `channel`.
+    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+        """Call `callback` with the payload whenever a connection (any process) runs NOTIFY
+        `channel` (and commits).
 
         PostgreSQL only (a no-op on SQLite, where all writers share a process). The listening
         connection stays open until `dispose`."""
@@ -110,7 +111,7 @@ class Database:
         raw = await self._listener.get_raw_connection()
         driver = raw.driver_connection
         assert driver is not None
-        await driver.add_listener(channel, lambda *_: callback())
+        await driver.add_listener(channel, lambda _conn, _pid, _channel, payload: callback(payload))
 
     async def dispose(self) -> None:
         if self._listener is not None:

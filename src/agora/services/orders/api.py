@@ -99,9 +99,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 MAX_WAIT = 20
 """The longest `Prefer: wait` honoured, in seconds (below the gateway's upstream timeout)."""
 
-RECHECK = 1.0
-"""While waiting, the order is re-read this often (seconds): another replica's change is not
-announced in this process."""
+RECHECK = 5.0
+"""While waiting, the order is re-read this often (seconds) even if no change is announced: a
+safety net for an announcement lost with the NOTIFY listener's connection."""
 
 _WAIT = re.compile(r"^\s*wait\s*=\s*(\d{1,6})\s*$", re.IGNORECASE)
 

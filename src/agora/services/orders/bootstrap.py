@@ -28,9 +28,9 @@ class OrdersService(Service):
         in_flight_timeout: dt.timedelta = dt.timedelta(seconds=30),
     ) -> None:
         self.in_flight_timeout = in_flight_timeout
-        # "order:<id>" is announced when this process commits a change to the order; readers
-        # waiting for a change (`Prefer: wait`) subscribe, and re-read now and then for changes
-        # that another replica commits
+        # "order:<id>" is announced when a change to the order commits (in this process, or in
+        # another replica: PostgreSQL's NOTIFY); readers waiting for a change (`Prefer: wait`)
+        # subscribe
         self.changes = InProcessFanout(max_pending=1)
         self._announcing: set[asyncio.Task[None]] = set()
         super().__init__(infrastructure, store.metadata)
@@ -47,6 +47,11 @@ class OrdersService(Service):
         uow = self.platform.unit_of_work(OrdersUnitOfWork)
         uow.after_commit(lambda: self._announce(uow.changed_orders))
         return uow
+
+    async def start(self) -> None:
+        await self.platform.db.listen(
+            store.ORDER_CHANGES, lambda payload: self._announce(set(payload.split(",")))
+        )
 
     def _announce(self, order_ids: set[str]) -> None:
         for order_id in order_ids:

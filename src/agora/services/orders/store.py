@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from types import TracebackType
 
 from sqlalchemy import (
     Boolean,
@@ -79,13 +80,34 @@ prices = Table(
 )
 
 
+ORDER_CHANGES = "agora_orders_changed"
+"""The PostgreSQL NOTIFY channel naming changed orders (comma-separated ids) to every replica."""
+
+
 class OrdersUnitOfWork(UnitOfWork):
     """A unit of work whose aggregates' events go to the outbox when it commits. It names the
-    orders it writes, so that the service can wake the readers waiting for them to change."""
+    orders it writes, so that the service can wake the readers waiting for them to change: in
+    this process when it commits, and on PostgreSQL in every replica through NOTIFY (sent with
+    the commit)."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.changed_orders: set[str] = set()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc is None and self.changed_orders and self.conn.dialect.name == "postgresql":
+            try:
+                payload = ",".join(sorted(self.changed_orders))
+                await self.conn.execute(select(func.pg_notify(ORDER_CHANGES, payload)))
+            except BaseException as error:
+                await super().__aexit__(type(error), error, error.__traceback__)
+                raise
+        await super().__aexit__(exc_type, exc, traceback)
 
     @property
     def orders(self) -> OrderRepository:
