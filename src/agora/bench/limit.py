@@ -33,11 +33,11 @@ SAGA_TRANSACTIONS: dict[str, int] = {
     # One per (event, consumer group that handles it); analytics handles every event:
     #   OrderPlaced         inventory, analytics
     #   StockReserved       orders, analytics
-    #   AvailabilityChanged catalog, analytics
+    #   AvailabilityChanged catalog, orders (the door's sold-out check), analytics
     #   PaymentRequested    payments, analytics
     #   PaymentSucceeded    orders, analytics
     #   OrderConfirmed      inventory, notifications, catalog (who bought what), analytics
-    "deliveries": 14,
+    "deliveries": 15,
     # The payment processor claims the due payment under a lease, then records the charge and
     # emits PaymentSucceeded (payments.handlers.PaymentProcessor).
     "payments": 2,
