@@ -407,9 +407,10 @@ POLL_HELP = (
 def bench_saga(
     backend: Backend = "embedded",
     replicas: Annotated[int, typer.Option(help="servers: processes per service")] = 1,
-    duration: Annotated[float, typer.Option(help="seconds of load")] = 20,
+    duration: Annotated[float, typer.Option(help="seconds of load measured")] = 20,
     concurrency: Annotated[int, typer.Option(help="buyers in the closed loop")] = 16,
     poll: Annotated[float, typer.Option(help=POLL_HELP, min=0)] = 0,
+    warmup: Annotated[float, typer.Option(help="seconds of load before measuring", min=0)] = 5,
 ) -> None:
     """Closed-loop sagas: buyers order and wait for CONFIRMED, then order again."""
     from agora.bench.saga import bench_saga as run
@@ -421,6 +422,7 @@ def bench_saga(
         duration=duration,
         concurrency=concurrency,
         poll=poll,
+        warmup=warmup,
     )
     typer.echo(orjson.dumps(result))
 

@@ -128,6 +128,32 @@ def test_outbox_status_and_dead_letters_from_the_cli(
     assert eventually(lambda: len(dead_letters()) == 3 * len(letters), what="one more round")
 
 
+def test_bench_saga_times_sagas_after_the_warmup() -> None:
+    """`agora bench saga`: a short closed loop; its figures describe what it measured."""
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "agora", "bench", "saga"),
+            *("--duration", "3", "--concurrency", "2", "--warmup", "1"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=True,
+    )
+    assert "warming up" in result.stderr
+    figures = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert (figures["scenario"], figures["backend"], figures["concurrency"]) == (
+        "saga",
+        "embedded",
+        2,
+    )
+    assert (figures["warmup_s"], figures["poll_ms"], figures["errors"]) == (1, 0, 0)
+    assert figures["completed"] > 0
+    assert figures["sagas_per_s"] > 0
+    assert figures["p99_ms"] >= figures["p95_ms"] >= figures["p50_ms"] > 0
+    assert figures["cpu_ms_per_saga"] > 0
+
+
 def test_bench_onsale_sells_exactly_the_stock() -> None:
     """`agora bench onsale` on a small rush: its figures are the platform's, none oversold."""
     result = subprocess.run(

@@ -35,12 +35,16 @@ FINAL = {"CONFIRMED", "CANCELLED", "EXPIRED"}
 async def buyer(
     client: httpx.AsyncClient,
     auth: dict[str, str],
+    measure_from: float,
     stop_at: float,
     latencies: list[float],
     poll: float,
 ) -> int:
+    """Order, follow the order to its end, repeat until `stop_at`; sagas begun from
+    `measure_from` on are timed into `latencies`."""
     errors = 0
     while time.monotonic() < stop_at:
+        measured = time.monotonic() >= measure_from
         started = time.perf_counter()
         response = await request(
             client,
@@ -56,10 +60,10 @@ async def buyer(
             errors += 1
             continue
         status = await follow(client, response, auth, FINAL, poll)
-        if status == "CONFIRMED":
-            latencies.append((time.perf_counter() - started) * 1000)
-        else:
+        if status != "CONFIRMED":
             errors += 1
+        elif measured:
+            latencies.append((time.perf_counter() - started) * 1000)
     return errors
 
 
@@ -70,32 +74,48 @@ async def run(
     concurrency: int,
     poll: float,
     cpu: Callable[[], float] = lambda: 0.0,
+    warmup: float = 5.0,
 ) -> dict[str, object]:
     latencies: list[float] = []
     limits = httpx.Limits(max_connections=concurrency * 2)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=60) as client:
         accounts = await buyer_accounts(client, min(concurrency, 16))
-        cpu_before = cpu()
+        # the first `warmup` seconds are load but not measured: consumer groups settle,
+        # connection pools fill, SQLAlchemy compiles its statements
         started = time.monotonic()
-        stop_at = started + duration
+        measure_from = started + warmup
+        stop_at = measure_from + duration
+        cpu_before: float | None = None
         tasks = [
             asyncio.create_task(
-                buyer(client, accounts[n % len(accounts)], stop_at, latencies, poll)
+                buyer(client, accounts[n % len(accounts)], measure_from, stop_at, latencies, poll)
             )
             for n in range(concurrency)
         ]
-        while not all(task.done() for task in tasks):
-            await asyncio.sleep(1)
-            elapsed = time.monotonic() - started
-            print(f"  {elapsed:5.1f}s  {len(latencies):6d} confirmed", file=sys.stderr)
+        pending: set[asyncio.Task[int]] = set(tasks)
+        while pending:
+            now = time.monotonic()
+            _, pending = await asyncio.wait(
+                pending, timeout=1.0 if now >= measure_from else min(1.0, measure_from - now)
+            )
+            phase = "warming up" if cpu_before is None else "confirmed"
+            print(
+                f"  {time.monotonic() - started:5.1f}s  {len(latencies):6d} {phase}",
+                file=sys.stderr,
+            )
+            if cpu_before is None and time.monotonic() >= measure_from:
+                cpu_before = cpu()
         errors = sum(await asyncio.gather(*tasks))
-        elapsed = time.monotonic() - started
+        elapsed = time.monotonic() - measure_from
+        if cpu_before is None:
+            cpu_before = cpu()
     cpu_used = cpu() - cpu_before
     return {
         "scenario": "saga",
         "backend": backend,
         "concurrency": concurrency,
         "poll_ms": round(poll * 1000),
+        "warmup_s": warmup,
         "completed": len(latencies),
         "errors": errors,
         "sagas_per_s": round(len(latencies) / elapsed, 1),
@@ -108,7 +128,13 @@ async def run(
 
 
 def bench_saga(
-    *, backend: str, replicas: int, duration: float, concurrency: int, poll: float
+    *,
+    backend: str,
+    replicas: int,
+    duration: float,
+    concurrency: int,
+    poll: float,
+    warmup: float = 5.0,
 ) -> dict[str, object]:
     seed = [
         {
@@ -121,5 +147,13 @@ def bench_saga(
     ]
     with running_agora_process(backend, replicas, seed) as (base_url, pid):
         return asyncio.run(
-            run(base_url, backend, duration, concurrency, poll, lambda: cpu_seconds(pid))
+            run(
+                base_url,
+                backend,
+                duration,
+                concurrency,
+                poll,
+                lambda: cpu_seconds(pid),
+                warmup=warmup,
+            )
         )
