@@ -16,6 +16,7 @@ import asyncio
 import sys
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 
 import httpx
@@ -39,10 +40,11 @@ async def buyer(
     stop_at: float,
     latencies: list[float],
     poll: float,
-) -> int:
+) -> Counter[str]:
     """Order, follow the order to its end, repeat until `stop_at`; sagas begun from
-    `measure_from` on are timed into `latencies`."""
-    errors = 0
+    `measure_from` on are timed into `latencies`. Returns the errors by kind (an HTTP status
+    refusing the order, or the final status of an order that did not confirm)."""
+    errors: Counter[str] = Counter()
     while time.monotonic() < stop_at:
         measured = time.monotonic() >= measure_from
         started = time.perf_counter()
@@ -57,11 +59,11 @@ async def buyer(
             headers={"Idempotency-Key": str(uuid.uuid4()), **auth},
         )
         if response.status_code != 202:
-            errors += 1
+            errors[f"HTTP {response.status_code}"] += 1
             continue
         status = await follow(client, response, auth, FINAL, poll)
         if status != "CONFIRMED":
-            errors += 1
+            errors[status] += 1
         elif measured:
             latencies.append((time.perf_counter() - started) * 1000)
     return errors
@@ -92,7 +94,7 @@ async def run(
             )
             for n in range(concurrency)
         ]
-        pending: set[asyncio.Task[int]] = set(tasks)
+        pending: set[asyncio.Task[Counter[str]]] = set(tasks)
         while pending:
             now = time.monotonic()
             _, pending = await asyncio.wait(
@@ -105,7 +107,7 @@ async def run(
             )
             if cpu_before is None and time.monotonic() >= measure_from:
                 cpu_before = cpu()
-        errors = sum(await asyncio.gather(*tasks))
+        errors = sum(await asyncio.gather(*tasks), Counter[str]())
         elapsed = time.monotonic() - measure_from
         if cpu_before is None:
             cpu_before = cpu()
@@ -117,7 +119,8 @@ async def run(
         "poll_ms": round(poll * 1000),
         "warmup_s": warmup,
         "completed": len(latencies),
-        "errors": errors,
+        "errors": errors.total(),
+        "errors_by_kind": dict(errors),
         "sagas_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(percentile(latencies, 0.50), 1),
         "p95_ms": round(percentile(latencies, 0.95), 1),
