@@ -35,6 +35,8 @@ from agora.gateway.ratelimit import (
     TokenBucket,
     rate_limit_headers,
 )
+from agora.runtime.runtime import build_redis, build_revocations
+from agora.runtime.settings import Settings
 
 DEADLINE = 10.0
 """Seconds any one wait may take before the test fails."""
@@ -557,3 +559,25 @@ def test_token_bucket_rejects_impossible_policies() -> None:
     for capacity, rate in ((0, 1.0), (1, 0.0), (1, -1.0), (1, math.inf), (1, math.nan)):
         with pytest.raises(ValueError, match=r"capacity|refill"):
             TokenBucket(capacity=capacity, refill_per_second=rate)
+
+
+@pytest.mark.redis
+async def test_a_burst_larger_than_the_redis_pool_queues_instead_of_failing(
+    redis_url: str,
+) -> None:
+    """Each request checks revocation in Redis: 200 at once through a pool of 4 connections
+    must all be answered (the 5th caller waits for a connection; it used to raise)."""
+    settings = Settings(redis_url=redis_url, redis_max_connections=4)
+    client = build_redis(settings)
+    assert client is not None
+    revocations = build_revocations(settings, client)
+    try:
+        await revocations.revoke("burst-revoked", ttl=60)
+        answers = await asyncio.gather(
+            *(revocations.is_revoked(f"burst-{n % 10}") for n in range(200)),
+            revocations.is_revoked("burst-revoked"),
+        )
+    finally:
+        await client.aclose()
+
+    assert answers == [False] * 200 + [True]

@@ -13,6 +13,7 @@ import asyncio
 import sys
 import time
 import uuid
+from collections import Counter
 
 from agora.bench.harness import (
     buyer_accounts,
@@ -33,14 +34,13 @@ async def rush(
     latencies: list[float] = []
     outcomes: dict[str, int] = {}
     confirmed_at: list[float] = []
-    errors = 0
+    errors: Counter[str] = Counter()
     async with client_pool(base_url, concurrency) as clients:
         client = clients[0]
         accounts = await buyer_accounts(client, min(buyers, 32))
         started = time.monotonic()
 
         async def buy(n: int) -> None:
-            nonlocal errors
             async with limit:
                 begun = time.perf_counter()
                 auth = accounts[n % len(accounts)]
@@ -57,7 +57,11 @@ async def rush(
                 if response.status_code == 409 and response.json()["type"].endswith("/sold-out"):
                     status = "SOLD_OUT"  # refused at the door
                 elif response.status_code != 202:
-                    errors += 1
+                    try:
+                        kind = str(response.json().get("type", ""))
+                    except ValueError:
+                        kind = ""
+                    errors[f"HTTP {response.status_code} {kind}".strip()] += 1
                     return
                 else:
                     status = await follow(clients[n % len(clients)], response, auth, FINAL, poll)
@@ -98,7 +102,8 @@ async def rush(
         "confirmed": outcomes.get("CONFIRMED", 0),
         "rejected": outcomes.get("CANCELLED", 0) + outcomes.get("SOLD_OUT", 0),
         "refused_at_door": outcomes.get("SOLD_OUT", 0),
-        "errors": errors,
+        "errors": errors.total(),
+        "errors_by_kind": dict(errors),
         "sell_out_s": round(max(confirmed_at), 2) if len(confirmed_at) >= units else None,
         "p50_ms": round(percentile(latencies, 0.50), 1),
         "p99_ms": round(percentile(latencies, 0.99), 1),

@@ -20,7 +20,7 @@ import orjson
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from pydantic import TypeAdapter
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.types import ASGIApp
 
 from agora import contracts
@@ -99,6 +99,18 @@ def redis_prefix(settings: Settings, what: str) -> str:
     """Keys of `what` in the shared Redis, apart per namespace (as Kafka topics are)."""
     namespace = f"{settings.kafka_namespace}:" if settings.kafka_namespace else ""
     return f"agora:{namespace}{what}:"
+
+
+def build_redis(settings: Settings) -> Redis | None:
+    """The process's one Redis client, or None (in-process twins). Its pool holds at most
+    `redis_max_connections`; a caller finding them all busy waits for one (up to 5 s) instead of
+    failing, so a burst of requests queues rather than answering 500."""
+    if not settings.redis_url:
+        return None
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.redis_max_connections, timeout=5
+    )
+    return Redis.from_pool(pool)  # the client owns the pool: closing it closes them
 
 
 def build_revocations(settings: Settings, redis: Redis | None) -> Revocations:
@@ -210,7 +222,7 @@ def build_gateway(settings: Settings) -> FastAPI:
     """The gateway process: the entry in front of every service's replicas."""
     from agora.gateway.proxy import create_gateway
 
-    redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    redis = build_redis(settings)
     source: KeySource = HttpKeySource(settings.jwks_url) if settings.jwks_url else _no_key_source
     verifier = TokenVerifier(source, revocations=build_revocations(settings, redis))
 
@@ -244,7 +256,7 @@ class Runtime:
             consumer_options=settings.consumer_options,
         )
         # One client for everything this process keeps in Redis (None: in-process twins).
-        self.redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+        self.redis = build_redis(settings)
         self.revocations = build_revocations(settings, self.redis)
         self.services = build_services(
             infrastructure, settings, names, redis=self.redis, revocations=self.revocations

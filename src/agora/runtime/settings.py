@@ -60,6 +60,9 @@ class Settings(BaseSettings):
     )
     kafka_replication_factor: int = Field(1, ge=1, description="Replication of created topics")
     redis_url: str | None = Field(None, description="Redis URL; unset: in-process twins")
+    redis_max_connections: int = Field(
+        64, ge=1, le=10_000, description="Connections to Redis per process (callers queue for one)"
+    )
     replicas: int = Field(
         1, ge=1, le=16, description="`agora up` on servers: processes per service"
     )
