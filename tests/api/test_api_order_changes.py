@@ -60,8 +60,18 @@ async def test_a_current_tag_answers_304_at_once(api: Any) -> None:
         f"/api/orders/{order_id}", headers={**await api.auth("tagger"), "If-None-Match": '"old"'}
     )
 
+    anything = await api.client.get(
+        f"/api/orders/{order_id}", headers={**await api.auth("tagger"), "If-None-Match": "*"}
+    )
+    stale_with_wait = await api.client.get(
+        f"/api/orders/{order_id}",
+        headers={**await api.auth("tagger"), "If-None-Match": '"old"', "Prefer": "wait=5"},
+    )
+
     assert (same.status_code, same.content, same.headers["ETag"]) == (304, b"", etag)
-    assert weak.status_code == 304
+    assert weak.status_code == anything.status_code == 304
+    assert stale_with_wait.status_code == 200  # at once: nothing to wait for
+    assert "Preference-Applied" not in stale_with_wait.headers
     assert "Preference-Applied" not in same.headers
     assert (stale.status_code, stale.json(), stale.headers["ETag"]) == (200, body, etag)
 

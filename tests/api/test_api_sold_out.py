@@ -39,7 +39,9 @@ async def accepted(api: Any, product_id: str, token: str) -> dict[str, Any]:
 async def refused(api: Any, product_id: str) -> dict[str, Any]:
     async def sold_out() -> dict[str, Any] | None:
         response = await api.place("door-buyer", [(product_id, 1)], token="tok_visa")
-        return dict(response.json()) if response.status_code == 409 else None
+        if response.status_code != 409:
+            return None
+        return api.problem(response, 409, "sold-out")
 
     return await api.eventually(sold_out, what=f"{product_id} refused as sold out")
 
@@ -66,7 +68,13 @@ async def test_a_sold_out_product_is_refused_at_the_door_and_nothing_is_written(
 async def test_stock_coming_back_opens_the_door(api: Any) -> None:
     product_id = await one_unit_product(api)
     declined = await accepted(api, product_id, "tok_chargeDeclined")  # holds the only unit
-    await api.wait_status(declined["id"], "CANCELLED")  # the hold is released: one available
+    await api.wait_status(declined["id"], "CANCELLED")
+
+    async def released() -> bool:
+        stock = await api.client.get(f"/api/stock/{product_id}", headers=await api.admin())
+        return bool(stock.json()["available"] == 1)
+
+    await api.eventually(released, what="inventory to release the hold")
 
     again = await accepted(api, product_id, "tok_visa")
 

@@ -89,3 +89,17 @@ async def test_a_rolled_back_unit_of_work_announces_nothing(replicas: Replicas) 
     # notifications arrive in commit order: the first heard is the committed one's
     assert await replicas.next_heard() == kept.id
     assert replicas.heard.empty()
+
+
+async def test_a_large_batch_is_announced_in_several_notifications(replicas: Replicas) -> None:
+    """PostgreSQL refuses a NOTIFY payload of 8,000 bytes: 300 ids go out in chunks."""
+    orders = [an_order() for _ in range(300)]
+    async with replicas.unit_of_work() as uow:
+        for order in orders:
+            await uow.orders.add(order)
+
+    heard: set[str] = set()
+    while len(heard) < len(orders):
+        heard |= set((await replicas.next_heard()).split(","))
+
+    assert heard == {order.id for order in orders}

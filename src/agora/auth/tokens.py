@@ -109,9 +109,11 @@ class TokenVerifier:
         leeway: float = 5.0,
         refresh_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         max_remembered: int = 10_000,
     ) -> None:
         self._source = source
+        self._wall_clock = wall_clock
         self._verified: OrderedDict[str, Principal] = OrderedDict()
         self._max_remembered = max_remembered
         self._revocations = revocations
@@ -142,7 +144,7 @@ class TokenVerifier:
             self._verified[token] = principal
             if len(self._verified) > self._max_remembered:
                 self._verified.popitem(last=False)
-        elif principal.expires_at.timestamp() + self._leeway <= time.time():
+        elif principal.expires_at.timestamp() + self._leeway <= self._wall_clock():
             del self._verified[token]
             raise InvalidToken("the token has expired")
         else:

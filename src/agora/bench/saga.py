@@ -87,7 +87,7 @@ async def run(
         started = time.monotonic()
         measure_from = started + warmup
         stop_at = measure_from + duration
-        cpu_before: float | None = None
+        cpu_before: float | None = cpu() if warmup <= 0 else None
         tasks = [
             asyncio.create_task(
                 buyer(client, accounts[n % len(accounts)], measure_from, stop_at, latencies, poll)

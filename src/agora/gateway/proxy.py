@@ -96,7 +96,9 @@ def create_gateway(
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        limits = httpx.Limits(max_connections=512, max_keepalive_connections=128)
+        # requests waiting for an order to change (`Prefer: wait`) hold a connection for up to
+        # 20 s each: room for thousands of them beside the rest
+        limits = httpx.Limits(max_connections=4096, max_keepalive_connections=256)
         state["client"] = (client_factory or (lambda: httpx.AsyncClient(limits=limits)))()
         try:
             yield

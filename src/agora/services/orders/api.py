@@ -237,7 +237,9 @@ def build_router(service: Any) -> APIRouter:
             raise ProblemError(422, "mixed-currencies", "Mixed currencies", str(error)) from None
         order = await load(placed.order_id, buyer)
         content, etag = represent(order)
-        headers = {"Location": f"/api/orders/{order.id}", "ETag": etag}
+        location = f"/api/orders/{order.id}"
+        # the ETag is the order's (Content-Location says so), not the collection's
+        headers = {"Location": location, "Content-Location": location, "ETag": etag}
         if not placed.created:
             headers["Idempotent-Replayed"] = "true"
         return Response(content, status_code=202, headers=headers, media_type="application/json")
@@ -287,16 +289,18 @@ def build_router(service: Any) -> APIRouter:
         order_id: Annotated[str, Path(max_length=100)],
         caller: CurrentUser,
         if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=1000)] = None,
-        prefer: Annotated[str | None, Header(alias="Prefer", max_length=200)] = None,
+        prefer: Annotated[str | None, Header(alias="Prefer")] = None,
     ) -> Response:
         known = entity_tags(if_none_match)
         body, etag = represent(await load(order_id, caller))
+        if "*" in known:  # any current representation matches
+            known.add(etag)
         wait = wait_preference(prefer)
+        headers = {}
         if etag in known and wait:
             body, etag = await changed(order_id, caller, known, wait)
-        headers = {"ETag": etag}
-        if wait:
             headers["Preference-Applied"] = f"wait={wait}"
+        headers["ETag"] = etag
         if etag in known:
             return Response(status_code=304, headers=headers)
         return Response(body, headers=headers, media_type="application/json")

@@ -82,6 +82,8 @@ prices = Table(
 
 ORDER_CHANGES = "agora_orders_changed"
 """The PostgreSQL NOTIFY channel naming changed orders (comma-separated ids) to every replica."""
+NOTIFY_IDS = 150
+"""Order ids per NOTIFY: PostgreSQL refuses a payload of 8,000 bytes or more."""
 
 
 class OrdersUnitOfWork(UnitOfWork):
@@ -102,8 +104,10 @@ class OrdersUnitOfWork(UnitOfWork):
     ) -> None:
         if exc is None and self.changed_orders and self.conn.dialect.name == "postgresql":
             try:
-                payload = ",".join(sorted(self.changed_orders))
-                await self.conn.execute(select(func.pg_notify(ORDER_CHANGES, payload)))
+                ids = sorted(self.changed_orders)
+                for start in range(0, len(ids), NOTIFY_IDS):  # a payload is under 8,000 bytes
+                    payload = ",".join(ids[start : start + NOTIFY_IDS])
+                    await self.conn.execute(select(func.pg_notify(ORDER_CHANGES, payload)))
             except BaseException as error:
                 await super().__aexit__(type(error), error, error.__traceback__)
                 raise
