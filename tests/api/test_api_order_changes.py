@@ -184,15 +184,6 @@ async def test_a_preference_not_understood_is_ignored(api: Any, prefer: str) -> 
     assert "Preference-Applied" not in response.headers
 
 
-async def test_wait_preferences_are_read_as_rfc_7240_writes_them() -> None:
-    assert orders_api.wait_preference("wait=5") == 5
-    assert orders_api.wait_preference("respond-async, wait=7") == 7
-    assert orders_api.wait_preference("WAIT = 3; foo") == 3
-    assert orders_api.wait_preference("wait=3600") == orders_api.MAX_WAIT
-    assert orders_api.wait_preference(None) == 0
-    assert orders_api.wait_preference("return=minimal") == 0
-
-
 async def test_another_buyers_order_stays_hidden_with_a_tag(api: Any) -> None:
     order_id = await quiet_order(api, "tagger")
     etag, _ = await current(api, "tagger", order_id)

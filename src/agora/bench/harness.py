@@ -79,18 +79,30 @@ async def client_pool(
         ]
 
 
+RESENT: dict[str, int] = {}
+"""Requests `request` sent again, by cause: reported with the figures."""
+
+
 async def request(
     client: httpx.AsyncClient, method: str, url: str, **options: Any
 ) -> httpx.Response:
-    """`client.request`, sent again (up to three times in all) when the connection fails: the
-    server may close an idle keep-alive connection just as the client reuses it. Safe for the
+    """`client.request`, sent again (up to five times in all) when the connection fails (the
+    server may close an idle keep-alive connection just as the client reuses it) or the answer
+    is 502/503 (the gateway found no replica answering), after its `Retry-After`. Safe for the
     benchmarks' requests: GETs, and POSTs carrying an Idempotency-Key."""
-    for attempt in range(3):
+    for attempt in range(5):
+        last = attempt == 4
         try:
-            return await client.request(method, url, **options)
-        except httpx.TransportError:
-            if attempt == 2:
+            response = await client.request(method, url, **options)
+        except httpx.TransportError as error:
+            if last:
                 raise
+            RESENT[type(error).__name__] = RESENT.get(type(error).__name__, 0) + 1
+            continue
+        if response.status_code not in {502, 503} or last:
+            return response
+        RESENT[f"HTTP {response.status_code}"] = RESENT.get(f"HTTP {response.status_code}", 0) + 1
+        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
     raise AssertionError("unreachable")
 
 

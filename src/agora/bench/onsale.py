@@ -16,6 +16,7 @@ import uuid
 from collections import Counter
 
 from agora.bench.harness import (
+    RESENT,
     buyer_accounts,
     client_pool,
     follow,
@@ -103,6 +104,7 @@ async def rush(
         "rejected": outcomes.get("CANCELLED", 0) + outcomes.get("SOLD_OUT", 0),
         "refused_at_door": outcomes.get("SOLD_OUT", 0),
         "errors": errors.total(),
+        "resent": dict(RESENT),
         "errors_by_kind": dict(errors),
         "sell_out_s": round(max(confirmed_at), 2) if len(confirmed_at) >= units else None,
         "p50_ms": round(percentile(latencies, 0.50), 1),

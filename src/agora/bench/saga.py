@@ -22,6 +22,7 @@ from collections.abc import Callable
 import httpx
 
 from agora.bench.harness import (
+    RESENT,
     buyer_accounts,
     cpu_seconds,
     follow,
@@ -120,6 +121,7 @@ async def run(
         "warmup_s": warmup,
         "completed": len(latencies),
         "errors": errors.total(),
+        "resent": dict(RESENT),
         "errors_by_kind": dict(errors),
         "sagas_per_s": round(len(latencies) / elapsed, 1),
         "p50_ms": round(percentile(latencies, 0.50), 1),

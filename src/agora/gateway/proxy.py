@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
+from agora.preferences import wait_preference
 from agora.problems import ProblemError
 from agora.runtime.http import Health, create_app
 
@@ -167,7 +168,8 @@ def create_gateway(
                     params=request.query_params,
                     content=body,
                     headers=headers,
-                    timeout=timeout,
+                    # a client that asked the service to wait N seconds gets N more
+                    timeout=timeout + wait_preference(request.headers.get("prefer")),
                 )
             except httpx.ConnectError:
                 logger.warning("%s at %s refused the connection; trying the next", service, base)

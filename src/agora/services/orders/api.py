@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -14,6 +13,7 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from agora.auth import AUTHORIZE, Buyer, CurrentUser, Principal
+from agora.preferences import wait_preference
 from agora.problems import ProblemError
 from agora.services.orders import handlers, store
 from agora.services.orders.domain import Order, OrderStatus, PaymentNotAllowed
@@ -96,24 +96,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-MAX_WAIT = 20
-"""The longest `Prefer: wait` honoured, in seconds (below the gateway's upstream timeout)."""
-
 RECHECK = 5.0
 """While waiting, the order is re-read this often (seconds) even if no change is announced: a
 safety net for an announcement lost with the NOTIFY listener's connection."""
-
-_WAIT = re.compile(r"^\s*wait\s*=\s*(\d{1,6})\s*$", re.IGNORECASE)
-
-
-def wait_preference(prefer: str | None) -> int:
-    """Seconds from RFC 7240's `Prefer: wait=N` (capped at MAX_WAIT); 0 when absent or
-    malformed (a preference not understood is ignored)."""
-    for preference in (prefer or "").split(","):
-        matched = _WAIT.match(preference.split(";")[0])
-        if matched:
-            return min(int(matched.group(1)), MAX_WAIT)
-    return 0
 
 
 def entity_tags(if_none_match: str | None) -> set[str]:
