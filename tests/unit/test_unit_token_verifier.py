@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from redis.asyncio import Redis
 
 from agora.auth.keys import SigningKey, issue_access_token, key_set
-from agora.auth.revocation import InProcessRevocations
+from agora.auth.revocation import InProcessRevocations, RedisRevocations, RevocationsUnavailable
 from agora.auth.tokens import InvalidToken, TokenVerifier
 
 
@@ -82,3 +83,16 @@ async def test_only_verified_tokens_are_remembered() -> None:
         await verifier.verify(access)
     for access in tokens:  # beyond the bound, the oldest are verified afresh: still accepted
         assert (await verifier.verify(access)).user_id == "u1"
+
+
+async def test_an_unreadable_revocation_list_makes_a_token_unknown_not_valid() -> None:
+    """Redis unreachable (here: nothing listens on the port): the verifier says it cannot tell,
+    which the API answers with 503 `revocations-unavailable`, never by letting the token in."""
+    key = SigningKey.generate()
+    unreachable = Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1)
+    verifier = TokenVerifier(Keys(key), revocations=RedisRevocations(unreachable))
+    try:
+        with pytest.raises(RevocationsUnavailable):
+            await verifier.verify(token(key))
+    finally:
+        await unreachable.aclose()

@@ -6,7 +6,12 @@ Web Key Set identity publishes at `/.well-known/jwks.json`, so no request needs 
 """
 
 from agora.auth.keys import SigningKey, issue_access_token, key_set
-from agora.auth.revocation import InProcessRevocations, RedisRevocations, Revocations
+from agora.auth.revocation import (
+    InProcessRevocations,
+    RedisRevocations,
+    Revocations,
+    RevocationsUnavailable,
+)
 from agora.auth.tokens import (
     ACCESS_AUDIENCE,
     ISSUER,
@@ -51,6 +56,7 @@ __all__ = [
     "Principal",
     "RedisRevocations",
     "Revocations",
+    "RevocationsUnavailable",
     "Role",
     "Seller",
     "SellerOrAdmin",

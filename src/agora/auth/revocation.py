@@ -12,8 +12,14 @@ from collections.abc import Callable
 from typing import Protocol
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
-__all__ = ["InProcessRevocations", "RedisRevocations", "Revocations"]
+__all__ = ["InProcessRevocations", "RedisRevocations", "Revocations", "RevocationsUnavailable"]
+
+
+class RevocationsUnavailable(Exception):
+    """The list of revoked sessions could not be read: whether a token is still good is
+    unknown (answered 503, never as valid)."""
 
 
 class Revocations(Protocol):
@@ -50,4 +56,7 @@ class RedisRevocations:
         await self._redis.set(self._prefix + session_id, b"1", px=max(1, int(ttl * 1000)))
 
     async def is_revoked(self, session_id: str) -> bool:
-        return bool(await self._redis.exists(self._prefix + session_id))
+        try:
+            return bool(await self._redis.exists(self._prefix + session_id))
+        except RedisError as error:  # unreachable, or no pooled connection free in time
+            raise RevocationsUnavailable(f"cannot read revoked sessions: {error!r}") from error

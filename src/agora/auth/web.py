@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from agora.auth.revocation import RevocationsUnavailable
 from agora.auth.tokens import InvalidToken, KeysUnavailable, Principal, Role, TokenVerifier
 from agora.messaging.context import current_request
 from agora.problems import ProblemError
@@ -90,6 +91,14 @@ async def principal_of(request: Request, token: str) -> Principal:
             "keys-unavailable",
             "Signing keys unavailable",
             "The identity service's published keys could not be fetched; retry shortly.",
+            headers={"Retry-After": "1"},
+        ) from None
+    except RevocationsUnavailable:
+        raise ProblemError(
+            503,
+            "revocations-unavailable",
+            "Revoked sessions unavailable",
+            "Whether this token's session was revoked cannot be read now; retry shortly.",
             headers={"Retry-After": "1"},
         ) from None
     request.state.principal = principal

@@ -21,7 +21,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agora.auth import InvalidToken, KeysUnavailable, Principal, TokenVerifier
+from agora.auth import (
+    InvalidToken,
+    KeysUnavailable,
+    Principal,
+    RevocationsUnavailable,
+    TokenVerifier,
+)
 from agora.auth.web import client_ip
 from agora.gateway.ratelimit import RateLimiter, TokenBucket, rate_limit_headers
 from agora.problems import PROBLEM_JSON, problem_body
@@ -98,7 +104,7 @@ class EdgeMiddleware:
                     {**extra, "WWW-Authenticate": 'Bearer error="invalid_token"'},
                 )
                 return
-            except KeysUnavailable:
+            except (KeysUnavailable, RevocationsUnavailable):
                 principal = None  # the route decides (503 if it needs the caller)
             if principal is not None:
                 state = scope.setdefault("state", {})
