@@ -43,6 +43,19 @@ async def reject(api: Any, order_id: str) -> None:
         await uow.orders.save(order)
 
 
+async def waiting_reader(api: Any, order_id: str) -> tuple[str, asyncio.Task[Any]]:
+    """The order's current tag, and a GET waiting for the order to change, once subscribed."""
+    etag, _ = await current(api, "waiter", order_id)
+    headers = {**await api.auth("waiter"), "If-None-Match": etag, "Prefer": "wait=20"}
+    waiting = asyncio.create_task(api.client.get(f"/api/orders/{order_id}", headers=headers))
+
+    async def subscribed() -> bool:
+        return bool(api.orders_service.changes.subscriber_count(f"order:{order_id}"))
+
+    await api.eventually(subscribed, what="the reader to subscribe")
+    return etag, waiting
+
+
 async def test_a_current_tag_answers_304_at_once(api: Any) -> None:
     order_id = await quiet_order(api, "tagger")
     etag, body = await current(api, "tagger", order_id)
@@ -107,12 +120,8 @@ async def test_a_waiting_reader_is_woken_by_the_change(
     # no re-reads while waiting: only the announcement of the commit can end the wait early
     monkeypatch.setattr(orders_api, "RECHECK", 60.0)
     order_id = await quiet_order(api, "waiter")
-    etag, _ = await current(api, "waiter", order_id)
-    headers = {**await api.auth("waiter"), "If-None-Match": etag, "Prefer": "wait=20"}
-
     started = time.monotonic()
-    waiting = asyncio.create_task(api.client.get(f"/api/orders/{order_id}", headers=headers))
-    await api.eventually(lambda: subscribed(api, order_id), what="the reader to subscribe")
+    etag, waiting = await waiting_reader(api, order_id)
     await reject(api, order_id)
     response = await waiting
 
@@ -123,21 +132,13 @@ async def test_a_waiting_reader_is_woken_by_the_change(
     assert api.orders_service.changes.subscriber_count(f"order:{order_id}") == 0
 
 
-async def subscribed(api: Any, order_id: str) -> bool:
-    return bool(api.orders_service.changes.subscriber_count(f"order:{order_id}"))
-
-
 async def test_a_change_committed_elsewhere_is_seen_by_rereading(
     api: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Another replica's commit is not announced here: the waiting reader re-reads."""
     monkeypatch.setattr(orders_api, "RECHECK", 0.05)
     order_id = await quiet_order(api, "waiter")
-    etag, _ = await current(api, "waiter", order_id)
-    headers = {**await api.auth("waiter"), "If-None-Match": etag, "Prefer": "wait=20"}
-
-    waiting = asyncio.create_task(api.client.get(f"/api/orders/{order_id}", headers=headers))
-    await api.eventually(lambda: subscribed(api, order_id), what="the reader to subscribe")
+    _, waiting = await waiting_reader(api, order_id)
     async with api.orders_service.platform.db.write() as conn:  # not through a unit of work
         await conn.execute(
             update(store.orders)

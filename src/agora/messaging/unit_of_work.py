@@ -3,7 +3,7 @@ that change causes. Nothing is published from a handler; the outbox relay does t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Self
 
@@ -45,6 +45,7 @@ class UnitOfWork:
         self.causation_id: str | None = None
         self._events: list[tuple[str, Envelope]] = []
         self._conn: AsyncConnection | None = None
+        self._before_commit: list[Callable[[AsyncConnection], Awaitable[None]]] = []
         self._after_commit: list[Callable[[], None]] = []
         self._transaction = db.write()
 
@@ -68,6 +69,11 @@ class UnitOfWork:
         self._events.append((event.topic, envelope))
         return envelope
 
+    def before_commit(self, callback: Callable[[AsyncConnection], Awaitable[None]]) -> None:
+        """Await `callback(conn)` in the transaction, after the block and before the outbox
+        write and the commit, when the block ended without an error; its error rolls back."""
+        self._before_commit.append(callback)
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the transaction has committed (to wake a worker, say)."""
         self._after_commit.append(callback)
@@ -83,6 +89,9 @@ class UnitOfWork:
         traceback: TracebackType | None,
     ) -> None:
         try:
+            if exc is None:
+                for before in self._before_commit:
+                    await before(self.conn)
             if exc is None and self._events:
                 await write_outbox(self.conn, self._outbox, self._events, source=self.source)
         except BaseException as error:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
-from types import TracebackType
 
 from sqlalchemy import (
     Boolean,
@@ -95,23 +94,15 @@ class OrdersUnitOfWork(UnitOfWork):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.changed_orders: set[str] = set()
+        self.before_commit(self._notify_changed)
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if exc is None and self.changed_orders and self.conn.dialect.name == "postgresql":
-            try:
-                ids = sorted(self.changed_orders)
-                for start in range(0, len(ids), NOTIFY_IDS):  # a payload is under 8,000 bytes
-                    payload = ",".join(ids[start : start + NOTIFY_IDS])
-                    await self.conn.execute(select(func.pg_notify(ORDER_CHANGES, payload)))
-            except BaseException as error:
-                await super().__aexit__(type(error), error, error.__traceback__)
-                raise
-        await super().__aexit__(exc_type, exc, traceback)
+    async def _notify_changed(self, conn: AsyncConnection) -> None:
+        if not self.changed_orders or conn.dialect.name != "postgresql":
+            return
+        ids = sorted(self.changed_orders)
+        for start in range(0, len(ids), NOTIFY_IDS):  # a payload is under 8,000 bytes
+            payload = ",".join(ids[start : start + NOTIFY_IDS])
+            await conn.execute(select(func.pg_notify(ORDER_CHANGES, payload)))
 
     @property
     def orders(self) -> OrderRepository:
