@@ -157,7 +157,14 @@ def check_outcomes(
             assert outcomes.count("succeeded") == 1, f"charged once: {outcomes}"
         else:
             reason = order["cancel_reason"]
-            assert token == "tok_chargeDeclined" or "out of stock" in reason, order
+            # tok_processing_error fails twice per payments process (the fake card network keeps
+            # its count in memory): with a replica killed and restarted, six attempts can all
+            # fail, and the saga compensates as it must
+            assert (
+                token == "tok_chargeDeclined"
+                or "out of stock" in reason
+                or (token == "tok_processing_error" and "provider unavailable" in reason)
+            ), order
 
 
 @pytest.mark.timeout(600)
