@@ -193,5 +193,5 @@ def bench_limit(
     }
     if measured is not None:
         result["measured_sagas_per_s"] = measured
-        result["share"] = round(measured / ceiling, 3)
+        result["share"] = round(measured / ceiling, 4)
     return result
