@@ -6,7 +6,7 @@ import asyncio
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import orjson
 import typer
@@ -14,6 +14,12 @@ import typer
 from agora import __version__, contracts
 from agora.infra.cli import infra_app
 from agora.runtime.settings import Settings
+
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable
+
+    from fastapi import FastAPI
 
 app = typer.Typer(
     help="Agora: an event-driven marketplace and ticketing backend.",
@@ -59,11 +65,19 @@ def _logging(settings: Settings) -> None:
     )
 
 
-def _serve(app: object, settings: Settings) -> None:
+def _serve(app: FastAPI, settings: Settings) -> None:
     import uvicorn
 
+    drain: Callable[[], None] | None = getattr(app.state, "drain", None)
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if drain is not None:  # long polls answer now instead of holding the shutdown
+                drain()
+            await super().shutdown(sockets)
+
     config = uvicorn.Config(
-        app,  # type: ignore[arg-type]
+        app,
         host=settings.host,
         port=settings.port,
         log_config=None,
@@ -71,7 +85,7 @@ def _serve(app: object, settings: Settings) -> None:
         lifespan="on",
         timeout_graceful_shutdown=10,
     )
-    uvicorn.Server(config).run()
+    Server(config).run()
 
 
 @app.command()

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
+from agora.gateway.fanout import InProcessFanout
 from agora.services.orders import api as orders_api
 from agora.services.orders import store
 from agora.services.orders.domain import Line, Order
@@ -130,6 +131,32 @@ async def test_a_waiting_reader_is_woken_by_the_change(
     assert response.json()["status"] == "CANCELLED"
     assert response.headers["ETag"] != etag
     assert api.orders_service.changes.subscriber_count(f"order:{order_id}") == 0
+
+
+async def test_stopping_answers_waiting_readers_at_once(
+    api: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the server stops taking requests (the app's `drain`, which the server calls as its
+    shutdown begins), a reader waiting for a change answers 304 at once instead of holding
+    the shutdown for the rest of its wait or being cut off."""
+    monkeypatch.setattr(orders_api, "RECHECK", 60.0)
+    stopping = InProcessFanout(max_pending=1)  # closed by this test, not the module's
+    monkeypatch.setattr(api.orders_service, "changes", stopping)
+    order_id = await quiet_order(api, "waiter")
+    etag, waiting = await waiting_reader(api, order_id)
+    assert _waiters(await api.metrics()) == 1
+
+    stopping.close()  # what the service's `drain` does
+    response = await asyncio.wait_for(waiting, timeout=10)
+
+    assert response.status_code == 304
+    assert response.headers["ETag"] == etag
+    assert response.headers["Preference-Applied"] == "wait=20"
+    assert stopping.subscription_count() == 0
+
+
+def _waiters(metrics: dict[str, list[tuple[dict[str, str], float]]]) -> float:
+    return sum(value for _, value in metrics["agora_order_waiters"])
 
 
 async def test_a_change_committed_elsewhere_is_seen_by_rereading(

@@ -1,15 +1,20 @@
-"""Running Agora: email over real SMTP, the outbox and dead-letter commands."""
+"""Running Agora: email over real SMTP, the outbox and dead-letter commands, stopping, the
+benchmarks."""
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from aiosmtpd.controller import Controller
@@ -126,6 +131,36 @@ def test_outbox_status_and_dead_letters_from_the_cli(
     again = agora_cli(agora, "dlt", "replay", "--topic", "orders").stdout
     assert f"replayed {len(letters)} dead letters" in again
     assert eventually(lambda: len(dead_letters()) == 3 * len(letters), what="one more round")
+
+
+def test_stopping_answers_a_waiting_reader_at_once(
+    agora_factory: Callable[..., AgoraProcess],
+) -> None:
+    """SIGTERM while a client waits for its order to change (`Prefer: wait=20`): the reader
+    gets its 304 as the shutdown begins, not a connection cut at the server's 10 s grace."""
+    agora = agora_factory([product("widget", 10)])
+    order_id = agora.place([("widget", 1)], token=None).json()["id"]  # stays RESERVED
+    agora.wait_status(order_id, "RESERVED")
+    url, auth = f"{agora.base_url}/api/orders/{order_id}", agora.headers("buyer")
+    etag = httpx.get(url, headers=auth).headers["ETag"]
+
+    def waiters() -> bool:
+        return sum(value for _, value in agora.metrics()["agora_order_waiters"]) == 1
+
+    headers = {**auth, "If-None-Match": etag, "Prefer": "wait=20"}
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(httpx.get, url, headers=headers, timeout=60)
+        eventually(waiters, what="the reader to wait")
+        assert agora.process is not None
+        stopping = time.monotonic()
+        agora.process.send_signal(signal.SIGTERM)
+        response = waiting.result(timeout=60)
+        answered_after = time.monotonic() - stopping
+
+    assert response.status_code == 304
+    assert response.headers["ETag"] == etag
+    assert answered_after < 10, "answered by the drain, not held until the grace ran out"
+    assert agora.process.wait(timeout=30) == -signal.SIGTERM  # uvicorn re-raises it, once shut down
 
 
 def test_bench_saga_times_sagas_after_the_warmup() -> None:

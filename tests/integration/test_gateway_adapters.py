@@ -471,6 +471,21 @@ class TestInProcessFanout(FanoutContract):
 
         assert fanout.subscriber_count(channel) == 0
 
+    async def test_closing_ends_every_subscription_now_and_later(self) -> None:
+        fanout, a, b = InProcessFanout(), unique("close-a"), unique("close-b")
+        async with fanout.subscribe(a) as first, fanout.subscribe(a, b) as second:
+            waiting = asyncio.create_task(anext(first, None))
+            await fanout.publish(b, b"before closing")
+            assert fanout.subscription_count() == 2
+
+            fanout.close()
+
+            assert await asyncio.wait_for(waiting, timeout=5) is None
+            assert [message async for message in second] == []
+            async with fanout.subscribe(a) as late:
+                assert [message async for message in late] == []
+        assert fanout.subscription_count() == 0
+
 
 @pytest.mark.redis
 class TestRedisFanout(FanoutContract):

@@ -175,7 +175,8 @@ class InProcessFanout:
     messages, filled by `publish` without waiting.
 
     A subscriber that does not keep up loses its oldest pending messages, never blocking the
-    publisher or the other subscribers; its iterator's `dropped` counts them.
+    publisher or the other subscribers; its iterator's `dropped` counts them. `close` ends
+    every subscription's iteration, and any made after it at once.
     """
 
     def __init__(self, *, max_pending: int = 1000) -> None:
@@ -183,10 +184,22 @@ class InProcessFanout:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
         self._max_pending = max_pending
         self._inboxes: defaultdict[str, set[_Inbox]] = defaultdict(set)
+        self._live: set[_Inbox] = set()
+        self._closed = False
 
     def subscriber_count(self, channel: str) -> int:
         """Live subscriptions to `channel`."""
         return len(self._inboxes.get(channel, ()))
+
+    def subscription_count(self) -> int:
+        """Live subscriptions, whatever their channels."""
+        return len(self._live)
+
+    def close(self) -> None:
+        """End every subscription's iteration, now and from now on (the process is stopping)."""
+        self._closed = True
+        for inbox in self._live:
+            inbox.close()
 
     async def publish(self, channel: str, message: bytes) -> None:
         for inbox in self._inboxes.get(channel, ()):
@@ -196,12 +209,16 @@ class InProcessFanout:
     async def subscribe(self, *channels: str) -> AsyncIterator[AsyncIterator[tuple[str, bytes]]]:
         names = _check_channels(channels)
         inbox = _Inbox(self._max_pending)
+        if self._closed:
+            inbox.close()
+        self._live.add(inbox)
         for name in names:
             self._inboxes[name].add(inbox)
         try:
             yield inbox
         finally:
             inbox.close()
+            self._live.discard(inbox)
             for name in names:
                 subscribers = self._inboxes[name]
                 subscribers.discard(inbox)

@@ -158,5 +158,9 @@ class Service:
     async def start(self) -> None:
         """Called once the schema is current, before any loop or consumer runs."""
 
+    def drain(self) -> None:
+        """Called when the process stops taking requests: requests held open waiting for
+        something (a long poll) answer now with what they have."""
+
     async def refresh_metrics(self) -> None:
         """Bring gauges up to date before a scrape."""

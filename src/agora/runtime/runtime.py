@@ -340,6 +340,12 @@ class Runtime:
             self._lock.close()
             self._lock = None
 
+    def drain(self) -> None:
+        """The server stops taking requests: requests held open (long polls) answer now, so
+        the graceful shutdown does not wait for them or cut them off."""
+        for service in self.services:
+            service.drain()
+
     async def refresh_metrics(self) -> None:
         await self.health()
         for service in self.services:
@@ -379,4 +385,5 @@ class Runtime:
         )
         app.state.token_verifier = self.token_verifier
         app.state.behind_gateway = self.settings.behind_gateway
+        app.state.drain = self.drain
         return app

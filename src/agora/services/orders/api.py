@@ -303,7 +303,8 @@ def build_router(service: Any) -> APIRouter:
                     break
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(remaining, RECHECK)):
-                        await anext(announced)
+                        if await anext(announced, None) is None:  # the process is stopping
+                            deadline = 0.0
                 body, etag = represent(await load(order_id, caller))
         return body, etag
 

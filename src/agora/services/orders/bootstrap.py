@@ -42,6 +42,11 @@ class OrdersService(Service):
             ["status"],
             registry=infrastructure.metrics_registry,
         )
+        Gauge(
+            "agora_order_waiters",
+            "Requests waiting for an order to change (Prefer: wait)",
+            registry=infrastructure.metrics_registry,
+        ).set_function(lambda: self.changes.subscription_count())
 
     def unit_of_work(self) -> OrdersUnitOfWork:
         uow = self.platform.unit_of_work(OrdersUnitOfWork)
@@ -52,6 +57,9 @@ class OrdersService(Service):
         await self.platform.db.listen(
             store.ORDER_CHANGES, lambda payload: self._announce(set(payload.split(",")))
         )
+
+    def drain(self) -> None:
+        self.changes.close()
 
     def _announce(self, order_ids: set[str]) -> None:
         for order_id in order_ids:
