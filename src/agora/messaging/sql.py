@@ -45,8 +45,6 @@ __all__ = [
     "sqlite_url",
 ]
 
-SQLITE_BUSY_TIMEOUT_MS = 30_000
-
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
@@ -138,22 +136,9 @@ def insert_new(table: Table, dialect: str, returning: Column[Any] | None = None)
 
 
 def configure_sqlite(engine: Engine) -> None:
-    """WAL, a busy timeout, and BEGIN IMMEDIATE for every transaction not marked
-    `agora_read_only` (so that a writer takes the write lock before it reads anything)."""
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Transaction control belongs to us, not the driver, so that BEGIN IMMEDIATE is ours to
-        # emit (inline connections are opened that way already).
-        if dbapi_connection.isolation_level is not None:
-            dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # NORMAL in WAL mode survives a killed process; only power loss may drop the last commits.
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+    """BEGIN IMMEDIATE for every transaction not marked `agora_read_only` (so that a writer
+    takes the write lock before it reads anything). Connections come from
+    `sqlite_inline.open_sqlite` (WAL, busy timeout)."""
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:

@@ -16,7 +16,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Self
 
-__all__ = ["InlineConnection", "connect"]
+__all__ = ["BUSY_TIMEOUT_MS", "InlineConnection", "connect", "open_sqlite"]
+
+BUSY_TIMEOUT_MS = 30_000
 
 
 class InlineCursor:
@@ -100,6 +102,17 @@ class InlineConnection:
         self._connection.close()
 
 
+def open_sqlite(path: Path | str) -> sqlite3.Connection:
+    """A connection as every Agora SQLite connection is made: autocommit mode (transactions are
+    begun explicitly, see `sql.py`), WAL, a busy timeout."""
+    connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    connection.execute("PRAGMA journal_mode=WAL")
+    # NORMAL in WAL mode survives a killed process; only power loss may drop the last commits.
+    connection.execute("PRAGMA synchronous=NORMAL")
+    connection.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    connection.execute("PRAGMA foreign_keys=ON")
+    return connection
+
+
 async def connect(path: Path | str) -> InlineConnection:
-    """A connection in autocommit mode: transactions are begun explicitly (see `sql.py`)."""
-    return InlineConnection(sqlite3.connect(path, isolation_level=None, check_same_thread=False))
+    return InlineConnection(open_sqlite(path))

@@ -3,83 +3,77 @@ SQLite file, for one process.
 
 Appends and offset commits are transactions, so the log survives a killed process. Group
 membership lives in memory: members are tasks of the process that opened the log.
+
+The log is a storage engine of its own, on the hot path of every event: it speaks to SQLite
+through the standard library's driver, inline on the event loop (as `sqlite_inline` does for
+the services' databases), with fixed SQL that the driver keeps prepared. Each operation runs
+start to end without awaiting, so on one event loop no two of them interleave; another
+process (the CLI replaying dead letters) is waited for by SQLite's busy timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
+import sqlite3
 import zlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import orjson
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Integer,
-    LargeBinary,
-    MetaData,
-    PrimaryKeyConstraint,
-    String,
-    Table,
-    and_,
-    bindparam,
-    or_,
-    select,
-    tuple_,
-)
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging.ports import ConsumedRecord, Consumer, Record, TopicPartition
-from agora.messaging.sql import Database, sqlite_url
+from agora.messaging.sqlite_inline import open_sqlite
 
 __all__ = ["EmbeddedLog"]
 
-metadata = MetaData()
-
-topics_table = Table(
-    "log_topics",
-    metadata,
-    Column("name", String, primary_key=True),
-    Column("partitions", Integer, nullable=False),
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS log_topics (
+        name VARCHAR NOT NULL,
+        partitions INTEGER NOT NULL,
+        PRIMARY KEY (name)
+    )""",
+    """CREATE TABLE IF NOT EXISTS log_partitions (
+        topic VARCHAR NOT NULL,
+        partition INTEGER NOT NULL,
+        next_offset BIGINT NOT NULL,
+        PRIMARY KEY (topic, partition)
+    )""",
+    """CREATE TABLE IF NOT EXISTS log_records (
+        topic VARCHAR NOT NULL,
+        partition INTEGER NOT NULL,
+        "offset" BIGINT NOT NULL,
+        "key" VARCHAR NOT NULL,
+        value BLOB NOT NULL,
+        headers BLOB,
+        PRIMARY KEY (topic, partition, "offset")
+    ) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS log_group_offsets (
+        group_id VARCHAR NOT NULL,
+        topic VARCHAR NOT NULL,
+        partition INTEGER NOT NULL,
+        "offset" BIGINT NOT NULL,
+        PRIMARY KEY (group_id, topic, partition)
+    )""",
 )
 
-partitions_table = Table(
-    "log_partitions",
-    metadata,
-    Column("topic", String, nullable=False),
-    Column("partition", Integer, nullable=False),
-    Column("next_offset", BigInteger, nullable=False),
-    PrimaryKeyConstraint("topic", "partition"),
+TOPIC_PARTITIONS = "SELECT partitions FROM log_topics WHERE name = ?"
+RECORD_COLUMNS = 'topic, partition, "offset", "key", value, headers'
+INSERT_RECORD = f"INSERT INTO log_records ({RECORD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+# Claims `?` offsets of a partition and answers the new end: the claimed run ends before it.
+ADVANCE_END = (
+    "UPDATE log_partitions SET next_offset = next_offset + ? "
+    "WHERE topic = ? AND partition = ? RETURNING next_offset"
 )
-
-records_table = Table(
-    "log_records",
-    metadata,
-    Column("topic", String, nullable=False),
-    Column("partition", Integer, nullable=False),
-    Column("offset", BigInteger, nullable=False),
-    Column("key", String, nullable=False),
-    Column("value", LargeBinary, nullable=False),
-    Column("headers", LargeBinary, nullable=True),
-    PrimaryKeyConstraint("topic", "partition", "offset"),
-    sqlite_with_rowid=False,
+COMMIT_OFFSET = (
+    'INSERT INTO log_group_offsets (group_id, topic, partition, "offset") VALUES (?, ?, ?, ?) '
+    'ON CONFLICT (group_id, topic, partition) DO UPDATE SET "offset" = excluded."offset"'
 )
-
-group_offsets_table = Table(
-    "log_group_offsets",
-    metadata,
-    Column("group_id", String, nullable=False),
-    Column("topic", String, nullable=False),
-    Column("partition", Integer, nullable=False),
-    Column("offset", BigInteger, nullable=False),
-    PrimaryKeyConstraint("group_id", "topic", "partition"),
-)
+# One run of offsets per partition; the SQL depends only on how many partitions are read, so
+# the driver's statement cache holds a handful of shapes.
+FROM_POSITION = '(topic = ? AND partition = ? AND "offset" >= ?)'
 
 
 def partition_for(key: str, partitions: int) -> int:
@@ -89,7 +83,8 @@ def partition_for(key: str, partitions: int) -> int:
 
 class EmbeddedLog:
     def __init__(self, path: Path, *, default_partitions: int = 8, poll_interval: float = 0.5):
-        self._db = Database(sqlite_url(path), metadata)
+        self._path = path
+        self._connection: sqlite3.Connection | None = None
         self._default_partitions = default_partitions
         # Appends by another process (the CLI replaying dead letters) are seen within this time.
         self._poll_interval = poll_interval
@@ -101,105 +96,85 @@ class EmbeddedLog:
         self._groups: dict[str, _Group] = {}
         self._member_ids = itertools.count(1)
 
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise RuntimeError("the embedded log is not open")
+        return self._connection
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction, holding SQLite's write lock from its first statement on."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
     async def open(self) -> None:
-        await self._db.create_tables()
-        async with self._db.read() as conn:
-            rows = await conn.execute(select(topics_table.c.name, topics_table.c.partitions))
-            self._partitions.update(dict(rows.all()))
-            ends = await conn.execute(
-                select(
-                    partitions_table.c.topic,
-                    partitions_table.c.partition,
-                    partitions_table.c.next_offset,
-                )
-            )
+        self._connection = open_sqlite(self._path)
+        with self._writing() as db:
+            for statement in SCHEMA:
+                db.execute(statement)
+            self._partitions.update(db.execute("SELECT name, partitions FROM log_topics"))
+            ends = db.execute("SELECT topic, partition, next_offset FROM log_partitions")
             self._ends.update({TopicPartition(t, p): o for t, p, o in ends})
 
     async def close(self) -> None:
-        await self._db.dispose()
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
 
     async def create_topics(self, topics: Sequence[str], partitions: int) -> None:
         missing = [topic for topic in topics if topic not in self._partitions]
         if missing:
-            async with self._db.write() as conn:
-                await self._create_missing(conn, missing, partitions)
+            with self._writing() as db:
+                self._create_missing(db, missing, partitions)
 
-    async def _create_missing(
-        self, conn: AsyncConnection, topics: Sequence[str], partitions: int
+    def _create_missing(
+        self, db: sqlite3.Connection, topics: Sequence[str], partitions: int
     ) -> None:
-        rows = await conn.execute(
-            select(topics_table.c.name, topics_table.c.partitions).where(
-                topics_table.c.name.in_(topics)
-            )
-        )
-        known = dict(rows.all())
+        known: dict[str, int] = {}
+        for topic in topics:  # another process may have created some meanwhile
+            row = db.execute(TOPIC_PARTITIONS, (topic,)).fetchone()
+            if row is not None:
+                known[topic] = row[0]
         new = [topic for topic in topics if topic not in known]
-        if new:
-            await conn.execute(
-                topics_table.insert(), [{"name": t, "partitions": partitions} for t in new]
-            )
-            await conn.execute(
-                partitions_table.insert(),
-                [
-                    {"topic": t, "partition": p, "next_offset": 0}
-                    for t in new
-                    for p in range(partitions)
-                ],
-            )
+        db.executemany(
+            "INSERT INTO log_topics (name, partitions) VALUES (?, ?)",
+            [(topic, partitions) for topic in new],
+        )
+        db.executemany(
+            "INSERT INTO log_partitions (topic, partition, next_offset) VALUES (?, ?, 0)",
+            [(topic, partition) for topic in new for partition in range(partitions)],
+        )
         self._partitions.update(known)
         self._partitions.update(dict.fromkeys(new, partitions))
 
     async def publish(self, records: Sequence[Record]) -> None:
         if not records:
             return
-        async with self._db.write() as conn:
+        ends: dict[TopicPartition, int] = {}
+        with self._writing() as db:
             unknown = sorted({r.topic for r in records} - self._partitions.keys())
             if unknown:
-                await self._create_missing(conn, unknown, self._default_partitions)
-            by_partition: dict[tuple[str, int], list[Record]] = defaultdict(list)
+                self._create_missing(db, unknown, self._default_partitions)
+            by_partition: dict[TopicPartition, list[Record]] = defaultdict(list)
             for record in records:
                 partition = partition_for(record.key, self._partitions[record.topic])
-                by_partition[(record.topic, partition)].append(record)
-            keys = list(by_partition)
-            rows = await conn.execute(
-                select(
-                    partitions_table.c.topic,
-                    partitions_table.c.partition,
-                    partitions_table.c.next_offset,
-                ).where(tuple_(partitions_table.c.topic, partitions_table.c.partition).in_(keys))
-            )
-            next_offsets = {(topic, partition): offset for topic, partition, offset in rows}
-            inserts = []
-            updates = []
-            ends: dict[TopicPartition, int] = {}
-            for (topic, partition), batch in by_partition.items():
-                offset = next_offsets[(topic, partition)]
-                for record in batch:
-                    inserts.append(
-                        {
-                            "topic": topic,
-                            "partition": partition,
-                            "offset": offset,
-                            "key": record.key,
-                            "value": record.value,
-                            "headers": _encode_headers(record.headers),
-                        }
-                    )
-                    offset += 1
-                updates.append({"t": topic, "p": partition, "o": offset})
-                ends[TopicPartition(topic, partition)] = offset
-            await conn.execute(records_table.insert(), inserts)
-            await conn.execute(
-                partitions_table.update()
-                .where(
-                    and_(
-                        partitions_table.c.topic == bindparam("t"),
-                        partitions_table.c.partition == bindparam("p"),
-                    )
+                by_partition[TopicPartition(record.topic, partition)].append(record)
+            rows: list[RecordRow] = []
+            for tp, batch in by_partition.items():
+                (end,) = db.execute(ADVANCE_END, (len(batch), tp.topic, tp.partition)).fetchone()
+                rows.extend(
+                    (tp.topic, tp.partition, offset, r.key, r.value, _encode_headers(r.headers))
+                    for offset, r in enumerate(batch, start=end - len(batch))
                 )
-                .values(next_offset=bindparam("o")),
-                updates,
-            )
+                ends[tp] = end
+            db.executemany(INSERT_RECORD, rows)
         for tp, offset in ends.items():
             self._ends[tp] = max(self._ends.get(tp, 0), offset)
         for topic in {tp.topic for tp in ends}:
@@ -211,14 +186,12 @@ class EmbeddedLog:
         return _EmbeddedConsumer(self, members, group, tuple(topics), next(self._member_ids))
 
     async def read(self, topic: str, limit: int = 1000) -> list[ConsumedRecord]:
-        async with self._db.read() as conn:
-            rows = await conn.execute(
-                select(records_table)
-                .where(records_table.c.topic == topic)
-                .order_by(records_table.c.partition, records_table.c.offset)
-                .limit(limit)
-            )
-            return [_consumed(row) for row in rows]
+        rows = self._db.execute(
+            f"SELECT {RECORD_COLUMNS} FROM log_records WHERE topic = ? "
+            'ORDER BY partition, "offset" LIMIT ?',
+            (topic, limit),
+        )
+        return _consumed(rows)
 
     async def end_offsets(self, topic: str) -> dict[int, int]:
         await self._ensure_topics([topic])
@@ -226,13 +199,11 @@ class EmbeddedLog:
         return {tp.partition: offset for tp, offset in ends.items()}
 
     async def committed(self, group: str, topic: str) -> dict[int, int]:
-        async with self._db.read() as conn:
-            rows = await conn.execute(
-                select(group_offsets_table.c.partition, group_offsets_table.c.offset).where(
-                    group_offsets_table.c.group_id == group, group_offsets_table.c.topic == topic
-                )
-            )
-            return dict(rows.all())
+        rows = self._db.execute(
+            'SELECT partition, "offset" FROM log_group_offsets WHERE group_id = ? AND topic = ?',
+            (group, topic),
+        )
+        return dict(rows.fetchall())
 
     # -- used by members ---------------------------------------------------------------
 
@@ -249,74 +220,37 @@ class EmbeddedLog:
     async def _committed_offsets(
         self, group: str, partitions: Sequence[TopicPartition]
     ) -> dict[TopicPartition, int]:
-        if not partitions:
-            return {}
-        async with self._db.read() as conn:
-            rows = await conn.execute(
-                select(
-                    group_offsets_table.c.topic,
-                    group_offsets_table.c.partition,
-                    group_offsets_table.c.offset,
-                ).where(
-                    group_offsets_table.c.group_id == group,
-                    tuple_(group_offsets_table.c.topic, group_offsets_table.c.partition).in_(
-                        [(tp.topic, tp.partition) for tp in partitions]
-                    ),
-                )
-            )
-            found = {TopicPartition(t, p): o for t, p, o in rows}
+        rows = self._db.execute(
+            'SELECT topic, partition, "offset" FROM log_group_offsets WHERE group_id = ?',
+            (group,),
+        )
+        found = {TopicPartition(t, p): o for t, p, o in rows}
         return {tp: found.get(tp, 0) for tp in partitions}
 
     async def _end_offsets(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        if not partitions:
-            return {}
-        async with self._db.read() as conn:
-            rows = await conn.execute(
-                select(
-                    partitions_table.c.topic,
-                    partitions_table.c.partition,
-                    partitions_table.c.next_offset,
-                ).where(
-                    tuple_(partitions_table.c.topic, partitions_table.c.partition).in_(
-                        [(tp.topic, tp.partition) for tp in partitions]
-                    )
-                )
-            )
-            return {TopicPartition(t, p): o for t, p, o in rows}
+        wanted = set(partitions)
+        rows = self._db.execute("SELECT topic, partition, next_offset FROM log_partitions")
+        return {tp: o for t, p, o in rows if (tp := TopicPartition(t, p)) in wanted}
 
     async def _read_from(
         self, positions: Mapping[TopicPartition, int], limit: int
     ) -> list[ConsumedRecord]:
-        conditions = [
-            and_(
-                records_table.c.topic == tp.topic,
-                records_table.c.partition == tp.partition,
-                records_table.c.offset >= offset,
-            )
-            for tp, offset in positions.items()
-        ]
-        async with self._db.read() as conn:
-            rows = await conn.execute(
-                select(records_table)
-                .where(or_(*conditions))
-                .order_by(records_table.c.offset, records_table.c.partition)
-                .limit(limit)
-            )
-            return [_consumed(row) for row in rows]
+        where = " OR ".join([FROM_POSITION] * len(positions))
+        parameters: list[object] = []
+        for tp, offset in positions.items():
+            parameters += (tp.topic, tp.partition, offset)
+        rows = self._db.execute(
+            f"SELECT {RECORD_COLUMNS} FROM log_records WHERE {where} "
+            'ORDER BY "offset", partition LIMIT ?',
+            (*parameters, limit),
+        )
+        return _consumed(rows)
 
     async def _commit(self, group: str, offsets: Mapping[TopicPartition, int]) -> None:
-        statement = sqlite_insert(group_offsets_table)
-        statement = statement.on_conflict_do_update(
-            index_elements=["group_id", "topic", "partition"],
-            set_={"offset": statement.excluded.offset},
-        )
-        async with self._db.write() as conn:
-            await conn.execute(
-                statement,
-                [
-                    {"group_id": group, "topic": tp.topic, "partition": tp.partition, "offset": o}
-                    for tp, o in offsets.items()
-                ],
+        with self._writing() as db:
+            db.executemany(
+                COMMIT_OFFSET,
+                [(group, tp.topic, tp.partition, offset) for tp, offset in offsets.items()],
             )
 
     async def _wait_for_append(
@@ -455,13 +389,18 @@ def _decode_headers(data: bytes | None) -> tuple[tuple[str, bytes], ...]:
     return tuple((key, value.encode()) for key, value in orjson.loads(data))
 
 
-def _consumed(row: Row[Any]) -> ConsumedRecord:
-    mapping = row._mapping
-    return ConsumedRecord(
-        topic=mapping["topic"],
-        partition=mapping["partition"],
-        offset=mapping["offset"],
-        key=mapping["key"],
-        value=mapping["value"],
-        headers=_decode_headers(mapping["headers"]),
-    )
+RecordRow = tuple[str, int, int, str, bytes, bytes | None]
+
+
+def _consumed(rows: Iterable[RecordRow]) -> list[ConsumedRecord]:
+    return [
+        ConsumedRecord(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            value=value,
+            headers=_decode_headers(headers),
+        )
+        for topic, partition, offset, key, value, headers in rows
+    ]
