@@ -277,26 +277,37 @@ def build_router(service: Any) -> APIRouter:
         prefer: Annotated[str | None, Header(alias="Prefer")] = None,
     ) -> Response:
         known = entity_tags(if_none_match)
-        body, etag = represent(await load(order_id, caller))
-        if "*" in known:  # any current representation matches
-            known.add(etag)
-        wait = wait_preference(prefer)
+        wait = wait_preference(prefer) if known else 0
         headers = {}
-        if etag in known and wait:
-            body, etag = await changed(order_id, caller, known, wait)
-            headers["Preference-Applied"] = f"wait={wait}"
+        if wait:
+            body, etag, waited = await current_or_changed(order_id, caller, known, wait)
+            if waited:
+                headers["Preference-Applied"] = f"wait={wait}"
+        else:
+            body, etag = current(await load(order_id, caller), known)
         headers["ETag"] = etag
         if etag in known:
             return Response(status_code=304, headers=headers)
         return Response(body, headers=headers, media_type="application/json")
 
-    async def changed(
+    def current(order: Order, known: set[str]) -> tuple[bytes, str]:
+        """The order's representation; `*` in `known` stands for it (any current one matches)."""
+        body, etag = represent(order)
+        if "*" in known:
+            known.add(etag)
+        return body, etag
+
+    async def current_or_changed(
         order_id: str, caller: Principal, known: set[str], wait: int
-    ) -> tuple[bytes, str]:
-        """The order once its tag is not in `known`, or as it is after `wait` seconds."""
-        deadline = asyncio.get_running_loop().time() + wait
+    ) -> tuple[bytes, str, bool]:
+        """The order if its tag is not in `known`; else the order once it is not, or as it is
+        after `wait` seconds (and True: the wait was applied). Subscribed before the first
+        read, so no change slips between the read and the wait."""
         async with service.changes.subscribe(f"order:{order_id}") as announced:
-            body, etag = represent(await load(order_id, caller))  # a change before subscribing
+            body, etag = current(await load(order_id, caller), known)
+            if etag not in known:
+                return body, etag, False
+            deadline = asyncio.get_running_loop().time() + wait
             while etag in known:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
@@ -306,7 +317,7 @@ def build_router(service: Any) -> APIRouter:
                         if await anext(announced, None) is None:  # the process is stopping
                             deadline = 0.0
                 body, etag = represent(await load(order_id, caller))
-        return body, etag
+        return body, etag, True
 
     @router.post(
         "/{order_id}/pay",
