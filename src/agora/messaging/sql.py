@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -31,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -42,8 +44,13 @@ __all__ = [
     "UtcDateTime",
     "configure_sqlite",
     "insert_new",
+    "ping_when_idle",
     "sqlite_url",
 ]
+
+
+PING_AFTER_IDLE = 5.0
+"""Seconds a PostgreSQL connection may sit in the pool before it is pinged at checkout."""
 
 
 def sqlite_url(path: Path) -> str:
@@ -53,7 +60,14 @@ def sqlite_url(path: Path) -> str:
 class Database:
     """One service's database: an engine, its tables, and the way to open transactions."""
 
-    def __init__(self, url: str, metadata: MetaData, *, pool_size: int = 16) -> None:
+    def __init__(
+        self,
+        url: str,
+        metadata: MetaData,
+        *,
+        pool_size: int = 16,
+        ping_after_idle: float = PING_AFTER_IDLE,
+    ) -> None:
         self.url = url
         self.metadata = metadata
         self.is_sqlite = url.startswith("sqlite")
@@ -62,9 +76,6 @@ class Database:
             # Connections run inline (see sqlite_inline); every transaction here ends in COMMIT
             # or ROLLBACK, so a connection going back to the pool needs no reset.
             options |= {"max_overflow": 3 * pool_size, "pool_reset_on_return": None}
-        else:
-            options["pool_pre_ping"] = True
-        if self.is_sqlite:
             path = make_url(url).database or ":memory:"
             options["async_creator"] = lambda: sqlite_inline.connect(path)
         self.engine: AsyncEngine = create_async_engine(url, **options)
@@ -72,6 +83,12 @@ class Database:
         self._listener: AsyncConnection | None = None
         if self.is_sqlite:
             configure_sqlite(self.engine.sync_engine)
+            self._reader = self.engine.execution_options(agora_read_only=True)
+        else:
+            ping_when_idle(self.engine.sync_engine, ping_after_idle)
+            # PostgreSQL's READ COMMITTED gives every statement a snapshot of its own, inside
+            # a transaction or not: reads need no BEGIN and COMMIT, two round trips saved.
+            self._reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def create_tables(self) -> None:
         async with self.engine.begin() as conn:
@@ -89,11 +106,13 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        """A read-only snapshot."""
-        async with self.engine.connect() as conn:
+        """A connection for reading: on SQLite one snapshot for the block (a deferred
+        transaction); on PostgreSQL each statement its own (READ COMMITTED, no transaction)."""
+        async with self._reader.connect() as conn:
             if self.is_sqlite:
-                conn = await conn.execution_options(agora_read_only=True)
-            async with conn.begin():
+                async with conn.begin():
+                    yield conn
+            else:
                 yield conn
 
     async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
@@ -133,6 +152,30 @@ def insert_new(table: Table, dialect: str, returning: Column[Any] | None = None)
         table.info[key] = statement
     assert isinstance(statement, Insert)
     return statement
+
+
+def ping_when_idle(engine: Engine, idle: float) -> None:
+    """Pessimistic disconnect handling for connections that sat in the pool more than `idle`
+    seconds: they are pinged at checkout and replaced if the ping fails (SQLAlchemy's checkout
+    event recipe). `pool_pre_ping` pings at every checkout, which on asyncpg is three round
+    trips (BEGIN, a query, ROLLBACK) per transaction. A connection that worked moments ago
+    is used as it is: if the server went away since, the statement fails, SQLAlchemy replaces
+    every pooled connection, and the caller's retry (a consumer's batch, a client's request
+    with its idempotency key) goes through."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info["agora.idle_since"] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.pop("agora.idle_since", None)
+        if idle_since is None or time.monotonic() - idle_since < idle:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            raise DisconnectionError(f"a pooled connection failed its ping: {error}") from error
 
 
 def configure_sqlite(engine: Engine) -> None:
