@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -71,6 +72,13 @@ def _serve(app: FastAPI, settings: Settings) -> None:
     drain: Callable[[], None] | None = getattr(app.state, "drain", None)
 
     class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)  # the app's lifespan has started everything
+            # What start-up allocated (modules, compiled statements, models) lives as long as
+            # the process: out of the collector's sight, full collections stop scanning it.
+            gc.collect()
+            gc.freeze()
+
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             if drain is not None:  # long polls answer now instead of holding the shutdown
                 drain()
