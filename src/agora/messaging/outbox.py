@@ -72,8 +72,8 @@ def outbox_channel(service: str) -> str:
 async def write_outbox(
     conn: AsyncConnection, table: Table, events: Sequence[tuple[str, Envelope]], *, source: str
 ) -> None:
-    """Write `events` (topic, envelope) in the caller's transaction. On PostgreSQL the same
-    transaction notifies the service's relays, which hear it when it commits."""
+    """Write `events` (topic, envelope) in the caller's transaction. (The unit of work also
+    notifies the service's relays on PostgreSQL: `outbox_channel`.)"""
     now = utcnow()
     await conn.execute(
         table.insert(),
@@ -88,8 +88,6 @@ async def write_outbox(
             for topic, envelope in events
         ],
     )
-    if conn.dialect.name == "postgresql":
-        await conn.execute(select(func.pg_notify(outbox_channel(source), "")))
 
 
 async def outbox_backlog(conn: AsyncConnection, table: Table) -> int:

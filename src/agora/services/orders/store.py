@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     Boolean,
@@ -14,8 +15,10 @@ from sqlalchemy import (
     Integer,
     MetaData,
     PrimaryKeyConstraint,
+    Row,
     String,
     Table,
+    bindparam,
     delete,
     func,
     insert,
@@ -96,13 +99,10 @@ class OrdersUnitOfWork(UnitOfWork):
         self.changed_orders: set[str] = set()
         self.before_commit(self._notify_changed)
 
-    async def _notify_changed(self, conn: AsyncConnection) -> None:
-        if not self.changed_orders or conn.dialect.name != "postgresql":
-            return
+    async def _notify_changed(self, _conn: AsyncConnection) -> None:
         ids = sorted(self.changed_orders)
         for start in range(0, len(ids), NOTIFY_IDS):  # a payload is under 8,000 bytes
-            payload = ",".join(ids[start : start + NOTIFY_IDS])
-            await conn.execute(select(func.pg_notify(ORDER_CHANGES, payload)))
+            self.notify(ORDER_CHANGES, ",".join(ids[start : start + NOTIFY_IDS]))
 
     @property
     def orders(self) -> OrderRepository:
@@ -182,22 +182,29 @@ async def order_ids(
     return list((await conn.scalars(query.offset(offset))).all())
 
 
+# Orders with their lines in one statement, built once (a line never changes once written, in
+# the order's own transaction: any order read has all its lines).
+LOAD_ORDERS = (
+    select(
+        orders,
+        order_lines.c.product_id,
+        order_lines.c.quantity,
+        order_lines.c.unit_price,
+    )
+    .outerjoin(order_lines, order_lines.c.order_id == orders.c.id)
+    .where(orders.c.id.in_(bindparam("ids", expanding=True)))
+    .order_by(orders.c.id, order_lines.c.line_no)
+)
+
+
 async def load_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> list[Order]:
-    rows = (await conn.execute(select(orders).where(orders.c.id.in_(order_ids)))).all()
-    if not rows:
-        return []
-    line_rows = (
-        await conn.execute(
-            select(order_lines)
-            .where(order_lines.c.order_id.in_([row.id for row in rows]))
-            .order_by(order_lines.c.order_id, order_lines.c.line_no)
-        )
-    ).all()
+    rows = (await conn.execute(LOAD_ORDERS, {"ids": list(order_ids)})).all()
     lines: dict[str, list[Line]] = {}
-    for line in line_rows:
-        lines.setdefault(line.order_id, []).append(
-            Line(line.product_id, line.quantity, line.unit_price)
-        )
+    heads: dict[str, Row[Any]] = {}  # first row of each order, in id order
+    for row in rows:
+        heads.setdefault(row.id, row)
+        if row.product_id is not None:
+            lines.setdefault(row.id, []).append(Line(row.product_id, row.quantity, row.unit_price))
     return [
         Order(
             id=row.id,
@@ -212,7 +219,7 @@ async def load_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> list[O
             cancel_reason=row.cancel_reason,
             hold_expires_at=row.hold_expires_at,
         )
-        for row in rows
+        for row in heads.values()
     ]
 
 
