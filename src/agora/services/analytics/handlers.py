@@ -10,21 +10,24 @@ from sqlalchemy import insert
 from agora.messaging import Event, Handler, UnitOfWork
 from agora.services.analytics.store import saga_events
 
+RECORD = insert(saga_events)  # built once, not per event
+
 
 async def record_event(event: Event, uow: UnitOfWork) -> None:
     envelope = uow.cause
     assert envelope is not None
     await uow.conn.execute(
-        insert(saga_events).values(
-            event_id=envelope.id,
-            correlation_id=envelope.correlation_id,
-            causation_id=envelope.causation_id,
-            type=envelope.type,
-            source=envelope.source,
-            key=envelope.key,
-            occurred_at=envelope.occurred_at,
-            customer_id=envelope.payload.get("customer_id"),
-        )
+        RECORD,
+        {
+            "event_id": envelope.id,
+            "correlation_id": envelope.correlation_id,
+            "causation_id": envelope.causation_id,
+            "type": envelope.type,
+            "source": envelope.source,
+            "key": envelope.key,
+            "occurred_at": envelope.occurred_at,
+            "customer_id": envelope.payload.get("customer_id"),
+        },
     )
 
 

@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -307,10 +307,13 @@ async def add_review(
 # -- other services' events ---------------------------------------------------------------
 
 
+SET_AVAILABLE = update(products).where(products.c.id == bindparam("product_id"))
+
+
 async def on_availability_changed(event: AvailabilityChanged, uow: CatalogUnitOfWork) -> None:
     uow.changed_products.add(event.product_id)
     await uow.conn.execute(
-        update(products).where(products.c.id == event.product_id).values(available=event.available)
+        SET_AVAILABLE, {"product_id": event.product_id, "available": event.available}
     )
 
 

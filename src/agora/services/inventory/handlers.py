@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.contracts import catalog, orders
@@ -118,11 +118,7 @@ class InventoryHandlers:
 
     async def on_order_confirmed(self, event: orders.OrderConfirmed, uow: UnitOfWork) -> None:
         for product_id, quantity in await _end_holds(uow, event.order_id, SOLD):
-            await uow.conn.execute(
-                update(stock)
-                .where(stock.c.product_id == product_id)
-                .values(reserved=stock.c.reserved - quantity, sold=stock.c.sold + quantity)
-            )
+            await uow.conn.execute(SELL, {"product": product_id, "quantity": quantity})
 
     async def on_order_ended(
         self, event: orders.OrderCancelled | orders.OrderExpired, uow: UnitOfWork
@@ -144,14 +140,27 @@ class InventoryHandlers:
         uow.emit(StockReleased(order_id=event.order_id, reason=reason))
 
 
+# Built once (SQLAlchemy skips building and hashing an expression per call).
+SELL = (
+    update(stock)
+    .where(stock.c.product_id == bindparam("product"))
+    .values(
+        reserved=stock.c.reserved - bindparam("quantity"),
+        sold=stock.c.sold + bindparam("quantity"),
+    )
+)
+END_HOLDS = (
+    update(holds)
+    .where(holds.c.order_id == bindparam("order"), holds.c.state == bindparam("held"))
+    .values(state=bindparam("new_state"))
+    .returning(holds.c.product_id, holds.c.quantity)
+)
+
+
 async def _end_holds(uow: UnitOfWork, order_id: str, state: str) -> list[tuple[str, int]]:
     """Move the order's held lines to `state`; returns the lines that were held."""
-    result = await uow.conn.execute(
-        update(holds)
-        .where(holds.c.order_id == order_id, holds.c.state == HELD)
-        .values(state=state)
-        .returning(holds.c.product_id, holds.c.quantity)
-    )
+    ending = {"order": order_id, "held": HELD, "new_state": state}
+    result = await uow.conn.execute(END_HOLDS, ending)
     return [(row.product_id, row.quantity) for row in result]
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging import Database
@@ -48,6 +48,18 @@ async def lock_stock(conn: AsyncConnection, product_ids: Iterable[str]) -> None:
         )
 
 
+# Built once (SQLAlchemy skips building and hashing an expression per call).
+TAKE = (
+    update(stock)
+    .where(stock.c.product_id == bindparam("product"), stock.c.available >= bindparam("quantity"))
+    .values(
+        available=stock.c.available - bindparam("quantity"),
+        reserved=stock.c.reserved + bindparam("quantity"),
+    )
+    .returning(stock.c.available)
+)
+
+
 async def reserve_lines(conn: AsyncConnection, lines: Sequence[tuple[str, int]]) -> dict[str, int]:
     """Take every line's quantity from `available` into `reserved`, or nothing.
 
@@ -56,12 +68,7 @@ async def reserve_lines(conn: AsyncConnection, lines: Sequence[tuple[str, int]])
     taken: list[tuple[str, int]] = []
     available: dict[str, int] = {}
     for product_id, quantity in sorted(lines):
-        result = await conn.execute(
-            update(stock)
-            .where(stock.c.product_id == product_id, stock.c.available >= quantity)
-            .values(available=stock.c.available - quantity, reserved=stock.c.reserved + quantity)
-            .returning(stock.c.available)
-        )
+        result = await conn.execute(TAKE, {"product": product_id, "quantity": quantity})
         left = result.scalar_one_or_none()
         if left is None:
             await _put_back(conn, taken)
