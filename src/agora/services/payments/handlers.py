@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Row
 
 from agora.contracts import orders
@@ -29,6 +29,15 @@ from agora.services.payments.store import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+# The statements of every payment, built once (SQLAlchemy skips building and hashing an
+# expression per call).
+PAYMENT_OF_ORDER = select(payments.c.id).where(payments.c.order_id == bindparam("order"))
+NEW_PAYMENT = insert(payments)
+UPDATE_PAYMENT = update(payments).where(payments.c.id == bindparam("payment"))  # SET: the rest
+NEW_ATTEMPT = insert(attempts)
+PAYMENT_STATE = select(payments.c.state).where(payments.c.id == bindparam("payment"))
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -59,28 +68,27 @@ class PaymentsHandlers:
         }
 
     async def on_payment_requested(self, event: orders.PaymentRequested, uow: UnitOfWork) -> None:
-        existing = await uow.conn.scalar(
-            select(payments.c.id).where(payments.c.order_id == event.order_id)
-        )
+        existing = await uow.conn.scalar(PAYMENT_OF_ORDER, {"order": event.order_id})
         if existing is not None:
             return
         now = utcnow()
         assert uow.cause is not None
         await uow.conn.execute(
-            insert(payments).values(
-                id=new_id(),
-                requested_by=uow.cause.id,
-                order_id=event.order_id,
-                customer_id=event.customer_id,
-                amount=event.amount,
-                currency=event.currency,
-                token=event.payment_token,
-                state=CHARGING,
-                attempts=0,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
-            )
+            NEW_PAYMENT,
+            {
+                "id": new_id(),
+                "requested_by": uow.cause.id,
+                "order_id": event.order_id,
+                "customer_id": event.customer_id,
+                "amount": event.amount,
+                "currency": event.currency,
+                "token": event.payment_token,
+                "state": CHARGING,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            },
         )
         uow.after_commit(self._wake_processor)
 
@@ -212,9 +220,7 @@ class PaymentProcessor:
                             order_id=payment.order_id, payment_id=payment.id, reason=reason
                         )
                     )
-            await uow.conn.execute(
-                update(payments).where(payments.c.id == payment.id).values(**values)
-            )
+            await uow.conn.execute(UPDATE_PAYMENT, {"payment": payment.id, **values})
 
     async def _refund(self, payment: Row[Any]) -> None:
         try:
@@ -252,14 +258,15 @@ async def _record_attempt(
 ) -> str:
     """Record one attempt; returns the payment's state as it is now (it may have been voided)."""
     await uow.conn.execute(
-        insert(attempts).values(
-            id=new_id(),
-            payment_id=payment_id,
-            kind=kind,
-            outcome=outcome,
-            detail=detail,
-            at=utcnow(),
-        )
+        NEW_ATTEMPT,
+        {
+            "id": new_id(),
+            "payment_id": payment_id,
+            "kind": kind,
+            "outcome": outcome,
+            "detail": detail,
+            "at": utcnow(),
+        },
     )
-    state = await uow.conn.scalar(select(payments.c.state).where(payments.c.id == payment_id))
+    state = await uow.conn.scalar(PAYMENT_STATE, {"payment": payment_id})
     return str(state)
