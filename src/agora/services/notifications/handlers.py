@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from agora.contracts import identity, orders
 from agora.messaging import Database, Event, Handler, UnitOfWork, new_id, utcnow
@@ -20,6 +20,10 @@ from agora.services.notifications.store import (
 )
 
 logger = logging.getLogger(__name__)
+
+# Built once (SQLAlchemy skips building and hashing an expression per call).
+ADDRESS_OF = select(user_addresses.c.email).where(user_addresses.c.user_id == bindparam("user"))
+NEW_MESSAGE = insert(messages)
 
 
 def recipient_for(customer_id: str) -> str:
@@ -69,9 +73,7 @@ class NotificationHandlers:
         event: orders.OrderConfirmed | orders.OrderCancelled | orders.OrderExpired,
         uow: UnitOfWork,
     ) -> None:
-        address = await uow.conn.scalar(
-            select(user_addresses.c.email).where(user_addresses.c.user_id == event.customer_id)
-        )
+        address = await uow.conn.scalar(ADDRESS_OF, {"user": event.customer_id})
         mail = compose(event, address or recipient_for(event.customer_id))
         await self._queue(uow, event, event.customer_id, event.order_id, mail)
 
@@ -99,19 +101,20 @@ class NotificationHandlers:
         assert uow.cause is not None
         now = utcnow()
         await uow.conn.execute(
-            insert(messages).values(
-                id=new_id(),
-                event_id=uow.cause.id,
-                customer_id=customer_id,
-                order_id=order_id,
-                kind=event.type_name(),
-                recipient=mail.recipient,
-                subject=mail.subject,
-                body=mail.body,
-                status=QUEUED if self._smtp else DELIVERED_LOCALLY,
-                created_at=now,
-                sent_at=None if self._smtp else now,
-            )
+            NEW_MESSAGE,
+            {
+                "id": new_id(),
+                "event_id": uow.cause.id,
+                "customer_id": customer_id,
+                "order_id": order_id,
+                "kind": event.type_name(),
+                "recipient": mail.recipient,
+                "subject": mail.subject,
+                "body": mail.body,
+                "status": QUEUED if self._smtp else DELIVERED_LOCALLY,
+                "created_at": now,
+                "sent_at": None if self._smtp else now,
+            },
         )
         if self._smtp:
             uow.after_commit(self._wake_sender)

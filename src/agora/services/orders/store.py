@@ -117,6 +117,16 @@ SAVE_ORDER = update(orders).where(orders.c.id == bindparam("order_id"))  # SET: 
 DROP_KEY = delete(idempotency_keys).where(idempotency_keys.c.key == bindparam("key_"))
 CLAIM_KEY = insert(idempotency_keys)
 COMPLETE_KEY = update(idempotency_keys).where(idempotency_keys.c.key == bindparam("key_"))
+FIND_KEY = select(
+    idempotency_keys.c.fingerprint, idempotency_keys.c.order_id, idempotency_keys.c.created_at
+).where(idempotency_keys.c.key == bindparam("key_"))
+LISTED_PRICES = select(prices.c.product_id, prices.c.price, prices.c.currency).where(
+    prices.c.product_id.in_(bindparam("products", expanding=True)), prices.c.listed.is_(True)
+)
+SOLD_OUT = select(prices.c.product_id).where(
+    prices.c.product_id.in_(bindparam("products", expanding=True)), prices.c.available == 0
+)
+SET_AVAILABLE = update(prices).where(prices.c.product_id == bindparam("product"))
 
 
 class OrderRepository:
@@ -242,15 +252,7 @@ async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
 
 
 async def find_key(conn: AsyncConnection, key: str) -> tuple[str, str | None, dt.datetime] | None:
-    row = (
-        await conn.execute(
-            select(
-                idempotency_keys.c.fingerprint,
-                idempotency_keys.c.order_id,
-                idempotency_keys.c.created_at,
-            ).where(idempotency_keys.c.key == key)
-        )
-    ).first()
+    row = (await conn.execute(FIND_KEY, {"key_": key})).first()
     return None if row is None else (row.fingerprint, row.order_id, row.created_at)
 
 
@@ -303,28 +305,18 @@ async def get_prices(
     conn: AsyncConnection, product_ids: Iterable[str]
 ) -> dict[str, tuple[Decimal, str]]:
     """Prices of those of `product_ids` that are listed."""
-    rows = await conn.execute(
-        select(prices.c.product_id, prices.c.price, prices.c.currency).where(
-            prices.c.product_id.in_(list(product_ids)), prices.c.listed.is_(True)
-        )
-    )
+    rows = await conn.execute(LISTED_PRICES, {"products": list(product_ids)})
     return {row.product_id: (row.price, row.currency) for row in rows}
 
 
 async def sold_out(conn: AsyncConnection, product_ids: Iterable[str]) -> list[str]:
     """Those of `product_ids` that inventory last announced as having none available."""
-    rows = await conn.execute(
-        select(prices.c.product_id).where(
-            prices.c.product_id.in_(list(product_ids)), prices.c.available == 0
-        )
-    )
+    rows = await conn.execute(SOLD_OUT, {"products": list(product_ids)})
     return sorted(rows.scalars())
 
 
 async def set_available(conn: AsyncConnection, product_id: str, available: int) -> None:
-    await conn.execute(
-        update(prices).where(prices.c.product_id == product_id).values(available=available)
-    )
+    await conn.execute(SET_AVAILABLE, {"product": product_id, "available": available})
 
 
 async def sold_by(conn: AsyncConnection, seller_id: str, product_ids: Iterable[str]) -> bool:
