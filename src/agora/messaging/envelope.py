@@ -114,7 +114,7 @@ class Envelope:
         )
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(dataclasses.asdict(self))
+        return orjson.dumps(self)  # orjson writes the fields itself: no deep copy (asdict)
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Envelope:
