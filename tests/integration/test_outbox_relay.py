@@ -63,9 +63,7 @@ class Outbox:
             for _ in range(count)
         ]
         async with self.db.write() as conn:
-            await write_outbox(
-                conn, self.table, [("orders", e) for e in envelopes], source="relaytest"
-            )
+            await write_outbox(conn, self.table, [("orders", e) for e in envelopes])
         return [envelope.key for envelope in envelopes]
 
     async def backlog(self) -> int:

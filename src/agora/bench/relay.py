@@ -62,9 +62,7 @@ async def measure(events: int, batch_size: int) -> dict[str, object]:
         for start in range(0, events, 1000):
             async with platform.db.write() as conn:
                 chunk = envelopes[start : start + 1000]
-                await write_outbox(
-                    conn, platform.outbox, [("orders", e) for e in chunk], source="relaybench"
-                )
+                await write_outbox(conn, platform.outbox, [("orders", e) for e in chunk])
         print(f"  {events} outbox rows written; relaying", file=sys.stderr)
         started = time.perf_counter()
         while await platform.relay.step() == 0:

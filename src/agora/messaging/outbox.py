@@ -70,7 +70,7 @@ def outbox_channel(service: str) -> str:
 
 
 async def write_outbox(
-    conn: AsyncConnection, table: Table, events: Sequence[tuple[str, Envelope]], *, source: str
+    conn: AsyncConnection, table: Table, events: Sequence[tuple[str, Envelope]]
 ) -> None:
     """Write `events` (topic, envelope) in the caller's transaction. (The unit of work also
     notifies the service's relays on PostgreSQL: `outbox_channel`.)"""

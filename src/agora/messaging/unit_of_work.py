@@ -101,7 +101,7 @@ class UnitOfWork:
                 for before in self._before_commit:
                     await before(self.conn)
             if exc is None and self._events:
-                await write_outbox(self.conn, self._outbox, self._events, source=self.source)
+                await write_outbox(self.conn, self._outbox, self._events)
                 self.notify(outbox_channel(self.source))
             if exc is None and self._notifications and self.conn.dialect.name == "postgresql":
                 await self.conn.execute(

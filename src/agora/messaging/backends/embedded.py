@@ -110,7 +110,8 @@ class EmbeddedLog:
         try:
             yield db
         except BaseException:
-            db.execute("ROLLBACK")
+            if db.in_transaction:  # some errors end the transaction themselves
+                db.execute("ROLLBACK")
             raise
         db.execute("COMMIT")
 
