@@ -72,8 +72,8 @@ def outbox_channel(service: str) -> str:
 async def write_outbox(
     conn: AsyncConnection, table: Table, events: Sequence[tuple[str, Envelope]]
 ) -> None:
-    """Write `events` (topic, envelope) in the caller's transaction. (The unit of work also
-    notifies the service's relays on PostgreSQL: `outbox_channel`.)"""
+    """Write `events` (topic, envelope) in the caller's transaction. Waking the relays is the
+    caller's part: the unit of work notifies `outbox_channel` as it commits."""
     now = utcnow()
     await conn.execute(
         table.insert(),
