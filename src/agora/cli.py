@@ -14,7 +14,7 @@ import typer
 
 from agora import __version__, contracts
 from agora.infra.cli import infra_app
-from agora.runtime.settings import Settings
+from agora.settings import Settings
 
 if TYPE_CHECKING:
     import socket

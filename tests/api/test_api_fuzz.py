@@ -22,7 +22,7 @@ from schemathesis import GenerationMode
 from schemathesis.python import asgi
 
 from agora.runtime.runtime import Runtime
-from agora.runtime.settings import Settings
+from agora.settings import Settings
 
 PROBLEM_JSON = "application/problem+json"
 EXAMPLES_PER_OPERATION = 25

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from agora.gateway.fanout import InProcessFanout
+from agora.shared.fanout.in_process import InProcessFanout
 from agora.services.orders import api as orders_api
 from agora.services.orders import store
 from agora.services.orders.domain import Line, Order

@@ -25,18 +25,17 @@ import redis
 from redis.asyncio import Redis
 
 from agora import infra
-from agora.gateway.cache import InProcessReadCache, ReadCache, RedisReadCache
-from agora.gateway.fanout import Fanout, InProcessFanout, RedisFanout
-from agora.gateway.ratelimit import (
-    Decision,
-    InProcessRateLimiter,
-    RateLimiter,
-    RedisRateLimiter,
-    TokenBucket,
-    rate_limit_headers,
-)
+from agora.shared.cache import ReadCache
+from agora.shared.cache.in_process import InProcessReadCache
+from agora.shared.cache.redis import RedisReadCache
+from agora.shared.fanout import Fanout
+from agora.shared.fanout.in_process import InProcessFanout
+from agora.shared.fanout.redis import RedisFanout
+from agora.shared.ratelimit import Decision, RateLimiter, TokenBucket, rate_limit_headers
+from agora.shared.ratelimit.in_process import InProcessRateLimiter
+from agora.shared.ratelimit.redis import RedisRateLimiter
 from agora.runtime.runtime import build_redis, build_revocations
-from agora.runtime.settings import Settings
+from agora.settings import Settings
 
 DEADLINE = 10.0
 """Seconds any one wait may take before the test fails."""

@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from agora.messaging import Service
 from agora.messaging.migrations import managed_names
 from agora.runtime.runtime import SERVICE_NAMES, Runtime
-from agora.runtime.settings import Settings
+from agora.settings import Settings
 
 SERVICES = SERVICE_NAMES
 

@@ -6,12 +6,6 @@ Web Key Set identity publishes at `/.well-known/jwks.json`, so no request needs 
 """
 
 from agora.auth.keys import SigningKey, issue_access_token, key_set
-from agora.auth.revocation import (
-    InProcessRevocations,
-    RedisRevocations,
-    Revocations,
-    RevocationsUnavailable,
-)
 from agora.auth.tokens import (
     ACCESS_AUDIENCE,
     ISSUER,
@@ -47,16 +41,12 @@ __all__ = [
     "Buyer",
     "CurrentUser",
     "HttpKeySource",
-    "InProcessRevocations",
     "InvalidToken",
     "KeySource",
     "KeysUnavailable",
     "OptionalUser",
     "Plan",
     "Principal",
-    "RedisRevocations",
-    "Revocations",
-    "RevocationsUnavailable",
     "Role",
     "Seller",
     "SellerOrAdmin",

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol, cast, get_args
 import httpx
 import jwt
 
-from agora.auth.revocation import Revocations
+from agora.shared.revocations import Revocations
 
 __all__ = [
     "ACCESS_AUDIENCE",

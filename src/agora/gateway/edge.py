@@ -25,12 +25,12 @@ from agora.auth import (
     InvalidToken,
     KeysUnavailable,
     Principal,
-    RevocationsUnavailable,
     TokenVerifier,
 )
 from agora.auth.web import client_ip
-from agora.gateway.ratelimit import RateLimiter, TokenBucket, rate_limit_headers
 from agora.problems import PROBLEM_JSON, problem_body
+from agora.shared.ratelimit import RateLimiter, TokenBucket, rate_limit_headers
+from agora.shared.revocations import RevocationsUnavailable
 
 __all__ = ["SECURITY_HEADERS", "EdgeMiddleware", "EdgePolicy"]
 

@@ -9,18 +9,18 @@ import contextlib
 import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
 from agora.preferences import wait_preference
 from agora.problems import ProblemError
 from agora.runtime.http import Health, create_app
+from agora.services.spec import PathTable
 
-__all__ = ["create_gateway", "service_for"]
+__all__ = ["create_gateway"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,26 +44,6 @@ HOP_BY_HOP = frozenset(
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def service_for(path: str) -> str | None:
-    """The service that owns an API path."""
-    if path.startswith("/api/orders/") and path.endswith("/timeline"):
-        return "analytics"
-    for prefix, service in (
-        ("/api/orders", "orders"),
-        ("/api/products", "catalog"),
-        ("/api/stores", "catalog"),
-        ("/api/auth", "identity"),
-        ("/api/users", "identity"),
-        ("/.well-known", "identity"),
-        ("/api/stock", "inventory"),
-        ("/api/payments", "payments"),
-        ("/api/notifications", "notifications"),
-    ):
-        if path == prefix or path.startswith(prefix + "/"):
-            return service
-    return None
-
-
 class _Upstreams:
     def __init__(self, upstreams: Mapping[str, Sequence[str]]) -> None:
         self._urls = {name: list(urls) for name, urls in upstreams.items() if urls}
@@ -80,7 +60,8 @@ class _Upstreams:
 
 def create_gateway(
     upstreams: Mapping[str, Sequence[str]],
-    routers: Sequence[Any],
+    paths: PathTable,
+    routers: Sequence[APIRouter],
     metrics_registry: CollectorRegistry,
     *,
     timeout: float = 30.0,
@@ -90,8 +71,8 @@ def create_gateway(
     max_body_bytes: int | None = None,
     on_close: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
-    """`routers` are the services' routers, used for the OpenAPI document only: requests are
-    forwarded, never served here. `edge`: see `create_app`."""
+    """`paths` says which service owns a path. `routers` are the services' routers, used for the
+    OpenAPI document only: requests are forwarded, never served here. `edge`: see `create_app`."""
     replicas = _Upstreams(upstreams)
     state: dict[str, httpx.AsyncClient] = {}
 
@@ -152,7 +133,7 @@ def create_gateway(
     )
     @app.get("/.well-known/{path:path}", include_in_schema=False)
     async def forward(request: Request, path: str) -> Response:
-        service = service_for(request.url.path)
+        service = paths.service_for(request.url.path)
         if service is None:
             raise ProblemError(404, "not-found", "Not found", f"no route {request.url.path}")
         body = await request.body()

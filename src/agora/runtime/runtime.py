@@ -8,34 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import fcntl
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import IO, Any
 
-import orjson
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from pydantic import TypeAdapter
 from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.types import ASGIApp
 
 from agora import contracts
-from agora.auth import (
-    HttpKeySource,
-    InProcessRevocations,
-    KeySource,
-    KeysUnavailable,
-    RedisRevocations,
-    Revocations,
-    TokenVerifier,
-)
-from agora.gateway.cache import InProcessReadCache, ReadCache, RedisReadCache
-from agora.gateway.edge import EdgeMiddleware
-from agora.gateway.ratelimit import InProcessRateLimiter, RateLimiter, RedisRateLimiter
+from agora.auth import HttpKeySource, KeySource, KeysUnavailable, TokenVerifier
+from agora.gateway.edge import EdgeMiddleware, EdgePolicy
 from agora.messaging import (
     BackgroundLoop,
     ConsumerRunner,
@@ -48,39 +34,26 @@ from agora.messaging import (
 from agora.messaging.backends.embedded import EmbeddedLog
 from agora.messaging.backends.kafka import KafkaLog
 from agora.runtime.http import Health, create_app
-from agora.runtime.settings import Settings
-from agora.services.analytics import bootstrap as analytics
-from agora.services.catalog import bootstrap as catalog
-from agora.services.catalog.handlers import DEMO_CATALOG, SeedProduct
-from agora.services.identity import bootstrap as identity
-from agora.services.identity.domain import Lifetimes, ThrottleLimits
-from agora.services.inventory import bootstrap as inventory
-from agora.services.notifications import bootstrap as notifications
-from agora.services.notifications.mail import SmtpSettings
-from agora.services.orders import bootstrap as orders
-from agora.services.payments import bootstrap as payments
+from agora.services.registry import SERVICES
+from agora.services.spec import PathTable, ServiceContext, ServiceSpec
+from agora.settings import Settings
+from agora.shared.cache import ReadCache
+from agora.shared.cache.in_process import InProcessReadCache
+from agora.shared.cache.redis import RedisReadCache
+from agora.shared.ratelimit import RateLimiter, TokenBucket
+from agora.shared.ratelimit.in_process import InProcessRateLimiter
+from agora.shared.ratelimit.redis import RedisRateLimiter
+from agora.shared.revocations import Revocations
+from agora.shared.revocations.in_process import InProcessRevocations
+from agora.shared.revocations.redis import RedisRevocations
 
 logger = logging.getLogger(__name__)
 
-SERVICE_NAMES = (
-    "identity",
-    "catalog",
-    "inventory",
-    "orders",
-    "payments",
-    "notifications",
-    "analytics",
-)
+SERVICE_NAMES = tuple(spec.name for spec in SERVICES)
 
 
 class DataDirInUse(Exception):
     pass
-
-
-def load_seed(path: Path | None) -> Sequence[SeedProduct]:
-    if path is None:
-        return DEMO_CATALOG
-    return TypeAdapter(list[SeedProduct]).validate_python(orjson.loads(path.read_bytes()))
 
 
 def build_log(settings: Settings) -> MessageLog:
@@ -129,14 +102,35 @@ def build_edge(
         if redis is not None
         else InProcessRateLimiter()
     )
-    policy = settings.edge_policy
+    policy = edge_policy(settings)
     return lambda app: EdgeMiddleware(app, verifier=verifier, limiter=limiter, policy=policy)
 
 
-def build_read_cache(settings: Settings, redis: Redis | None, what: str) -> ReadCache:
-    if redis is not None:
-        return RedisReadCache(redis, namespace=redis_prefix(settings, what))
-    return InProcessReadCache()
+def edge_policy(settings: Settings) -> EdgePolicy:
+    def per_minute(count: int) -> TokenBucket:
+        return TokenBucket(capacity=count, refill_per_second=count / 60)
+
+    return EdgePolicy(
+        anonymous=per_minute(settings.rate_limit_anonymous),
+        free=per_minute(settings.rate_limit_free),
+        premium=per_minute(settings.rate_limit_premium),
+        rate_limits=settings.rate_limits,
+    )
+
+
+class Shared:
+    """The process's shared state (`agora.services.spec.SharedState`): in Redis when the
+    settings name one, else in-process twins."""
+
+    def __init__(self, settings: Settings, redis: Redis | None) -> None:
+        self._settings = settings
+        self._redis = redis
+        self.revocations = build_revocations(settings, redis)
+
+    def read_cache(self, namespace: str) -> ReadCache:
+        if self._redis is not None:
+            return RedisReadCache(self._redis, namespace=redis_prefix(self._settings, namespace))
+        return InProcessReadCache()
 
 
 async def _no_key_source() -> Mapping[str, Any]:
@@ -146,79 +140,17 @@ async def _no_key_source() -> Mapping[str, Any]:
 
 
 def build_services(
-    infrastructure: Infrastructure,
-    settings: Settings,
-    names: Sequence[str],
-    *,
-    redis: Redis | None = None,
-    revocations: Revocations | None = None,
+    context: ServiceContext, names: Sequence[str], specs: Sequence[ServiceSpec] = SERVICES
 ) -> list[Service]:
-    """The composition of the named services: the one place that knows every bootstrap.
-    `revocations` is the list of revoked sessions the runtime's token verifier consults."""
-    smtp = (
-        SmtpSettings(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
-        if settings.smtp_host
-        else None
-    )
-    factories: dict[str, Callable[[], Service]] = {
-        "identity": lambda: identity.bootstrap(
-            infrastructure,
-            revocations=revocations,
-            lifetimes=Lifetimes(
-                access=dt.timedelta(seconds=settings.access_token_seconds),
-                refresh=dt.timedelta(days=settings.refresh_token_days),
-            ),
-            throttle=ThrottleLimits(
-                per_account=settings.login_failures_per_account,
-                per_ip=settings.login_failures_per_ip,
-                window=dt.timedelta(seconds=settings.login_throttle_window_seconds),
-            ),
-        ),
-        "catalog": lambda: catalog.bootstrap(
-            infrastructure,
-            seed=load_seed(settings.seed_file),
-            cache=build_read_cache(settings, redis, "catalog"),
-        ),
-        "inventory": lambda: inventory.bootstrap(infrastructure, hold_time=settings.hold_time),
-        "orders": lambda: orders.bootstrap(
-            infrastructure, in_flight_timeout=settings.idempotency_in_flight
-        ),
-        "payments": lambda: payments.bootstrap(infrastructure),
-        "notifications": lambda: notifications.bootstrap(infrastructure, smtp=smtp),
-        "analytics": lambda: analytics.bootstrap(infrastructure),
-    }
-    unknown = [name for name in names if name not in factories]
+    """The named services, each from its spec's bootstrap."""
+    by_name = {spec.name: spec for spec in specs}
+    unknown = [name for name in names if name not in by_name]
     if unknown:
-        raise ValueError(f"unknown services {unknown}; services: {', '.join(SERVICE_NAMES)}")
-    return [factories[name]() for name in names]
+        raise ValueError(f"unknown services {unknown}; services: {', '.join(by_name)}")
+    return [by_name[name].bootstrap(context) for name in names]
 
 
-def documented_routers() -> list[Any]:
-    """Every service's router, bound to no service: for an OpenAPI document of the whole API
-    where requests are served elsewhere (the gateway)."""
-    from agora.services.analytics.api import build_router as analytics_api
-    from agora.services.catalog.api import build_router as catalog_api
-    from agora.services.identity.api import build_router as identity_api
-    from agora.services.inventory.api import build_router as inventory_api
-    from agora.services.notifications.api import build_router as notifications_api
-    from agora.services.orders.api import build_router as orders_api
-    from agora.services.payments.api import build_router as payments_api
-
-    return [
-        build(None)
-        for build in (
-            identity_api,
-            catalog_api,
-            inventory_api,
-            orders_api,
-            payments_api,
-            notifications_api,
-            analytics_api,
-        )
-    ]
-
-
-def build_gateway(settings: Settings) -> FastAPI:
+def build_gateway(settings: Settings, specs: Sequence[ServiceSpec] = SERVICES) -> FastAPI:
     """The gateway process: the entry in front of every service's replicas."""
     from agora.gateway.proxy import create_gateway
 
@@ -232,7 +164,8 @@ def build_gateway(settings: Settings) -> FastAPI:
 
     return create_gateway(
         settings.upstreams,
-        documented_routers(),
+        PathTable(specs),
+        [spec.router() for spec in specs],
         CollectorRegistry(),
         edge=build_edge(settings, redis, verifier),
         cors_origins=settings.cors_origins,
@@ -242,7 +175,13 @@ def build_gateway(settings: Settings) -> FastAPI:
 
 
 class Runtime:
-    def __init__(self, settings: Settings, names: Sequence[str] = SERVICE_NAMES) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        names: Sequence[str] | None = None,
+        *,
+        specs: Sequence[ServiceSpec] = SERVICES,
+    ) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir
         self.metrics_registry = CollectorRegistry()
@@ -257,9 +196,13 @@ class Runtime:
         )
         # One client for everything this process keeps in Redis (None: in-process twins).
         self.redis = build_redis(settings)
-        self.revocations = build_revocations(settings, self.redis)
+        shared = Shared(settings, self.redis)
+        self.revocations = shared.revocations
+        self.specs = [spec for spec in specs if names is None or spec.name in names]
         self.services = build_services(
-            infrastructure, settings, names, redis=self.redis, revocations=self.revocations
+            ServiceContext(infrastructure, settings, shared),
+            [spec.name for spec in specs] if names is None else names,
+            specs,
         )
         self.token_verifier = TokenVerifier(self._key_source(), revocations=self.revocations)
         self._lock: IO[bytes] | None = None
@@ -371,7 +314,7 @@ class Runtime:
                 await self.stop()
 
         app = create_app(
-            [service.router for service in self.services],
+            [spec.router() for spec in self.specs],
             self.metrics_registry,
             refresh_metrics=self.refresh_metrics,
             health=self.health,
@@ -383,6 +326,7 @@ class Runtime:
             cors_origins=self.settings.cors_origins,
             max_body_bytes=self.settings.max_body_bytes,
         )
+        app.state.services = {service.name: service for service in self.services}
         app.state.token_verifier = self.token_verifier
         app.state.behind_gateway = self.settings.behind_gateway
         app.state.drain = self.drain

@@ -22,7 +22,7 @@ import httpx
 import orjson
 
 from agora.runtime.runtime import SERVICE_NAMES
-from agora.runtime.settings import Settings
+from agora.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from agora.auth import AUTHORIZE, CurrentUser
 from agora.problems import ProblemError
+from agora.services.analytics.deps import AnalyticsServiceDep
 from agora.services.analytics.store import saga_events
 
 
@@ -27,7 +28,7 @@ class TimelineOut(BaseModel):
     events: list[TimelineEntry]
 
 
-def build_router(service: Any) -> APIRouter:
+def build_router() -> APIRouter:
     router = APIRouter(prefix="/api/orders", tags=["orders"])
 
     @router.get(
@@ -38,7 +39,9 @@ def build_router(service: Any) -> APIRouter:
         responses={404: {"description": "No event of that order has been seen"}, **AUTHORIZE},
     )
     async def timeline(
-        order_id: Annotated[str, Path(max_length=100)], caller: CurrentUser
+        service: AnalyticsServiceDep,
+        order_id: Annotated[str, Path(max_length=100)],
+        caller: CurrentUser,
     ) -> TimelineOut:
         async with service.platform.db.read() as conn:
             rows = (

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from agora.messaging import Infrastructure, Service
 from agora.services.analytics import store
-from agora.services.analytics.api import build_router
 from agora.services.analytics.handlers import handlers_for
+from agora.services.spec import ServiceContext
 
 
 class AnalyticsService(Service):
@@ -17,8 +17,7 @@ class AnalyticsService(Service):
     def __init__(self, infrastructure: Infrastructure) -> None:
         super().__init__(infrastructure, store.metadata)
         self.platform.subscribe(handlers_for(infrastructure.registry.events), self.unit_of_work)
-        self.router = build_router(self)
 
 
-def bootstrap(infrastructure: Infrastructure) -> AnalyticsService:
-    return AnalyticsService(infrastructure)
+def bootstrap(context: ServiceContext) -> AnalyticsService:
+    return AnalyticsService(context.infrastructure)

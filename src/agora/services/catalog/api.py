@@ -22,6 +22,8 @@ from agora.auth import AUTHORIZE, Buyer, OptionalUser, Seller, SellerOrAdmin
 from agora.contracts.types import Amount, Currency
 from agora.problems import ProblemError
 from agora.services.catalog import handlers, search
+from agora.services.catalog.bootstrap import CatalogService
+from agora.services.catalog.deps import CatalogServiceDep
 from agora.services.catalog.store import products, reviews, stores
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -184,11 +186,10 @@ def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = 
     )
 
 
-def build_router(service: Any) -> APIRouter:
-    """`service` is the catalog service from bootstrap (database, units of work, read cache)."""
+def build_router() -> APIRouter:
     router = APIRouter(tags=["catalog"])
 
-    async def product_view(product_id: str) -> ProductOut:
+    async def product_view(service: CatalogService, product_id: str) -> ProductOut:
         """The product as anyone may see it, through the read cache."""
         key = f"product:{product_id}"
         cached = await service.cache.get(key)
@@ -212,7 +213,7 @@ def build_router(service: Any) -> APIRouter:
         summary="Open a store (sellers)",
         responses=_problems(401, 403, 422),
     )
-    async def create_store(body: StoreIn, seller: Seller) -> Response:
+    async def create_store(service: CatalogServiceDep, body: StoreIn, seller: Seller) -> Response:
         async with service.unit_of_work() as uow:
             store_id = await handlers.create_store(uow, seller, body.name, body.description)
         async with service.platform.db.read() as conn:
@@ -223,6 +224,7 @@ def build_router(service: Any) -> APIRouter:
 
     @router.get("/api/stores", response_model=StoresOut, summary="Stores, newest first")
     async def list_stores(
+        service: CatalogServiceDep,
         seller: Annotated[str | None, Query(max_length=100)] = None,
         page: Page = 1,
         page_size: PageSize = 20,
@@ -247,7 +249,7 @@ def build_router(service: Any) -> APIRouter:
         summary="One store",
         responses=_problems(404),
     )
-    async def get_store(store_id: Id) -> StoreOut:
+    async def get_store(service: CatalogServiceDep, store_id: Id) -> StoreOut:
         async with service.platform.db.read() as conn:
             try:
                 row = await handlers.load_store(conn, store_id)
@@ -261,7 +263,9 @@ def build_router(service: Any) -> APIRouter:
         summary="Rename or describe a store (its seller, or an admin)",
         responses=_problems(401, 403, 404, 422),
     )
-    async def change_store(store_id: Id, body: StoreChangesIn, caller: SellerOrAdmin) -> StoreOut:
+    async def change_store(
+        service: CatalogServiceDep, store_id: Id, body: StoreChangesIn, caller: SellerOrAdmin
+    ) -> StoreOut:
         try:
             async with service.unit_of_work() as uow:
                 await handlers.update_store(uow, caller, store_id, body.name, body.description)
@@ -269,7 +273,7 @@ def build_router(service: Any) -> APIRouter:
             raise _store_not_found(store_id) from None
         except handlers.NotYours as error:
             raise _not_yours(error) from None
-        return await get_store(store_id)
+        return await get_store(service, store_id)
 
     # -- products -------------------------------------------------------------------------
 
@@ -282,7 +286,9 @@ def build_router(service: Any) -> APIRouter:
         "`available` follows once it has (poll the product).",
         responses=_problems(401, 403, 404, 422),
     )
-    async def list_product(store_id: Id, body: ProductIn, caller: SellerOrAdmin) -> Response:
+    async def list_product(
+        service: CatalogServiceDep, store_id: Id, body: ProductIn, caller: SellerOrAdmin
+    ) -> Response:
         item = handlers.NewProduct(
             body.name, body.description, body.price, body.currency, body.initial_stock
         )
@@ -294,7 +300,7 @@ def build_router(service: Any) -> APIRouter:
         except handlers.NotYours as error:
             raise _not_yours(error) from None
         await service.forget(product_id)
-        view = await product_view(product_id)
+        view = await product_view(service, product_id)
         return _json(view, 201, {"Location": f"/api/products/{product_id}"})
 
     @router.get(
@@ -304,7 +310,11 @@ def build_router(service: Any) -> APIRouter:
         responses=_problems(404),
     )
     async def store_products(
-        store_id: Id, caller: OptionalUser, page: Page = 1, page_size: PageSize = 20
+        service: CatalogServiceDep,
+        store_id: Id,
+        caller: OptionalUser,
+        page: Page = 1,
+        page_size: PageSize = 20,
     ) -> ProductsOut:
         async with service.platform.db.read() as conn:
             try:
@@ -334,6 +344,7 @@ def build_router(service: Any) -> APIRouter:
         responses=_problems(422),
     )
     async def search_products(
+        service: CatalogServiceDep,
         q: Annotated[str | None, Query(max_length=200)] = None,
         store: Annotated[str | None, Query(max_length=100)] = None,
         min_price: Annotated[Amount | None, Query()] = None,
@@ -400,8 +411,10 @@ def build_router(service: Any) -> APIRouter:
         summary="One product",
         responses=_problems(404),
     )
-    async def get_product(product_id: Id, caller: OptionalUser) -> ProductOut:
-        view = await product_view(product_id)
+    async def get_product(
+        service: CatalogServiceDep, product_id: Id, caller: OptionalUser
+    ) -> ProductOut:
+        view = await product_view(service, product_id)
         if not (view.listed or handlers.may_manage(caller, view.seller_id)):
             raise _product_not_found(product_id)
         return view
@@ -415,7 +428,7 @@ def build_router(service: Any) -> APIRouter:
         responses=_problems(401, 403, 404, 422),
     )
     async def change_product(
-        product_id: Id, body: ProductChangesIn, caller: SellerOrAdmin
+        service: CatalogServiceDep, product_id: Id, body: ProductChangesIn, caller: SellerOrAdmin
     ) -> ProductOut:
         changes = handlers.ProductChanges(body.name, body.description, body.price, body.listed)
         try:
@@ -426,7 +439,7 @@ def build_router(service: Any) -> APIRouter:
         except handlers.NotYours as error:
             raise _not_yours(error) from None
         await service.forget(product_id)
-        return await product_view(product_id)
+        return await product_view(service, product_id)
 
     @router.delete(
         "/api/products/{product_id}",
@@ -434,8 +447,10 @@ def build_router(service: Any) -> APIRouter:
         summary="Unlist a product (its seller, or an admin); PATCH listed=true lists it again",
         responses=_problems(401, 403, 404),
     )
-    async def unlist_product(product_id: Id, caller: SellerOrAdmin) -> Response:
-        await change_product(product_id, ProductChangesIn(listed=False), caller)
+    async def unlist_product(
+        service: CatalogServiceDep, product_id: Id, caller: SellerOrAdmin
+    ) -> Response:
+        await change_product(service, product_id, ProductChangesIn(listed=False), caller)
         return Response(status_code=204)
 
     # -- reviews --------------------------------------------------------------------------
@@ -447,7 +462,9 @@ def build_router(service: Any) -> APIRouter:
         summary="Review a product you bought (buyers with a confirmed order of it)",
         responses=_problems(401, 403, 404, 409, 422),
     )
-    async def add_review(product_id: Id, body: ReviewIn, buyer: Buyer) -> ReviewOut:
+    async def add_review(
+        service: CatalogServiceDep, product_id: Id, body: ReviewIn, buyer: Buyer
+    ) -> ReviewOut:
         try:
             async with service.unit_of_work() as uow:
                 review_id = await handlers.add_review(
@@ -473,9 +490,13 @@ def build_router(service: Any) -> APIRouter:
         responses=_problems(404),
     )
     async def list_reviews(
-        product_id: Id, caller: OptionalUser, page: Page = 1, page_size: PageSize = 20
+        service: CatalogServiceDep,
+        product_id: Id,
+        caller: OptionalUser,
+        page: Page = 1,
+        page_size: PageSize = 20,
     ) -> ReviewsOut:
-        await get_product(product_id, caller)
+        await get_product(service, product_id, caller)
         query = select(reviews).where(reviews.c.product_id == product_id)
         async with service.platform.db.read() as conn:
             rows, total = await _page(

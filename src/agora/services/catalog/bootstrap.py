@@ -8,14 +8,17 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import orjson
+from pydantic import TypeAdapter
 from sqlalchemy.exc import IntegrityError
 
-from agora.gateway.cache import InProcessReadCache, ReadCache
 from agora.messaging import Infrastructure, Service, new_id
 from agora.services.catalog import store
-from agora.services.catalog.api import build_router
 from agora.services.catalog.handlers import DEMO_CATALOG, HANDLERS, SeedProduct, seed_catalog
 from agora.services.catalog.store import CatalogUnitOfWork
+from agora.services.spec import ServiceContext
+from agora.shared.cache import ReadCache
+from agora.shared.cache.in_process import InProcessReadCache
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +44,6 @@ class CatalogService(Service):
         self.cache_ttl = cache_ttl
         self._forgetting: set[asyncio.Task[None]] = set()
         self.platform.subscribe(HANDLERS, self.unit_of_work)
-        self.router = build_router(self)
         self._seed = seed
 
     def unit_of_work(self) -> CatalogUnitOfWork:
@@ -83,10 +85,16 @@ class CatalogService(Service):
                 await seed_catalog(uow, self._seed)
 
 
-def bootstrap(
-    infrastructure: Infrastructure,
-    *,
-    seed: Sequence[SeedProduct] = DEMO_CATALOG,
-    cache: ReadCache | None = None,
-) -> CatalogService:
-    return CatalogService(infrastructure, seed=seed, cache=cache)
+def bootstrap(context: ServiceContext) -> CatalogService:
+    return CatalogService(
+        context.infrastructure,
+        seed=load_seed(context.settings.seed_file),
+        cache=context.shared.read_cache("catalog"),
+    )
+
+
+def load_seed(path: Path | None) -> Sequence[SeedProduct]:
+    """The products of a seed file (a JSON list), or the demo catalog."""
+    if path is None:
+        return DEMO_CATALOG
+    return TypeAdapter(list[SeedProduct]).validate_python(orjson.loads(path.read_bytes()))

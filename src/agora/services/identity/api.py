@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 from agora.auth import AUTHORIZE, Admin, CurrentUser, Plan, Role, client_ip
 from agora.problems import ProblemError
 from agora.services.identity import handlers
+from agora.services.identity.deps import IdentityServiceDep
 from agora.services.identity.domain import (
     EMAIL_MAX_LENGTH,
     PASSWORD_MAX_LENGTH,
@@ -112,7 +113,7 @@ REGISTERED = (
 )
 
 
-def build_router(service: Any) -> APIRouter:
+def build_router() -> APIRouter:
     """`service` is the identity service from bootstrap (None for a documentation-only app)."""
     router = APIRouter(tags=["identity"])
 
@@ -131,7 +132,7 @@ def build_router(service: Any) -> APIRouter:
         ),
         responses=_problems(422),
     )
-    async def register(body: RegisterIn) -> RegistrationOut:
+    async def register(service: IdentityServiceDep, body: RegisterIn) -> RegistrationOut:
         await service.handlers.register(body.email, body.password, body.role)
         return RegistrationOut(email=body.email, detail=REGISTERED)
 
@@ -145,7 +146,7 @@ def build_router(service: Any) -> APIRouter:
         ),
         responses=_problems(401, 422, 429),
     )
-    async def login(body: LoginIn, request: Request) -> TokensOut:
+    async def login(service: IdentityServiceDep, body: LoginIn, request: Request) -> TokensOut:
         try:
             tokens = await service.handlers.login(body.email, body.password, client_ip(request))
         except handlers.InvalidCredentials:
@@ -177,7 +178,7 @@ def build_router(service: Any) -> APIRouter:
         ),
         responses=_problems(401, 422),
     )
-    async def refresh(body: RefreshIn) -> TokensOut:
+    async def refresh(service: IdentityServiceDep, body: RefreshIn) -> TokensOut:
         try:
             tokens = await service.handlers.refresh(body.refresh_token)
         except handlers.InvalidRefreshToken as error:
@@ -197,7 +198,7 @@ def build_router(service: Any) -> APIRouter:
         summary="Log out: revoke the caller's session",
         responses=AUTHORIZE,
     )
-    async def logout(principal: CurrentUser) -> Response:
+    async def logout(service: IdentityServiceDep, principal: CurrentUser) -> Response:
         await service.handlers.logout(principal.session_id)
         return Response(status_code=204)
 
@@ -207,7 +208,7 @@ def build_router(service: Any) -> APIRouter:
         summary="The caller's account",
         responses=AUTHORIZE,
     )
-    async def me(principal: CurrentUser) -> UserOut:
+    async def me(service: IdentityServiceDep, principal: CurrentUser) -> UserOut:
         try:
             return UserOut.of(await service.handlers.user(principal.user_id))
         except handlers.UserNotFound:
@@ -221,7 +222,10 @@ def build_router(service: Any) -> APIRouter:
         responses={**AUTHORIZE, **_problems(404, 422)},
     )
     async def change_plan(
-        user_id: Annotated[str, Path(max_length=100)], body: PlanIn, _admin: Admin
+        service: IdentityServiceDep,
+        user_id: Annotated[str, Path(max_length=100)],
+        body: PlanIn,
+        _admin: Admin,
     ) -> UserOut:
         try:
             return UserOut.of(await service.handlers.change_plan(user_id, body.plan))
@@ -233,7 +237,7 @@ def build_router(service: Any) -> APIRouter:
         summary="The public keys that verify access tokens (JSON Web Key Set)",
         response_model=dict[str, Any],
     )
-    async def jwks(response: Response) -> dict[str, Any]:
+    async def jwks(service: IdentityServiceDep, response: Response) -> dict[str, Any]:
         response.headers["Cache-Control"] = "public, max-age=10"
         return dict(await service.key_set())
 

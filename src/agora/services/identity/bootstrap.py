@@ -7,14 +7,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from agora.auth import InProcessRevocations, Revocations
 from agora.messaging import Infrastructure, Service
 from agora.services.identity import store
-from agora.services.identity.api import build_router
 from agora.services.identity.domain import Lifetimes, ThrottleLimits, User
 from agora.services.identity.handlers import IdentityHandlers
 from agora.services.identity.passwords import Passwords
 from agora.services.identity.signing_keys import KeyRotation, SigningKeys
+from agora.services.spec import ServiceContext
+from agora.shared.revocations import Revocations
+from agora.shared.revocations.in_process import InProcessRevocations
 
 
 class IdentityService(Service):
@@ -43,7 +44,6 @@ class IdentityService(Service):
             lifetimes=self.lifetimes,
             limits=throttle or ThrottleLimits(),
         )
-        self.router = build_router(self)
 
     async def key_set(self) -> Mapping[str, Any]:
         """The published keys: the runtime's key source when identity runs in its process."""
@@ -63,18 +63,18 @@ class IdentityService(Service):
         return await self.keys.rotate(activate_after)
 
 
-def bootstrap(
-    infrastructure: Infrastructure,
-    *,
-    revocations: Revocations | None = None,
-    lifetimes: Lifetimes | None = None,
-    throttle: ThrottleLimits | None = None,
-    passwords: Passwords | None = None,
-) -> IdentityService:
+def bootstrap(context: ServiceContext) -> IdentityService:
+    settings = context.settings
     return IdentityService(
-        infrastructure,
-        revocations=revocations,
-        lifetimes=lifetimes,
-        throttle=throttle,
-        passwords=passwords,
+        context.infrastructure,
+        revocations=context.shared.revocations,
+        lifetimes=Lifetimes(
+            access=timedelta(seconds=settings.access_token_seconds),
+            refresh=timedelta(days=settings.refresh_token_days),
+        ),
+        throttle=ThrottleLimits(
+            per_account=settings.login_failures_per_account,
+            per_ip=settings.login_failures_per_ip,
+            window=timedelta(seconds=settings.login_throttle_window_seconds),
+        ),
     )

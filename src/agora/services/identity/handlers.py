@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agora.auth import Plan, Revocations, Role, issue_access_token
+from agora.auth import Plan, Role, issue_access_token
 from agora.contracts.identity import PlanChanged, UserRegistered
 from agora.messaging import Database, UnitOfWork, new_id, utcnow
 from agora.services.identity import store
@@ -27,6 +27,7 @@ from agora.services.identity.domain import (
 from agora.services.identity.passwords import Passwords
 from agora.services.identity.signing_keys import SigningKeys
 from agora.services.identity.store import refresh_tokens, sessions, users
+from agora.shared.revocations import Revocations
 
 __all__ = [
     "EmailTaken",

@@ -1,0 +1,18 @@
+"""The inventory service: stock levels and holds."""
+
+from agora.services.inventory.api import build_router
+from agora.services.inventory.bootstrap import bootstrap
+from agora.services.spec import ServiceSpec
+
+__all__ = ["SPEC"]
+
+SPEC = ServiceSpec(
+    name="inventory",
+    package=__name__,
+    bootstrap=bootstrap,
+    router=build_router,
+    paths=("/api/stock",),
+    consumer_groups=("inventory",),
+    workers=("hold-sweeper",),
+    summary="stock levels and holds",
+)

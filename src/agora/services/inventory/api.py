@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from agora.auth import AUTHORIZE, SellerOrAdmin
 from agora.problems import ProblemError
+from agora.services.inventory.deps import InventoryServiceDep
 from agora.services.inventory.store import stock
 
 
@@ -20,7 +21,7 @@ class StockOut(BaseModel):
     sold: int
 
 
-def build_router(service: Any) -> APIRouter:
+def build_router() -> APIRouter:
     router = APIRouter(prefix="/api/stock", tags=["inventory"])
 
     @router.get(
@@ -31,7 +32,9 @@ def build_router(service: Any) -> APIRouter:
         responses={404: {"description": "Unknown product"}, **AUTHORIZE},
     )
     async def get_stock(
-        product_id: Annotated[str, Path(max_length=100)], caller: SellerOrAdmin
+        service: InventoryServiceDep,
+        product_id: Annotated[str, Path(max_length=100)],
+        caller: SellerOrAdmin,
     ) -> StockOut:
         async with service.platform.db.read() as conn:
             row = (

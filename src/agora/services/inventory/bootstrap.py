@@ -7,12 +7,12 @@ from pathlib import Path
 
 from agora.messaging import Infrastructure, Service, utcnow
 from agora.services.inventory import store
-from agora.services.inventory.api import build_router
 from agora.services.inventory.handlers import (
     InventoryHandlers,
     announce_expired_holds,
     next_expiry,
 )
+from agora.services.spec import ServiceContext
 
 
 class InventoryService(Service):
@@ -24,7 +24,6 @@ class InventoryService(Service):
         handlers = InventoryHandlers(hold_time)
         self.platform.subscribe(handlers.table, self.unit_of_work, prepare=handlers.lock_batch)
         self.sweeper = self.platform.add_loop("hold-sweeper", self.sweep_expired_holds)
-        self.router = build_router(self)
 
     async def sweep_expired_holds(self) -> float | None:
         """Announce expired holds; returns seconds until the next hold expires."""
@@ -39,5 +38,5 @@ class InventoryService(Service):
         return 0
 
 
-def bootstrap(infrastructure: Infrastructure, *, hold_time: dt.timedelta) -> InventoryService:
-    return InventoryService(infrastructure, hold_time=hold_time)
+def bootstrap(context: ServiceContext) -> InventoryService:
+    return InventoryService(context.infrastructure, hold_time=context.settings.hold_time)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from agora.auth import AUTHORIZE, CurrentUser
 from agora.problems import ProblemError
+from agora.services.notifications.deps import NotificationsServiceDep
 from agora.services.notifications.store import messages
 
 
@@ -31,7 +32,7 @@ class MessagesOut(BaseModel):
     items: list[MessageOut]
 
 
-def build_router(service: Any) -> APIRouter:
+def build_router() -> APIRouter:
     router = APIRouter(prefix="/api/notifications", tags=["notifications"])
 
     @router.get(
@@ -42,6 +43,7 @@ def build_router(service: Any) -> APIRouter:
         responses=AUTHORIZE,
     )
     async def list_messages(
+        service: NotificationsServiceDep,
         caller: CurrentUser,
         customer_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,

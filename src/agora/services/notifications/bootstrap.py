@@ -6,9 +6,9 @@ from pathlib import Path
 
 from agora.messaging import Infrastructure, Service
 from agora.services.notifications import store
-from agora.services.notifications.api import build_router
 from agora.services.notifications.handlers import MailDispatcher, NotificationHandlers
 from agora.services.notifications.mail import MailSender, SmtpSender, SmtpSettings
+from agora.services.spec import ServiceContext
 
 
 class NotificationsService(Service):
@@ -32,13 +32,13 @@ class NotificationsService(Service):
             loop = self.platform.add_loop("mail-dispatcher", dispatcher.step, idle=5.0)
             handlers = NotificationHandlers(smtp=True, wake_sender=loop.wake)
         self.platform.subscribe(handlers.table, self.unit_of_work)
-        self.router = build_router(self)
 
 
-def bootstrap(
-    infrastructure: Infrastructure,
-    *,
-    smtp: SmtpSettings | None = None,
-    sender: MailSender | None = None,
-) -> NotificationsService:
-    return NotificationsService(infrastructure, smtp=smtp, sender=sender)
+def bootstrap(context: ServiceContext) -> NotificationsService:
+    settings = context.settings
+    smtp = (
+        SmtpSettings(settings.smtp_host, settings.smtp_port, settings.smtp_sender)
+        if settings.smtp_host
+        else None
+    )
+    return NotificationsService(context.infrastructure, smtp=smtp)

@@ -16,8 +16,9 @@ from agora.auth import AUTHORIZE, Buyer, CurrentUser, Principal
 from agora.preferences import wait_preference
 from agora.problems import ProblemError
 from agora.services.orders import handlers, store
+from agora.services.orders.bootstrap import OrdersService
+from agora.services.orders.deps import OrdersServiceDep
 from agora.services.orders.domain import Order, OrderStatus, PaymentNotAllowed
-from agora.services.orders.store import OrdersUnitOfWork
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]
@@ -120,17 +121,13 @@ class OrdersOut(BaseModel):
     page_size: int
 
 
-def build_router(service: Any) -> APIRouter:
-    """`service` is the orders service from bootstrap: its database and units of work."""
+def build_router() -> APIRouter:
     router = APIRouter(prefix="/api/orders", tags=["orders"], responses=PROBLEM_RESPONSES)
-
-    def unit_of_work() -> OrdersUnitOfWork:
-        return service.unit_of_work()  # type: ignore[no-any-return]
 
     def not_found(order_id: str) -> ProblemError:
         return ProblemError(404, "order-not-found", "Order not found", f"no order {order_id}")
 
-    async def load(order_id: str, caller: Principal) -> Order:
+    async def load(service: OrdersService, order_id: str, caller: Principal) -> Order:
         """The order if the caller may read it (anyone else learns nothing: 404)."""
         async with service.platform.db.read() as conn:
             found = await store.load_orders(conn, [order_id])
@@ -159,6 +156,7 @@ def build_router(service: Any) -> APIRouter:
         ),
     )
     async def place_order(
+        service: OrdersServiceDep,
         body: PlaceOrderIn,
         buyer: Buyer,
         idempotency_key: Annotated[
@@ -188,7 +186,7 @@ def build_router(service: Any) -> APIRouter:
             placed = await handlers.place_order(
                 command,
                 idempotency_key,
-                unit_of_work,
+                service.unit_of_work,
                 in_flight_timeout=service.in_flight_timeout,
             )
         except handlers.IdempotencyKeyReused:
@@ -220,7 +218,7 @@ def build_router(service: Any) -> APIRouter:
             ) from None
         except handlers.MixedCurrencies as error:
             raise ProblemError(422, "mixed-currencies", "Mixed currencies", str(error)) from None
-        order = await load(placed.order_id, buyer)
+        order = await load(service, placed.order_id, buyer)
         content, etag = represent(order)
         location = f"/api/orders/{order.id}"
         # the ETag is the order's (Content-Location says so), not the collection's
@@ -237,6 +235,7 @@ def build_router(service: Any) -> APIRouter:
         "an admin's: all.",
     )
     async def list_orders(
+        service: OrdersServiceDep,
         caller: CurrentUser,
         status: OrderStatus | None = None,
         page: Annotated[int, Query(ge=1, le=10_000)] = 1,
@@ -271,6 +270,7 @@ def build_router(service: Any) -> APIRouter:
         responses={304: {"description": "Unchanged (the `If-None-Match` tag is current)"}},
     )
     async def get_order(
+        service: OrdersServiceDep,
         order_id: Annotated[str, Path(max_length=100)],
         caller: CurrentUser,
         if_none_match: Annotated[str | None, Header(alias="If-None-Match", max_length=1000)] = None,
@@ -280,11 +280,11 @@ def build_router(service: Any) -> APIRouter:
         wait = wait_preference(prefer) if known else 0
         headers = {}
         if wait:
-            body, etag, waited = await current_or_changed(order_id, caller, known, wait)
+            body, etag, waited = await current_or_changed(service, order_id, caller, known, wait)
             if waited:
                 headers["Preference-Applied"] = f"wait={wait}"
         else:
-            body, etag = current(await load(order_id, caller), known)
+            body, etag = current(await load(service, order_id, caller), known)
         headers["ETag"] = etag
         if etag in known:
             return Response(status_code=304, headers=headers)
@@ -298,13 +298,13 @@ def build_router(service: Any) -> APIRouter:
         return body, etag
 
     async def current_or_changed(
-        order_id: str, caller: Principal, known: set[str], wait: int
+        service: OrdersService, order_id: str, caller: Principal, known: set[str], wait: int
     ) -> tuple[bytes, str, bool]:
         """The order if its tag is not in `known`; else the order once it is not, or as it is
         after `wait` seconds (and True: the wait was applied). Subscribed before the first
         read, so no change slips between the read and the wait."""
         async with service.changes.subscribe(f"order:{order_id}") as announced:
-            body, etag = current(await load(order_id, caller), known)
+            body, etag = current(await load(service, order_id, caller), known)
             if etag not in known:
                 return body, etag, False
             deadline = asyncio.get_running_loop().time() + wait
@@ -316,7 +316,7 @@ def build_router(service: Any) -> APIRouter:
                     async with asyncio.timeout(min(remaining, RECHECK)):
                         if await anext(announced, None) is None:  # the process is stopping
                             deadline = 0.0
-                body, etag = represent(await load(order_id, caller))
+                body, etag = represent(await load(service, order_id, caller))
         return body, etag, True
 
     @router.post(
@@ -326,17 +326,20 @@ def build_router(service: Any) -> APIRouter:
         summary="Pay a reserved order placed without a payment token",
     )
     async def pay(
-        order_id: Annotated[str, Path(max_length=100)], body: PayIn, buyer: Buyer
+        service: OrdersServiceDep,
+        order_id: Annotated[str, Path(max_length=100)],
+        body: PayIn,
+        buyer: Buyer,
     ) -> OrderOut:
-        order = await load(order_id, buyer)
+        order = await load(service, order_id, buyer)
         if order.customer_id != buyer.user_id:
             raise not_found(order_id)
         try:
-            await handlers.pay_order(order_id, body.payment_token, unit_of_work)
+            await handlers.pay_order(order_id, body.payment_token, service.unit_of_work)
         except handlers.OrderNotFound:
             raise not_found(order_id) from None
         except PaymentNotAllowed as error:
             raise ProblemError(409, "payment-not-allowed", "Cannot pay now", str(error)) from None
-        return OrderOut.of(await load(order_id, buyer))
+        return OrderOut.of(await load(service, order_id, buyer))
 
     return router

@@ -8,13 +8,13 @@ from pathlib import Path
 
 from prometheus_client import Gauge
 
-from agora.gateway.fanout import InProcessFanout
 from agora.messaging import Infrastructure, Service
 from agora.services.orders import store
-from agora.services.orders.api import build_router
 from agora.services.orders.domain import OrderStatus
 from agora.services.orders.handlers import HANDLERS
 from agora.services.orders.store import OrdersUnitOfWork
+from agora.services.spec import ServiceContext
+from agora.shared.fanout.in_process import InProcessFanout
 
 
 class OrdersService(Service):
@@ -35,7 +35,6 @@ class OrdersService(Service):
         self._announcing: set[asyncio.Task[None]] = set()
         super().__init__(infrastructure, store.metadata)
         self.platform.subscribe(HANDLERS, self.unit_of_work)
-        self.router = build_router(self)
         self._orders = Gauge(
             "agora_orders",
             "Orders by status",
@@ -76,7 +75,7 @@ class OrdersService(Service):
             self._orders.labels(status.value).set(counts.get(status.value, 0))
 
 
-def bootstrap(
-    infrastructure: Infrastructure, *, in_flight_timeout: dt.timedelta = dt.timedelta(seconds=30)
-) -> OrdersService:
-    return OrdersService(infrastructure, in_flight_timeout=in_flight_timeout)
+def bootstrap(context: ServiceContext) -> OrdersService:
+    return OrdersService(
+        context.infrastructure, in_flight_timeout=context.settings.idempotency_in_flight
+    )

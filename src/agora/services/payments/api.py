@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from agora.auth import AUTHORIZE, CurrentUser
 from agora.problems import ProblemError
+from agora.services.payments.deps import PaymentsServiceDep
 from agora.services.payments.store import attempts, payments
 
 
@@ -31,7 +32,7 @@ class PaymentOut(BaseModel):
     attempts: list[AttemptOut]
 
 
-def build_router(service: Any) -> APIRouter:
+def build_router() -> APIRouter:
     router = APIRouter(prefix="/api/payments", tags=["payments"])
 
     @router.get(
@@ -42,7 +43,9 @@ def build_router(service: Any) -> APIRouter:
         responses={404: {"description": "No payment for that order"}, **AUTHORIZE},
     )
     async def get_payment(
-        order_id: Annotated[str, Path(max_length=100)], caller: CurrentUser
+        service: PaymentsServiceDep,
+        order_id: Annotated[str, Path(max_length=100)],
+        caller: CurrentUser,
     ) -> PaymentOut:
         async with service.platform.db.read() as conn:
             row = (

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from agora.messaging import Infrastructure, Service
 from agora.services.payments import store
-from agora.services.payments.api import build_router
 from agora.services.payments.handlers import PaymentProcessor, PaymentsHandlers, ProviderRetry
 from agora.services.payments.provider import CardProvider, MockCardProvider
+from agora.services.spec import ServiceContext
 
 
 class PaymentsService(Service):
@@ -31,13 +31,7 @@ class PaymentsService(Service):
         )
         processor_loop = self.platform.add_loop("processor", self.processor.step)
         self.platform.subscribe(PaymentsHandlers(processor_loop.wake).table, self.unit_of_work)
-        self.router = build_router(self)
 
 
-def bootstrap(
-    infrastructure: Infrastructure,
-    *,
-    provider: CardProvider | None = None,
-    retry: ProviderRetry | None = None,
-) -> PaymentsService:
-    return PaymentsService(infrastructure, provider=provider, retry=retry)
+def bootstrap(context: ServiceContext) -> PaymentsService:
+    return PaymentsService(context.infrastructure)

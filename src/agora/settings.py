@@ -8,8 +8,6 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agora.gateway.edge import EdgePolicy
-from agora.gateway.ratelimit import TokenBucket
 from agora.messaging import ConsumerOptions, RetryPolicy
 
 
@@ -124,18 +122,6 @@ class Settings(BaseSettings):
     @property
     def idempotency_in_flight(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.idempotency_in_flight_seconds)
-
-    @property
-    def edge_policy(self) -> EdgePolicy:
-        def per_minute(count: int) -> TokenBucket:
-            return TokenBucket(capacity=count, refill_per_second=count / 60)
-
-        return EdgePolicy(
-            anonymous=per_minute(self.rate_limit_anonymous),
-            free=per_minute(self.rate_limit_free),
-            premium=per_minute(self.rate_limit_premium),
-            rate_limits=self.rate_limits,
-        )
 
     @property
     def consumer_options(self) -> ConsumerOptions:
