@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from agora.shared.fanout.in_process import InProcessFanout
 from agora.services.orders import api as orders_api
 from agora.services.orders import store
 from agora.services.orders.domain import Line, Order
+from agora.shared.fanout.in_process import InProcessFanout
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 

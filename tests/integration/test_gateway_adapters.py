@@ -25,6 +25,8 @@ import redis
 from redis.asyncio import Redis
 
 from agora import infra
+from agora.runtime.runtime import build_redis, build_revocations
+from agora.settings import Settings
 from agora.shared.cache import ReadCache
 from agora.shared.cache.in_process import InProcessReadCache
 from agora.shared.cache.redis import RedisReadCache
@@ -34,8 +36,6 @@ from agora.shared.fanout.redis import RedisFanout
 from agora.shared.ratelimit import Decision, RateLimiter, TokenBucket, rate_limit_headers
 from agora.shared.ratelimit.in_process import InProcessRateLimiter
 from agora.shared.ratelimit.redis import RedisRateLimiter
-from agora.runtime.runtime import build_redis, build_revocations
-from agora.settings import Settings
 
 DEADLINE = 10.0
 """Seconds any one wait may take before the test fails."""

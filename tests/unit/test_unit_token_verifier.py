@@ -12,10 +12,10 @@ import pytest
 from redis.asyncio import Redis
 
 from agora.auth.keys import SigningKey, issue_access_token, key_set
+from agora.auth.tokens import InvalidToken, TokenVerifier
 from agora.shared.revocations import RevocationsUnavailable
 from agora.shared.revocations.in_process import InProcessRevocations
 from agora.shared.revocations.redis import RedisRevocations
-from agora.auth.tokens import InvalidToken, TokenVerifier
 
 
 class Keys:

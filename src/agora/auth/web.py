@@ -15,10 +15,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from agora.shared.revocations import RevocationsUnavailable
 from agora.auth.tokens import InvalidToken, KeysUnavailable, Principal, Role, TokenVerifier
 from agora.messaging.context import current_request
 from agora.problems import ProblemError
+from agora.shared.revocations import RevocationsUnavailable
 
 __all__ = [
     "AUTHORIZE",
