@@ -39,7 +39,7 @@ SAGA_TRANSACTIONS: dict[str, int] = {
     #   OrderConfirmed      inventory, notifications, catalog (who bought what), analytics
     "deliveries": 15,
     # The payment processor claims the due payment under a lease, then records the charge and
-    # emits PaymentSucceeded (payments.handlers.PaymentProcessor).
+    # emits PaymentSucceeded (payments.workers.PaymentProcessor).
     "payments": 2,
     # One relay step (advisory lock, read, mark sent) per outbox commit: orders three times
     # (OrderPlaced, PaymentRequested, OrderConfirmed), inventory and payments once each.

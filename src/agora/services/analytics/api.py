@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from agora.auth import AUTHORIZE, CurrentUser
 from agora.problems import ProblemError
+from agora.services.analytics import handlers
 from agora.services.analytics.deps import AnalyticsServiceDep
-from agora.services.analytics.store import saga_events
 
 
 class TimelineEntry(BaseModel):
@@ -43,20 +42,10 @@ def build_router() -> APIRouter:
         order_id: Annotated[str, Path(max_length=100)],
         caller: CurrentUser,
     ) -> TimelineOut:
-        async with service.platform.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(saga_events)
-                    .where(saga_events.c.correlation_id == order_id)
-                    .order_by(saga_events.c.occurred_at, saga_events.c.event_id)
-                )
-            ).all()
-        if caller.role != "admin" and all(row.customer_id != caller.user_id for row in rows):
-            rows = []
-        if not rows:
-            raise ProblemError(
-                404, "order-not-found", "Order not found", f"no events of order {order_id}"
-            )
+        try:
+            rows = await handlers.order_timeline(service.platform.db, caller, order_id)
+        except handlers.OrderNotSeen as error:
+            raise ProblemError(404, "order-not-found", "Order not found", str(error)) from None
         return TimelineOut(
             order_id=order_id,
             events=[TimelineEntry.model_validate(row._mapping) for row in rows],

@@ -6,9 +6,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from sqlalchemy import insert
+from sqlalchemy.engine import Row
 
-from agora.messaging import Event, Handler, UnitOfWork
-from agora.services.analytics.store import saga_events
+from agora.auth import Principal, may_read
+from agora.messaging import Database, Event, Handler, UnitOfWork
+from agora.services.analytics.store import saga_events, saga_timeline
 
 RECORD = insert(saga_events)  # built once, not per event
 
@@ -33,3 +35,17 @@ async def record_event(event: Event, uow: UnitOfWork) -> None:
 
 def handlers_for(events: Iterable[type[Event]]) -> Mapping[type[Event], Handler[Any]]:
     return dict.fromkeys(events, record_event)
+
+
+class OrderNotSeen(Exception):
+    def __init__(self, order_id: str) -> None:
+        super().__init__(f"no events of order {order_id}")
+
+
+async def order_timeline(db: Database, caller: Principal, order_id: str) -> list[Row[Any]]:
+    """The order's saga, for its buyer and admins; `OrderNotSeen` for anyone else."""
+    async with db.read() as conn:
+        rows = await saga_timeline(conn, order_id)
+    if not rows or not may_read(caller, *{row.customer_id for row in rows}):
+        raise OrderNotSeen(order_id)
+    return rows

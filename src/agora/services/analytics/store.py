@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, MetaData, String, Table
+from typing import Any
+
+from sqlalchemy import Column, Index, MetaData, String, Table, bindparam, select
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging import UtcDateTime
 
@@ -21,3 +25,14 @@ saga_events = Table(
     Column("customer_id", String, nullable=True),
 )
 Index("ix_saga_events_saga", saga_events.c.correlation_id, saga_events.c.occurred_at)
+
+SAGA_OF = (
+    select(saga_events)
+    .where(saga_events.c.correlation_id == bindparam("saga"))
+    .order_by(saga_events.c.occurred_at, saga_events.c.event_id)
+)
+
+
+async def saga_timeline(conn: AsyncConnection, correlation_id: str) -> list[Row[Any]]:
+    """Every event seen of one saga, in the order they occurred."""
+    return list((await conn.execute(SAGA_OF, {"saga": correlation_id})).all())

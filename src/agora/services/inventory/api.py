@@ -6,12 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from agora.auth import AUTHORIZE, SellerOrAdmin
 from agora.problems import ProblemError
+from agora.services.inventory import handlers
 from agora.services.inventory.deps import InventoryServiceDep
-from agora.services.inventory.store import stock
+from agora.services.inventory.domain import ProductNotFound
 
 
 class StockOut(BaseModel):
@@ -36,18 +36,15 @@ def build_router() -> APIRouter:
         product_id: Annotated[str, Path(max_length=100)],
         caller: SellerOrAdmin,
     ) -> StockOut:
-        async with service.platform.db.read() as conn:
-            row = (
-                await conn.execute(select(stock).where(stock.c.product_id == product_id))
-            ).first()
-        if row is not None and caller.role != "admin" and row.seller_id != caller.user_id:
-            row = None
-        if row is None:
-            raise ProblemError(
-                404, "product-not-found", "Product not found", f"no stock for {product_id}"
-            )
+        try:
+            level = await handlers.stock_of(service.platform.db, caller, product_id)
+        except ProductNotFound as error:
+            raise ProblemError(404, "product-not-found", "Product not found", str(error)) from None
         return StockOut(
-            product_id=row.product_id, available=row.available, reserved=row.reserved, sold=row.sold
+            product_id=level.product_id,
+            available=level.available,
+            reserved=level.reserved,
+            sold=level.sold,
         )
 
     return router

@@ -5,13 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from agora.messaging import Infrastructure, Service, utcnow
+from agora.messaging import Infrastructure, Service
 from agora.services.inventory import store
-from agora.services.inventory.handlers import (
-    InventoryHandlers,
-    announce_expired_holds,
-    next_expiry,
-)
+from agora.services.inventory.handlers import InventoryHandlers
+from agora.services.inventory.workers import HoldSweeper
 from agora.services.spec import ServiceContext
 
 
@@ -23,19 +20,8 @@ class InventoryService(Service):
         super().__init__(infrastructure, store.metadata)
         handlers = InventoryHandlers(hold_time)
         self.platform.subscribe(handlers.table, self.unit_of_work, prepare=handlers.lock_batch)
-        self.sweeper = self.platform.add_loop("hold-sweeper", self.sweep_expired_holds)
-
-    async def sweep_expired_holds(self) -> float | None:
-        """Announce expired holds; returns seconds until the next hold expires."""
-        async with self.platform.db.read() as conn:
-            upcoming = await next_expiry(conn)
-        if upcoming is None:
-            return None
-        if upcoming > utcnow():
-            return (upcoming - utcnow()).total_seconds()
-        async with self.unit_of_work() as uow:
-            await announce_expired_holds(uow)
-        return 0
+        sweeper = HoldSweeper(self.platform.db, self.unit_of_work)
+        self.platform.add_loop("hold-sweeper", sweeper.step)
 
 
 def bootstrap(context: ServiceContext) -> InventoryService:

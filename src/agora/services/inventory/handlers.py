@@ -7,20 +7,20 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agora.auth import Principal, may_read
 from agora.contracts import catalog, orders
 from agora.contracts.inventory import (
     AvailabilityChanged,
-    HoldExpired,
     ReservedLine,
     StockRejected,
     StockReleased,
     StockReserved,
 )
-from agora.messaging import Event, Handler, UnitOfWork, utcnow
+from agora.messaging import Database, Event, Handler, UnitOfWork, utcnow
+from agora.services.inventory.domain import ProductNotFound, StockLevel
 from agora.services.inventory.locking import Shortage, lock_stock, reserve_lines
-from agora.services.inventory.store import HELD, RELEASED, SOLD, holds, stock
+from agora.services.inventory.store import HELD, RELEASED, SOLD, holds, stock, stock_level
 
 
 class InventoryHandlers:
@@ -164,35 +164,10 @@ async def _end_holds(uow: UnitOfWork, order_id: str, state: str) -> list[tuple[s
     return [(row.product_id, row.quantity) for row in result]
 
 
-async def announce_expired_holds(uow: UnitOfWork, limit: int = 500) -> list[str]:
-    """Publish HoldExpired once for each order whose hold has run out; returns those orders."""
-    now = utcnow()
-    result = await uow.conn.execute(
-        select(holds.c.order_id)
-        .where(
-            holds.c.state == HELD,
-            ~holds.c.expiry_announced,
-            holds.c.expires_at <= now,
-        )
-        .limit(limit)
-        .with_for_update(skip_locked=True)  # replicas' sweepers share the work
-    )
-    order_ids = list(dict.fromkeys(result.scalars()))
-    if order_ids:
-        await uow.conn.execute(
-            update(holds).where(holds.c.order_id.in_(order_ids)).values(expiry_announced=True)
-        )
-        for order_id in order_ids:
-            uow.emit(HoldExpired(order_id=order_id))
-    return order_ids
-
-
-async def next_expiry(conn: AsyncConnection) -> dt.datetime | None:
-    """When the first hold not yet announced runs out."""
-    value: dt.datetime | None = await conn.scalar(
-        select(holds.c.expires_at)
-        .where(holds.c.state == HELD, ~holds.c.expiry_announced)
-        .order_by(holds.c.expires_at)
-        .limit(1)
-    )
-    return value
+async def stock_of(db: Database, caller: Principal, product_id: str) -> StockLevel:
+    """The stock of `product_id`, for its seller and admins; `ProductNotFound` for anyone else."""
+    async with db.read() as conn:
+        level = await stock_level(conn, product_id)
+    if level is None or not may_read(caller, level.seller_id):
+        raise ProductNotFound(product_id)
+    return level

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 from sqlalchemy import (
     Boolean,
     CheckConstraint,
@@ -12,9 +14,13 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    bindparam,
+    select,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging import UtcDateTime
+from agora.services.inventory.domain import StockLevel
 
 metadata = MetaData()
 
@@ -51,3 +57,30 @@ Index(
     sqlite_where=(holds.c.state == HELD) & ~holds.c.expiry_announced,
     postgresql_where=(holds.c.state == HELD) & ~holds.c.expiry_announced,
 )
+
+
+async def stock_level(conn: AsyncConnection, product_id: str) -> StockLevel | None:
+    row = (await conn.execute(STOCK_OF, {"product": product_id})).first()
+    if row is None:
+        return None
+    return StockLevel(
+        product_id=row.product_id,
+        seller_id=row.seller_id,
+        available=row.available,
+        reserved=row.reserved,
+        sold=row.sold,
+    )
+
+
+STOCK_OF = select(stock).where(stock.c.product_id == bindparam("product"))
+
+
+async def next_expiry(conn: AsyncConnection) -> dt.datetime | None:
+    """When the first hold not yet announced runs out."""
+    value: dt.datetime | None = await conn.scalar(
+        select(holds.c.expires_at)
+        .where(holds.c.state == HELD, ~holds.c.expiry_announced)
+        .order_by(holds.c.expires_at)
+        .limit(1)
+    )
+    return value

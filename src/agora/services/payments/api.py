@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from agora.auth import AUTHORIZE, CurrentUser
 from agora.problems import ProblemError
+from agora.services.payments import handlers
 from agora.services.payments.deps import PaymentsServiceDep
-from agora.services.payments.store import attempts, payments
+from agora.services.payments.domain import PaymentNotFound
 
 
 class AttemptOut(BaseModel):
@@ -47,36 +47,20 @@ def build_router() -> APIRouter:
         order_id: Annotated[str, Path(max_length=100)],
         caller: CurrentUser,
     ) -> PaymentOut:
-        async with service.platform.db.read() as conn:
-            row = (
-                await conn.execute(select(payments).where(payments.c.order_id == order_id))
-            ).first()
-            if row is not None and caller.role != "admin" and row.customer_id != caller.user_id:
-                row = None
-            tries = (
-                []
-                if row is None
-                else (
-                    await conn.execute(
-                        select(attempts)
-                        .where(attempts.c.payment_id == row.id)
-                        .order_by(attempts.c.at, attempts.c.id)
-                    )
-                ).all()
-            )
-        if row is None:
-            raise ProblemError(
-                404, "payment-not-found", "Payment not found", f"no payment for order {order_id}"
-            )
+        try:
+            payment = await handlers.payment_of(service.platform.db, caller, order_id)
+        except PaymentNotFound as error:
+            raise ProblemError(404, "payment-not-found", "Payment not found", str(error)) from None
         return PaymentOut(
-            id=row.id,
-            order_id=row.order_id,
-            amount=str(row.amount),
-            currency=row.currency,
-            state=row.state,
-            failure_reason=row.failure_reason,
+            id=payment.id,
+            order_id=payment.order_id,
+            amount=str(payment.amount),
+            currency=payment.currency,
+            state=payment.state,
+            failure_reason=payment.failure_reason,
             attempts=[
-                AttemptOut(kind=a.kind, outcome=a.outcome, detail=a.detail, at=a.at) for a in tries
+                AttemptOut(kind=a.kind, outcome=a.outcome, detail=a.detail, at=a.at)
+                for a in payment.attempts
             ],
         )
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from agora.messaging import Infrastructure, Service
 from agora.services.payments import store
-from agora.services.payments.handlers import PaymentProcessor, PaymentsHandlers, ProviderRetry
+from agora.services.payments.handlers import PaymentsHandlers
 from agora.services.payments.provider import CardProvider, MockCardProvider
+from agora.services.payments.workers import PaymentProcessor, ProviderRetry
 from agora.services.spec import ServiceContext
 
 

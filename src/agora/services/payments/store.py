@@ -11,9 +11,15 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
+    insert,
+    select,
+    update,
 )
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging import DecimalText, UtcDateTime
+from agora.services.payments.domain import Attempt, Payment
 
 metadata = MetaData()
 
@@ -59,3 +65,37 @@ attempts = Table(
     Column("detail", Text, nullable=True),
     Column("at", UtcDateTime, nullable=False),
 )
+
+
+# The statements of every payment, built once (SQLAlchemy skips building and hashing an
+# expression per call).
+PAYMENT_OF_ORDER = select(payments.c.id).where(payments.c.order_id == bindparam("order"))
+NEW_PAYMENT = insert(payments)
+UPDATE_PAYMENT = update(payments).where(payments.c.id == bindparam("payment"))  # SET: the rest
+NEW_ATTEMPT = insert(attempts)
+PAYMENT_STATE = select(payments.c.state).where(payments.c.id == bindparam("payment"))
+PAYMENT_BY_ORDER = select(payments).where(payments.c.order_id == bindparam("order"))
+ATTEMPTS_OF = (
+    select(attempts)
+    .where(attempts.c.payment_id == bindparam("payment"))
+    .order_by(attempts.c.at, attempts.c.id)
+)
+
+
+async def payment_of_order(conn: AsyncConnection, order_id: str) -> Payment | None:
+    row = (await conn.execute(PAYMENT_BY_ORDER, {"order": order_id})).first()
+    if row is None:
+        return None
+    tries = (await conn.execute(ATTEMPTS_OF, {"payment": row.id})).all()
+    return Payment(
+        id=row.id,
+        order_id=row.order_id,
+        customer_id=row.customer_id,
+        amount=row.amount,
+        currency=row.currency,
+        state=row.state,
+        failure_reason=row.failure_reason,
+        attempts=tuple(
+            Attempt(kind=a.kind, outcome=a.outcome, detail=a.detail, at=a.at) for a in tries
+        ),
+    )

@@ -1,0 +1,25 @@
+"""Inventory's rules and values, without I/O: a product's stock level and who may see it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+__all__ = ["ProductNotFound", "StockLevel"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StockLevel:
+    """A product's units: `available` to order, `reserved` by holds, `sold`. Conserved: their
+    sum only grows when stock is added."""
+
+    product_id: str
+    seller_id: str | None
+    available: int
+    reserved: int
+    sold: int
+
+
+class ProductNotFound(Exception):
+    def __init__(self, product_id: str) -> None:
+        super().__init__(f"no stock for {product_id}")
+        self.product_id = product_id
