@@ -13,8 +13,8 @@ from sqlalchemy import update
 
 from agora.services.orders import api as orders_api
 from agora.services.orders import store
+from agora.services.orders.changes import OrderChanges
 from agora.services.orders.domain import Line, Order
-from agora.shared.fanout.in_process import InProcessFanout
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -51,7 +51,7 @@ async def waiting_reader(api: Any, order_id: str) -> tuple[str, asyncio.Task[Any
     waiting = asyncio.create_task(api.client.get(f"/api/orders/{order_id}", headers=headers))
 
     async def subscribed() -> bool:
-        return bool(api.orders_service.changes.subscriber_count(f"order:{order_id}"))
+        return bool(api.orders_service.changes.waiting_for(order_id))
 
     await api.eventually(subscribed, what="the reader to subscribe")
     return etag, waiting
@@ -130,7 +130,7 @@ async def test_a_waiting_reader_is_woken_by_the_change(
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "CANCELLED"
     assert response.headers["ETag"] != etag
-    assert api.orders_service.changes.subscriber_count(f"order:{order_id}") == 0
+    assert api.orders_service.changes.waiting_for(order_id) == 0
 
 
 async def test_stopping_answers_waiting_readers_at_once(
@@ -140,7 +140,7 @@ async def test_stopping_answers_waiting_readers_at_once(
     shutdown begins), a reader waiting for a change answers 304 at once instead of holding
     the shutdown for the rest of its wait or being cut off."""
     monkeypatch.setattr(orders_api, "RECHECK", 60.0)
-    stopping = InProcessFanout(max_pending=1)  # closed by this test, not the module's
+    stopping = OrderChanges()  # closed by this test, not the module's
     monkeypatch.setattr(api.orders_service, "changes", stopping)
     order_id = await quiet_order(api, "waiter")
     etag, waiting = await waiting_reader(api, order_id)
@@ -152,7 +152,7 @@ async def test_stopping_answers_waiting_readers_at_once(
     assert response.status_code == 304
     assert response.headers["ETag"] == etag
     assert response.headers["Preference-Applied"] == "wait=20"
-    assert stopping.subscription_count() == 0
+    assert stopping.waiting() == 0
 
 
 def _waiters(metrics: dict[str, list[tuple[dict[str, str], float]]]) -> float:

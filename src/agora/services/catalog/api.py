@@ -192,7 +192,7 @@ def build_router() -> APIRouter:
     async def product_view(service: CatalogService, product_id: str) -> ProductOut:
         """The product as anyone may see it, through the read cache."""
         key = f"product:{product_id}"
-        cached = await service.cache.get(key)
+        cached = await service.views.cache.get(key)
         if cached is not None:
             return ProductOut.model_validate_json(cached)
         async with service.platform.db.read() as conn:
@@ -201,7 +201,7 @@ def build_router() -> APIRouter:
             except handlers.ProductNotFound:
                 raise _product_not_found(product_id) from None
         view = ProductOut.of(row)
-        await service.cache.set(key, view.model_dump_json().encode(), service.cache_ttl)
+        await service.views.cache.set(key, view.model_dump_json().encode(), service.views.ttl)
         return view
 
     # -- stores ---------------------------------------------------------------------------
@@ -299,7 +299,7 @@ def build_router() -> APIRouter:
             raise _store_not_found(store_id) from None
         except handlers.NotYours as error:
             raise _not_yours(error) from None
-        await service.forget(product_id)
+        await service.views.forget(product_id)
         view = await product_view(service, product_id)
         return _json(view, 201, {"Location": f"/api/products/{product_id}"})
 
@@ -360,12 +360,12 @@ def build_router() -> APIRouter:
                 422, "validation-error", "Invalid request", "sort=relevance needs a query q"
             )
         key = (
-            f"search:{await service.search_generation()}:"
+            f"search:{await service.views.search_generation()}:"
             + orjson.dumps(
                 [words, store, str(min_price), str(max_price), order, page, page_size]
             ).decode()
         )
-        cached = await service.cache.get(key)
+        cached = await service.views.cache.get(key)
         if cached is not None:
             return Response(cached, media_type="application/json")
         async with service.platform.db.read() as conn:
@@ -402,7 +402,7 @@ def build_router() -> APIRouter:
             page_size=page_size,
             total=total,
         ).model_dump_json()
-        await service.cache.set(key, body.encode(), service.cache_ttl)
+        await service.views.cache.set(key, body.encode(), service.views.ttl)
         return Response(body, media_type="application/json")
 
     @router.get(
@@ -438,7 +438,7 @@ def build_router() -> APIRouter:
             raise _product_not_found(product_id) from None
         except handlers.NotYours as error:
             raise _not_yours(error) from None
-        await service.forget(product_id)
+        await service.views.forget(product_id)
         return await product_view(service, product_id)
 
     @router.delete(
@@ -478,7 +478,7 @@ def build_router() -> APIRouter:
             ) from None
         except handlers.AlreadyReviewed as error:
             raise ProblemError(409, "already-reviewed", "Already reviewed", str(error)) from None
-        await service.forget(product_id)
+        await service.views.forget(product_id)
         async with service.platform.db.read() as conn:
             row = (await conn.execute(select(reviews).where(reviews.c.id == review_id))).one()
         return ReviewOut.model_validate(row._mapping)

@@ -303,7 +303,7 @@ def build_router() -> APIRouter:
         """The order if its tag is not in `known`; else the order once it is not, or as it is
         after `wait` seconds (and True: the wait was applied). Subscribed before the first
         read, so no change slips between the read and the wait."""
-        async with service.changes.subscribe(f"order:{order_id}") as announced:
+        async with service.changes.subscribe(order_id) as announced:
             body, etag = current(await load(service, order_id, caller), known)
             if etag not in known:
                 return body, etag, False

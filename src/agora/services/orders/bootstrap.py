@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from pathlib import Path
 
@@ -10,11 +9,11 @@ from prometheus_client import Gauge
 
 from agora.messaging import Infrastructure, Service
 from agora.services.orders import store
+from agora.services.orders.changes import OrderChanges
 from agora.services.orders.domain import OrderStatus
 from agora.services.orders.handlers import HANDLERS
 from agora.services.orders.store import OrdersUnitOfWork
 from agora.services.spec import ServiceContext
-from agora.shared.fanout.in_process import InProcessFanout
 
 
 class OrdersService(Service):
@@ -28,11 +27,7 @@ class OrdersService(Service):
         in_flight_timeout: dt.timedelta = dt.timedelta(seconds=30),
     ) -> None:
         self.in_flight_timeout = in_flight_timeout
-        # "order:<id>" is announced when a change to the order commits (in this process, or in
-        # another replica: PostgreSQL's NOTIFY); readers waiting for a change (`Prefer: wait`)
-        # subscribe
-        self.changes = InProcessFanout(max_pending=1)
-        self._announcing: set[asyncio.Task[None]] = set()
+        self.changes = OrderChanges()
         super().__init__(infrastructure, store.metadata)
         self.platform.subscribe(HANDLERS, self.unit_of_work)
         self._orders = Gauge(
@@ -45,28 +40,18 @@ class OrdersService(Service):
             "agora_order_waiters",
             "Requests waiting for an order to change (Prefer: wait)",
             registry=infrastructure.metrics_registry,
-        ).set_function(lambda: self.changes.subscription_count())
+        ).set_function(lambda: self.changes.waiting())
 
     def unit_of_work(self) -> OrdersUnitOfWork:
         uow = self.platform.unit_of_work(OrdersUnitOfWork)
-        uow.after_commit(lambda: self._announce(uow.changed_orders))
+        uow.after_commit(lambda: self.changes.announce(uow.changed_orders))
         return uow
 
     async def start(self) -> None:
-        await self.platform.db.listen(
-            store.ORDER_CHANGES, lambda payload: self._announce(set(payload.split(",")))
-        )
+        await self.changes.listen(self.platform.db)
 
     def drain(self) -> None:
         self.changes.close()
-
-    def _announce(self, order_ids: set[str]) -> None:
-        for order_id in order_ids:
-            channel = f"order:{order_id}"
-            if self.changes.subscriber_count(channel):
-                task = asyncio.create_task(self.changes.publish(channel, b""))
-                self._announcing.add(task)
-                task.add_done_callback(self._announcing.discard)
 
     async def refresh_metrics(self) -> None:
         async with self.platform.db.read() as conn:
