@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from agora.auth import AUTHORIZE, Buyer, CurrentUser, Principal
 from agora.preferences import wait_preference
 from agora.problems import ProblemError
-from agora.services.orders import handlers, store
+from agora.services.orders import handlers
 from agora.services.orders.bootstrap import OrdersService
 from agora.services.orders.deps import OrdersServiceDep
 from agora.services.orders.domain import Order, OrderStatus, PaymentNotAllowed
@@ -129,18 +129,10 @@ def build_router() -> APIRouter:
 
     async def load(service: OrdersService, order_id: str, caller: Principal) -> Order:
         """The order if the caller may read it (anyone else learns nothing: 404)."""
-        async with service.platform.db.read() as conn:
-            found = await store.load_orders(conn, [order_id])
-            if not found:
-                raise not_found(order_id)
-            order = found[0]
-            if caller.role == "admin" or order.customer_id == caller.user_id:
-                return order
-            if caller.role == "seller" and await store.sold_by(
-                conn, caller.user_id, [line.product_id for line in order.lines]
-            ):
-                return order
-        raise not_found(order_id)
+        try:
+            return await handlers.read_order(service.platform.db, caller, order_id)
+        except handlers.OrderNotFound:
+            raise not_found(order_id) from None
 
     @router.post(
         "",
@@ -241,17 +233,11 @@ def build_router() -> APIRouter:
         page: Annotated[int, Query(ge=1, le=10_000)] = 1,
         page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> OrdersOut:
-        async with service.platform.db.read() as conn:
-            ids = await store.order_ids(
-                conn,
-                store.visible_to(caller.role, caller.user_id),
-                status,
-                limit=page_size,
-                offset=(page - 1) * page_size,
-            )
-            found = {order.id: order for order in await store.load_orders(conn, ids)}
+        found = await handlers.list_orders(
+            service.platform.db, caller, status, limit=page_size, offset=(page - 1) * page_size
+        )
         return OrdersOut(
-            items=[OrderOut.of(found[order_id]) for order_id in ids],
+            items=[OrderOut.of(order) for order in found],
             page=page,
             page_size=page_size,
         )

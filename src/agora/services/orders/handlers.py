@@ -11,10 +11,11 @@ from typing import Any
 import orjson
 from sqlalchemy.exc import IntegrityError
 
+from agora.auth import Principal, may_read
 from agora.contracts import catalog, inventory, payments
-from agora.messaging import Event, Handler, utcnow
+from agora.messaging import Database, Event, Handler, utcnow
 from agora.services.orders import store
-from agora.services.orders.domain import Line, Order
+from agora.services.orders.domain import Line, Order, OrderStatus
 from agora.services.orders.store import OrdersUnitOfWork
 
 UnitOfWorkFactory = Callable[[], OrdersUnitOfWork]
@@ -221,3 +222,32 @@ __all__ = [
     "pay_order",
     "place_order",
 ]
+
+
+async def read_order(db: Database, caller: Principal, order_id: str) -> Order:
+    """The order, for its buyer, a seller of one of its lines, and admins; `OrderNotFound` for
+    anyone else (who learns nothing)."""
+    async with db.read() as conn:
+        found = await store.load_orders(conn, [order_id])
+        if not found:
+            raise OrderNotFound(order_id)
+        order = found[0]
+        if may_read(caller, order.customer_id):
+            return order
+        if caller.role == "seller" and await store.sold_by(
+            conn, caller.user_id, [line.product_id for line in order.lines]
+        ):
+            return order
+    raise OrderNotFound(order_id)
+
+
+async def list_orders(
+    db: Database, caller: Principal, status: OrderStatus | None, *, limit: int, offset: int
+) -> list[Order]:
+    """The orders `caller` may read (see `read_order`), newest first."""
+    async with db.read() as conn:
+        ids = await store.order_ids(
+            conn, store.visible_to(caller.role, caller.user_id), status, limit=limit, offset=offset
+        )
+        found = {order.id: order for order in await store.load_orders(conn, ids)}
+    return [found[order_id] for order_id in ids]
