@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["PROBLEM_JSON", "ProblemError", "problem_body"]
+__all__ = ["PROBLEM_JSON", "NotFound", "ProblemError", "problem_body"]
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -52,3 +52,11 @@ def problem_body(
         body["instance"] = instance
     body.update(extensions)
     return body
+
+
+class NotFound(ProblemError):
+    """What does not exist for the caller (absent, or not theirs to read: the two look the same
+    from outside). A handler raises a subclass named for the thing; it is answered 404."""
+
+    def __init__(self, slug: str, title: str, detail: str, **extensions: Any) -> None:
+        super().__init__(404, slug, title, detail, **extensions)

@@ -9,7 +9,6 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
 from agora.auth import AUTHORIZE, CurrentUser
-from agora.problems import ProblemError
 from agora.services.analytics import handlers
 from agora.services.analytics.deps import AnalyticsServiceDep
 
@@ -42,10 +41,7 @@ def build_router() -> APIRouter:
         order_id: Annotated[str, Path(max_length=100)],
         caller: CurrentUser,
     ) -> TimelineOut:
-        try:
-            rows = await handlers.order_timeline(service.platform.db, caller, order_id)
-        except handlers.OrderNotSeen as error:
-            raise ProblemError(404, "order-not-found", "Order not found", str(error)) from None
+        rows = await handlers.order_timeline(service.platform.db, caller, order_id)
         return TimelineOut(
             order_id=order_id,
             events=[TimelineEntry.model_validate(row._mapping) for row in rows],

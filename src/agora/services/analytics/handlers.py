@@ -10,6 +10,7 @@ from sqlalchemy.engine import Row
 
 from agora.auth import Principal, may_read
 from agora.messaging import Database, Event, Handler, UnitOfWork
+from agora.problems import NotFound
 from agora.services.analytics.store import saga_events, saga_timeline
 
 RECORD = insert(saga_events)  # built once, not per event
@@ -37,9 +38,9 @@ def handlers_for(events: Iterable[type[Event]]) -> Mapping[type[Event], Handler[
     return dict.fromkeys(events, record_event)
 
 
-class OrderNotSeen(Exception):
+class OrderNotSeen(NotFound):
     def __init__(self, order_id: str) -> None:
-        super().__init__(f"no events of order {order_id}")
+        super().__init__("order-not-found", "Order not found", f"no events of order {order_id}")
 
 
 async def order_timeline(db: Database, caller: Principal, order_id: str) -> list[Row[Any]]:

@@ -8,10 +8,8 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
 from agora.auth import AUTHORIZE, SellerOrAdmin
-from agora.problems import ProblemError
 from agora.services.inventory import handlers
 from agora.services.inventory.deps import InventoryServiceDep
-from agora.services.inventory.domain import ProductNotFound
 
 
 class StockOut(BaseModel):
@@ -36,10 +34,7 @@ def build_router() -> APIRouter:
         product_id: Annotated[str, Path(max_length=100)],
         caller: SellerOrAdmin,
     ) -> StockOut:
-        try:
-            level = await handlers.stock_of(service.platform.db, caller, product_id)
-        except ProductNotFound as error:
-            raise ProblemError(404, "product-not-found", "Product not found", str(error)) from None
+        level = await handlers.stock_of(service.platform.db, caller, product_id)
         return StockOut(
             product_id=level.product_id,
             available=level.available,

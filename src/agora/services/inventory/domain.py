@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from agora.problems import NotFound
+
 __all__ = ["ProductNotFound", "StockLevel"]
 
 
@@ -19,7 +21,6 @@ class StockLevel:
     sold: int
 
 
-class ProductNotFound(Exception):
+class ProductNotFound(NotFound):
     def __init__(self, product_id: str) -> None:
-        super().__init__(f"no stock for {product_id}")
-        self.product_id = product_id
+        super().__init__("product-not-found", "Product not found", f"no stock for {product_id}")

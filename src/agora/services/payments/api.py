@@ -9,10 +9,8 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel
 
 from agora.auth import AUTHORIZE, CurrentUser
-from agora.problems import ProblemError
 from agora.services.payments import handlers
 from agora.services.payments.deps import PaymentsServiceDep
-from agora.services.payments.domain import PaymentNotFound
 
 
 class AttemptOut(BaseModel):
@@ -47,10 +45,7 @@ def build_router() -> APIRouter:
         order_id: Annotated[str, Path(max_length=100)],
         caller: CurrentUser,
     ) -> PaymentOut:
-        try:
-            payment = await handlers.payment_of(service.platform.db, caller, order_id)
-        except PaymentNotFound as error:
-            raise ProblemError(404, "payment-not-found", "Payment not found", str(error)) from None
+        payment = await handlers.payment_of(service.platform.db, caller, order_id)
         return PaymentOut(
             id=payment.id,
             order_id=payment.order_id,

@@ -6,6 +6,8 @@ import dataclasses
 import datetime as dt
 from decimal import Decimal
 
+from agora.problems import NotFound
+
 __all__ = ["Attempt", "Payment", "PaymentNotFound"]
 
 
@@ -29,7 +31,8 @@ class Payment:
     attempts: tuple[Attempt, ...]
 
 
-class PaymentNotFound(Exception):
+class PaymentNotFound(NotFound):
     def __init__(self, order_id: str) -> None:
-        super().__init__(f"no payment for order {order_id}")
-        self.order_id = order_id
+        super().__init__(
+            "payment-not-found", "Payment not found", f"no payment for order {order_id}"
+        )
