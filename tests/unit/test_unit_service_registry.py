@@ -83,3 +83,10 @@ def test_a_spec_names_the_consumer_groups_and_workers_its_service_runs(tmp_path:
         loops = {loop.name for loop in service.platform.loops}
         assert groups == set(spec.consumer_groups), spec.name
         assert loops == {f"{spec.name}.outbox-relay", *(f"{spec.name}.{w}" for w in spec.workers)}
+
+
+def test_the_architecture_page_describes_every_registered_service() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    table = page.split("| service | owns", 1)[1].split("\n\n", 1)[0]
+    rows = [line for line in table.splitlines()[2:] if line.startswith("|")]
+    assert [row.split("|")[1].strip() for row in rows] == list(SERVICE_NAMES)
