@@ -8,6 +8,7 @@ from pathlib import Path
 from agora.messaging import Infrastructure, Service
 from agora.services.inventory import store
 from agora.services.inventory.handlers import InventoryHandlers
+from agora.services.inventory.repository import InventoryUnitOfWork
 from agora.services.inventory.workers import HoldSweeper
 from agora.services.spec import ServiceContext
 
@@ -22,6 +23,9 @@ class InventoryService(Service):
         self.platform.subscribe(handlers.table, self.unit_of_work, prepare=handlers.lock_batch)
         sweeper = HoldSweeper(self.platform.db, self.unit_of_work)
         self.platform.add_loop("hold-sweeper", sweeper.step)
+
+    def unit_of_work(self) -> InventoryUnitOfWork:
+        return self.platform.unit_of_work(InventoryUnitOfWork)
 
 
 def bootstrap(context: ServiceContext) -> InventoryService:

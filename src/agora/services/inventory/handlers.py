@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-from sqlalchemy import bindparam, func, insert, select, update
+from collections.abc import Callable, Mapping, Sequence
 
 from agora.auth import Principal, may_read
 from agora.contracts import catalog, orders
@@ -17,20 +14,23 @@ from agora.contracts.inventory import (
     StockReleased,
     StockReserved,
 )
-from agora.messaging import Database, Event, Handler, UnitOfWork, utcnow
+from agora.messaging import Database, Event, Handler, utcnow
 from agora.services.inventory.domain import ProductNotFound, StockLevel
-from agora.services.inventory.locking import Shortage, lock_stock, reserve_lines
-from agora.services.inventory.store import HELD, RELEASED, SOLD, holds, stock, stock_level
+from agora.services.inventory.locking import Shortage
+from agora.services.inventory.repository import InventoryUnitOfWork
+from agora.services.inventory.store import RELEASED, SOLD, stock_level
 
 
 class InventoryHandlers:
-    """The handler table, bound to the hold time the service was configured with."""
+    """The handler table, bound to the hold time the service was configured with. Handlers
+    work through `uow.stock` (the repository) and emit; they never write SQL themselves."""
 
-    def __init__(self, hold_time: dt.timedelta) -> None:
+    def __init__(self, hold_time: dt.timedelta, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.hold_time = hold_time
+        self._clock = clock
 
     @property
-    def table(self) -> Mapping[type[Event], Handler[Any]]:
+    def table(self) -> Mapping[type[Event], Handler[InventoryUnitOfWork]]:
         return {
             catalog.ProductListed: self.on_product_listed,
             orders.OrderPlaced: self.on_order_placed,
@@ -39,7 +39,7 @@ class InventoryHandlers:
             orders.OrderExpired: self.on_order_ended,
         }
 
-    async def lock_batch(self, events: Sequence[Event], uow: UnitOfWork) -> None:
+    async def lock_batch(self, events: Sequence[Event], uow: InventoryUnitOfWork) -> None:
         """Take the stock rows the batch will touch, all at once and in order (see locking)."""
         products = {
             line.product_id
@@ -54,34 +54,20 @@ class InventoryHandlers:
                 event, orders.OrderConfirmed | orders.OrderCancelled | orders.OrderExpired
             )
         ]
-        if ending:
-            rows = await uow.conn.execute(
-                select(holds.c.product_id).where(holds.c.order_id.in_(ending)).distinct()
-            )
-            products.update(rows.scalars())
-        await lock_stock(uow.conn, products)
+        await uow.stock.lock(products, ending)
 
-    async def on_product_listed(self, event: catalog.ProductListed, uow: UnitOfWork) -> None:
-        exists = await uow.conn.scalar(
-            select(func.count()).select_from(stock).where(stock.c.product_id == event.product_id)
-        )
-        if exists:
-            return
-        await uow.conn.execute(
-            insert(stock).values(
-                product_id=event.product_id,
-                available=event.initial_stock,
-                reserved=0,
-                sold=0,
-                seller_id=event.seller_id,
+    async def on_product_listed(
+        self, event: catalog.ProductListed, uow: InventoryUnitOfWork
+    ) -> None:
+        if await uow.stock.add(event.product_id, event.seller_id, event.initial_stock):
+            uow.emit(
+                AvailabilityChanged(product_id=event.product_id, available=event.initial_stock)
             )
-        )
-        uow.emit(AvailabilityChanged(product_id=event.product_id, available=event.initial_stock))
 
-    async def on_order_placed(self, event: orders.OrderPlaced, uow: UnitOfWork) -> None:
+    async def on_order_placed(self, event: orders.OrderPlaced, uow: InventoryUnitOfWork) -> None:
         lines = [(line.product_id, line.quantity) for line in event.lines]
         try:
-            available = await reserve_lines(uow.conn, lines)
+            available = await uow.stock.reserve(lines)
         except Shortage as shortage:
             uow.emit(
                 StockRejected(
@@ -91,21 +77,8 @@ class InventoryHandlers:
                 )
             )
             return
-        expires_at = utcnow() + self.hold_time
-        await uow.conn.execute(
-            insert(holds),
-            [
-                {
-                    "order_id": event.order_id,
-                    "product_id": product_id,
-                    "quantity": quantity,
-                    "state": HELD,
-                    "expires_at": expires_at,
-                    "expiry_announced": False,
-                }
-                for product_id, quantity in lines
-            ],
-        )
+        expires_at = self._clock() + self.hold_time
+        await uow.stock.hold(event.order_id, lines, expires_at)
         uow.emit(
             StockReserved(
                 order_id=event.order_id,
@@ -116,52 +89,23 @@ class InventoryHandlers:
         for product_id, count in available.items():
             uow.emit(AvailabilityChanged(product_id=product_id, available=count))
 
-    async def on_order_confirmed(self, event: orders.OrderConfirmed, uow: UnitOfWork) -> None:
-        for product_id, quantity in await _end_holds(uow, event.order_id, SOLD):
-            await uow.conn.execute(SELL, {"product": product_id, "quantity": quantity})
+    async def on_order_confirmed(
+        self, event: orders.OrderConfirmed, uow: InventoryUnitOfWork
+    ) -> None:
+        for product_id, quantity in await uow.stock.end_holds(event.order_id, SOLD):
+            await uow.stock.sell(product_id, quantity)
 
     async def on_order_ended(
-        self, event: orders.OrderCancelled | orders.OrderExpired, uow: UnitOfWork
+        self, event: orders.OrderCancelled | orders.OrderExpired, uow: InventoryUnitOfWork
     ) -> None:
-        released = await _end_holds(uow, event.order_id, RELEASED)
+        released = await uow.stock.end_holds(event.order_id, RELEASED)
         if not released:
             return
         for product_id, quantity in sorted(released):
-            result = await uow.conn.execute(
-                update(stock)
-                .where(stock.c.product_id == product_id)
-                .values(
-                    available=stock.c.available + quantity, reserved=stock.c.reserved - quantity
-                )
-                .returning(stock.c.available)
-            )
-            uow.emit(AvailabilityChanged(product_id=product_id, available=result.scalar_one()))
+            available = await uow.stock.put_back(product_id, quantity)
+            uow.emit(AvailabilityChanged(product_id=product_id, available=available))
         reason = "order expired" if isinstance(event, orders.OrderExpired) else event.reason
         uow.emit(StockReleased(order_id=event.order_id, reason=reason))
-
-
-# Built once (SQLAlchemy skips building and hashing an expression per call).
-SELL = (
-    update(stock)
-    .where(stock.c.product_id == bindparam("product"))
-    .values(
-        reserved=stock.c.reserved - bindparam("quantity"),
-        sold=stock.c.sold + bindparam("quantity"),
-    )
-)
-END_HOLDS = (
-    update(holds)
-    .where(holds.c.order_id == bindparam("order"), holds.c.state == bindparam("held"))
-    .values(state=bindparam("new_state"))
-    .returning(holds.c.product_id, holds.c.quantity)
-)
-
-
-async def _end_holds(uow: UnitOfWork, order_id: str, state: str) -> list[tuple[str, int]]:
-    """Move the order's held lines to `state`; returns the lines that were held."""
-    ending = {"order": order_id, "held": HELD, "new_state": state}
-    result = await uow.conn.execute(END_HOLDS, ending)
-    return [(row.product_id, row.quantity) for row in result]
 
 
 async def stock_of(db: Database, caller: Principal, product_id: str) -> StockLevel:

@@ -1,0 +1,118 @@
+"""How inventory's handlers change its rows: the repository of one unit of work, keeping the
+locking rule (`locking`). Tests hold handlers to it with an in-memory twin."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Sequence
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agora.messaging import UnitOfWork
+from agora.services.inventory.locking import lock_stock, reserve_lines
+from agora.services.inventory.store import HELD, holds, stock
+
+__all__ = ["InventoryUnitOfWork", "StockRepository"]
+
+
+class StockRepository:
+    """Inventory's rows as its handlers change them, in the unit of work's transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def lock(self, product_ids: Iterable[str], ending_orders: Sequence[str]) -> None:
+        """Lock the stock of `product_ids` and of the products the holds of `ending_orders`
+        hold, all at once and in order (see locking)."""
+        products = set(product_ids)
+        if ending_orders:
+            rows = await self._conn.execute(
+                select(holds.c.product_id).where(holds.c.order_id.in_(ending_orders)).distinct()
+            )
+            products.update(rows.scalars())
+        await lock_stock(self._conn, products)
+
+    async def add(self, product_id: str, seller_id: str | None, units: int) -> bool:
+        """Stock a new product with `units` available; False (and nothing changed) if it has
+        stock already."""
+        if await self._conn.scalar(STOCK_EXISTS, {"product": product_id}):
+            return False
+        await self._conn.execute(
+            insert(stock).values(
+                product_id=product_id, available=units, reserved=0, sold=0, seller_id=seller_id
+            )
+        )
+        return True
+
+    async def reserve(self, lines: Sequence[tuple[str, int]]) -> dict[str, int]:
+        """Move every line from available to reserved, or nothing (`Shortage`); returns each
+        product's available count after."""
+        return await reserve_lines(self._conn, lines)
+
+    async def hold(
+        self, order_id: str, lines: Sequence[tuple[str, int]], expires_at: dt.datetime
+    ) -> None:
+        await self._conn.execute(
+            insert(holds),
+            [
+                {
+                    "order_id": order_id,
+                    "product_id": product_id,
+                    "quantity": quantity,
+                    "state": HELD,
+                    "expires_at": expires_at,
+                    "expiry_announced": False,
+                }
+                for product_id, quantity in lines
+            ],
+        )
+
+    async def end_holds(self, order_id: str, state: str) -> list[tuple[str, int]]:
+        """Move the order's held lines to `state`; returns the lines that were held."""
+        ending = {"order": order_id, "held": HELD, "new_state": state}
+        result = await self._conn.execute(END_HOLDS, ending)
+        return [(row.product_id, row.quantity) for row in result]
+
+    async def sell(self, product_id: str, quantity: int) -> None:
+        """Units reserved by a hold become sold."""
+        await self._conn.execute(SELL, {"product": product_id, "quantity": quantity})
+
+    async def put_back(self, product_id: str, quantity: int) -> int:
+        """Units reserved by a hold are available again; returns the available count."""
+        result = await self._conn.execute(PUT_BACK, {"product": product_id, "quantity": quantity})
+        return int(result.scalar_one())
+
+
+class InventoryUnitOfWork(UnitOfWork):
+    @property
+    def stock(self) -> StockRepository:
+        return StockRepository(self.conn)
+
+
+STOCK_EXISTS = (
+    select(func.count()).select_from(stock).where(stock.c.product_id == bindparam("product"))
+)
+SELL = (
+    update(stock)
+    .where(stock.c.product_id == bindparam("product"))
+    .values(
+        reserved=stock.c.reserved - bindparam("quantity"),
+        sold=stock.c.sold + bindparam("quantity"),
+    )
+)
+PUT_BACK = (
+    update(stock)
+    .where(stock.c.product_id == bindparam("product"))
+    .values(
+        available=stock.c.available + bindparam("quantity"),
+        reserved=stock.c.reserved - bindparam("quantity"),
+    )
+    .returning(stock.c.available)
+)
+END_HOLDS = (
+    update(holds)
+    .where(holds.c.order_id == bindparam("order"), holds.c.state == bindparam("held"))
+    .values(state=bindparam("new_state"))
+    .returning(holds.c.product_id, holds.c.quantity)
+)
