@@ -74,6 +74,12 @@ def test_the_platform_and_contracts_may_not_import_services() -> None:
 def test_nothing_below_the_entry_imports_it() -> None:
     below = [c for c in declared_contracts() if "agora.gateway" in c.get("forbidden_modules", [])]
     assert len(below) == 1
-    assert {"agora.services", "agora.shared", "agora.auth", "agora.messaging"} <= set(
+    assert {"agora.services", "agora.shared", "agora.auth", "agora.messaging", "agora.web"} <= set(
         below[0]["source_modules"]
     )
+
+
+def test_the_entry_imports_nothing_above_it() -> None:
+    entry = [c for c in declared_contracts() if c["source_modules"] == ["agora.gateway"]]
+    assert len(entry) == 1
+    assert {"agora.runtime", "agora.cli"} <= set(entry[0]["forbidden_modules"])

@@ -17,8 +17,8 @@ from starlette.types import ASGIApp
 
 from agora.preferences import wait_preference
 from agora.problems import ProblemError
-from agora.runtime.http import Health, create_app
 from agora.services.spec import PathTable
+from agora.web import Health, create_app
 
 __all__ = ["create_gateway"]
 

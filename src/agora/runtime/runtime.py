@@ -33,7 +33,6 @@ from agora.messaging import (
 )
 from agora.messaging.backends.embedded import EmbeddedLog
 from agora.messaging.backends.kafka import KafkaLog
-from agora.runtime.http import Health, create_app
 from agora.services.registry import SERVICES
 from agora.services.spec import PathTable, ServiceContext, ServiceSpec
 from agora.settings import Settings
@@ -46,6 +45,7 @@ from agora.shared.ratelimit.redis import RedisRateLimiter
 from agora.shared.revocations import Revocations
 from agora.shared.revocations.in_process import InProcessRevocations
 from agora.shared.revocations.redis import RedisRevocations
+from agora.web import Health, create_app
 
 logger = logging.getLogger(__name__)
 

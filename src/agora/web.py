@@ -1,4 +1,4 @@
-"""The HTTP application: routers of every service behind one FastAPI app, problem details for
+"""The HTTP application every process serves: routers behind one FastAPI app, problem details for
 every error, health and Prometheus metrics."""
 
 from __future__ import annotations
