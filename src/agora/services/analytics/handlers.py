@@ -13,7 +13,7 @@ from agora.messaging import Database, Event, Handler, UnitOfWork
 from agora.problems import NotFound
 from agora.services.analytics.store import saga_events, saga_timeline
 
-RECORD = insert(saga_events)  # built once, not per event
+RECORD = insert(saga_events)  # a prepared statement (docs/architecture.md)
 
 
 async def record_event(event: Event, uow: UnitOfWork) -> None:

@@ -109,8 +109,7 @@ class OrdersUnitOfWork(UnitOfWork):
         return OrderRepository(self)
 
 
-# The statements of every saga, built once: SQLAlchemy then skips building and hashing a new
-# expression per call (about 100 µs against 17 µs a statement).
+# The statements of every saga: prepared statements (docs/architecture.md).
 INSERT_ORDER = insert(orders)
 INSERT_LINES = insert(order_lines)
 SAVE_ORDER = update(orders).where(orders.c.id == bindparam("order_id"))  # SET: the other keys

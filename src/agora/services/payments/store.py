@@ -67,8 +67,7 @@ attempts = Table(
 )
 
 
-# The statements of every payment, built once (SQLAlchemy skips building and hashing an
-# expression per call).
+# The statements of every payment: prepared statements (docs/architecture.md).
 PAYMENT_OF_ORDER = select(payments.c.id).where(payments.c.order_id == bindparam("order"))
 NEW_PAYMENT = insert(payments)
 UPDATE_PAYMENT = update(payments).where(payments.c.id == bindparam("payment"))  # SET: the rest
