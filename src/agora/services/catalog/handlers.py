@@ -19,9 +19,21 @@ from agora.contracts.catalog import ListingChanged, PriceChanged, ProductListed
 from agora.contracts.inventory import AvailabilityChanged
 from agora.contracts.orders import OrderConfirmed
 from agora.contracts.types import Amount, Currency
-from agora.messaging import Event, Handler, UnitOfWork, insert_new, new_id, utcnow
+from agora.messaging import Database, Event, Handler, UnitOfWork, insert_new, new_id, utcnow
+from agora.problems import NotFound, ProblemError
 from agora.services.catalog import search
-from agora.services.catalog.store import CatalogUnitOfWork, products, purchases, reviews, stores
+from agora.services.catalog.store import (
+    CatalogUnitOfWork,
+    Page,
+    products,
+    purchases,
+    review_by_id,
+    reviews,
+    reviews_page,
+    store_products_page,
+    stores,
+    stores_page,
+)
 
 DEMO_STORE = "demo"
 
@@ -74,24 +86,31 @@ DEMO_CATALOG: tuple[SeedProduct, ...] = (
 )
 
 
-class StoreNotFound(Exception):
-    pass
+class StoreNotFound(NotFound):
+    def __init__(self, store_id: str) -> None:
+        super().__init__("store-not-found", "Store not found", f"no store {store_id}")
 
 
-class ProductNotFound(Exception):
-    pass
+class ProductNotFound(NotFound):
+    def __init__(self, product_id: str) -> None:
+        super().__init__("product-not-found", "Product not found", f"no product {product_id}")
 
 
-class NotYours(Exception):
+class NotYours(ProblemError):
     """The caller may not change another seller's store or product."""
 
+    def __init__(self, detail: str) -> None:
+        super().__init__(403, "not-your-store", "Not your store", detail)
 
-class NotAPurchaser(Exception):
-    pass
+
+class NotAPurchaser(ProblemError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(403, "not-a-purchaser", "Only buyers of the product may review it", detail)
 
 
-class AlreadyReviewed(Exception):
-    pass
+class AlreadyReviewed(ProblemError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, "already-reviewed", "Already reviewed", detail)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -334,3 +353,65 @@ HANDLERS: Mapping[type[Event], Handler[Any]] = {
     AvailabilityChanged: on_availability_changed,
     OrderConfirmed: on_order_confirmed,
 }
+
+
+# -- reads -----------------------------------------------------------------------------------
+
+
+async def read_store(db: Database, store_id: str) -> Row[Any]:
+    async with db.read() as conn:
+        return await load_store(conn, store_id)
+
+
+async def list_stores(db: Database, seller_id: str | None, page: int, page_size: int) -> Page:
+    async with db.read() as conn:
+        return await stores_page(conn, seller_id, page, page_size)
+
+
+async def list_store_products(
+    db: Database, caller: Principal | None, store_id: str, page: int, page_size: int
+) -> Page:
+    """A store's products: unlisted ones too for who manages the store."""
+    async with db.read() as conn:
+        found = await load_store(conn, store_id)
+        return await store_products_page(
+            conn,
+            store_id,
+            listed_only=not may_manage(caller, found.seller_id),
+            page=page,
+            page_size=page_size,
+        )
+
+
+async def search_products(
+    db: Database,
+    words: list[str],
+    *,
+    store_id: str | None,
+    min_price: Decimal | None,
+    max_price: Decimal | None,
+    order: str,
+    page: int,
+    page_size: int,
+) -> Page:
+    async with db.read() as conn:
+        return await search.search_page(
+            conn,
+            words,
+            store_id=store_id,
+            min_price=min_price,
+            max_price=max_price,
+            order=order,
+            page=page,
+            page_size=page_size,
+        )
+
+
+async def list_reviews(db: Database, product_id: str, page: int, page_size: int) -> Page:
+    async with db.read() as conn:
+        return await reviews_page(conn, product_id, page, page_size)
+
+
+async def read_review(db: Database, review_id: str) -> Row[Any]:
+    async with db.read() as conn:
+        return await review_by_id(conn, review_id)

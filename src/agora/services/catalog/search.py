@@ -5,13 +5,14 @@ default, PostgreSQL's text search in production, with the same query language: t
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Float, String, column, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Subquery
 
-from agora.services.catalog.store import products
+from agora.services.catalog.store import Page, page_of, products
 
 __all__ = ["index", "matches", "terms"]
 
@@ -62,3 +63,43 @@ def matches(dialect: str, words: list[str]) -> Subquery:
         .where(document.op("@@")(tsquery))
         .subquery("hits")
     )
+
+
+async def search_page(
+    conn: AsyncConnection,
+    words: list[str],
+    *,
+    store_id: str | None,
+    min_price: Decimal | None,
+    max_price: Decimal | None,
+    order: str,
+    page: int,
+    page_size: int,
+) -> Page:
+    """Listed products matching every word (full text), filtered, in `order` (relevance,
+    newest, price, -price, rating or name)."""
+    query = select(products).where(products.c.listed.is_(True))
+    rank = None
+    if words:
+        hits = matches(conn.dialect.name, words)
+        query = query.join(hits, hits.c.product_id == products.c.id)
+        rank = hits.c.rank
+    if store_id is not None:
+        query = query.where(products.c.store_id == store_id)
+    if min_price is not None:
+        query = query.where(products.c.price >= min_price)
+    if max_price is not None:
+        query = query.where(products.c.price <= max_price)
+    orderings: dict[str, list[Any]] = {
+        "relevance": [rank] if rank is not None else [],
+        "newest": [products.c.created_at.desc()],
+        "price": [products.c.price],
+        "-price": [products.c.price.desc()],
+        "rating": [
+            (products.c.rating_sum * 1.0 / func.nullif(products.c.rating_count, 0))
+            .desc()
+            .nulls_last()
+        ],
+        "name": [products.c.name],
+    }
+    return await page_of(conn, query, [*orderings[order], products.c.id], page, page_size)

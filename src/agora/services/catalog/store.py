@@ -8,6 +8,9 @@ names them so schema comparisons leave them be.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import (
     Boolean,
     Column,
@@ -18,7 +21,12 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    func,
+    select,
 )
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select
 
 from agora.messaging import DecimalText, UnitOfWork, UtcDateTime
 
@@ -79,3 +87,51 @@ class CatalogUnitOfWork(UnitOfWork):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.changed_products: set[str] = set()
+
+
+# -- read queries ----------------------------------------------------------------------------
+
+Page = tuple[list[Row[Any]], int]
+"""One page of rows, and how many rows the whole query has."""
+
+
+async def page_of(
+    conn: AsyncConnection, query: Select[Any], order: Sequence[Any], page: int, page_size: int
+) -> Page:
+    total = await conn.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await conn.execute(
+        query.order_by(*order).limit(page_size).offset((page - 1) * page_size)
+    )
+    return list(rows.all()), int(total or 0)
+
+
+async def stores_page(
+    conn: AsyncConnection, seller_id: str | None, page: int, page_size: int
+) -> Page:
+    """Stores, newest first; only `seller_id`'s if given."""
+    query = select(stores)
+    if seller_id is not None:
+        query = query.where(stores.c.seller_id == seller_id)
+    return await page_of(conn, query, [stores.c.created_at.desc(), stores.c.id], page, page_size)
+
+
+async def store_products_page(
+    conn: AsyncConnection, store_id: str, *, listed_only: bool, page: int, page_size: int
+) -> Page:
+    """A store's products, newest first."""
+    query = select(products).where(products.c.store_id == store_id)
+    if listed_only:
+        query = query.where(products.c.listed.is_(True))
+    return await page_of(
+        conn, query, [products.c.created_at.desc(), products.c.id], page, page_size
+    )
+
+
+async def reviews_page(conn: AsyncConnection, product_id: str, page: int, page_size: int) -> Page:
+    """A product's reviews, newest first."""
+    query = select(reviews).where(reviews.c.product_id == product_id)
+    return await page_of(conn, query, [reviews.c.created_at.desc(), reviews.c.id], page, page_size)
+
+
+async def review_by_id(conn: AsyncConnection, review_id: str) -> Row[Any]:
+    return (await conn.execute(select(reviews).where(reviews.c.id == review_id))).one()

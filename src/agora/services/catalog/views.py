@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
-from agora.messaging import new_id
+from agora.messaging import Database, new_id
+from agora.services.catalog import handlers
+from agora.services.catalog.schemas import ProductOut
 from agora.shared.cache import ReadCache
 
 __all__ = ["CachedViews"]
@@ -39,6 +41,28 @@ class CachedViews:
             generation = new_id().encode()
             await self.cache.set(SEARCH_GENERATION, generation, GENERATION_TTL)
         return generation.decode()
+
+    async def product(self, db: Database, product_id: str) -> ProductOut:
+        """The product as anyone may see it (listed or not: the caller decides who may)."""
+        key = f"product:{product_id}"
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return ProductOut.model_validate_json(cached)
+        async with db.read() as conn:
+            view = ProductOut.of(await handlers.load_product(conn, product_id))
+        await self.cache.set(key, view.model_dump_json().encode(), self.ttl)
+        return view
+
+    async def search(self, query: str, render: Callable[[], Awaitable[bytes]]) -> bytes:
+        """The rendered result of the search `query` (any string naming it whole), from the
+        cache of the current search generation, else rendered now and cached."""
+        key = f"search:{await self.search_generation()}:{query}"
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return cached
+        body = await render()
+        await self.cache.set(key, body, self.ttl)
+        return body
 
     def forget_soon(self, product_ids: Iterable[str]) -> None:
         """`forget` in the background (after a commit, which must not wait for the cache)."""
