@@ -3,6 +3,8 @@
 Revision ID: 0001
 Revises:
 Created: 2026-11-22 03:20:28.011648
+
+The outbox and inbox are the platform branch's (`platform_0001`, which this depends on).
 """
 
 from collections.abc import Sequence
@@ -15,17 +17,10 @@ import agora.messaging.sql
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = "platform_0001"
 
 
 def upgrade() -> None:
-    op.create_table(
-        "inbox",
-        sa.Column("consumer_group", sa.String(), nullable=False),
-        sa.Column("event_id", sa.String(length=36), nullable=False),
-        sa.Column("received_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("consumer_group", "event_id"),
-    )
     op.create_table(
         "login_attempts",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -37,27 +32,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_login_attempts_attempted_at", ["attempted_at"], unique=False)
         batch_op.create_index(
             "ix_login_attempts_subject", ["subject", "attempted_at"], unique=False
-        )
-
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("event_id", sa.String(length=36), nullable=False),
-        sa.Column("topic", sa.String(), nullable=False),
-        sa.Column("key", sa.String(), nullable=False),
-        sa.Column("value", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("published_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("event_id"),
-    )
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_outbox_unpublished",
-            ["id"],
-            unique=False,
-            sqlite_where=sa.text("published_at IS NULL"),
-            postgresql_where=sa.text("published_at IS NULL"),
         )
 
     op.create_table(
@@ -127,17 +101,8 @@ def downgrade() -> None:
     op.drop_table("sessions")
     op.drop_table("users")
     op.drop_table("signing_keys")
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_outbox_unpublished",
-            sqlite_where=sa.text("published_at IS NULL"),
-            postgresql_where=sa.text("published_at IS NULL"),
-        )
-
-    op.drop_table("outbox")
     with op.batch_alter_table("login_attempts", schema=None) as batch_op:
         batch_op.drop_index("ix_login_attempts_subject")
         batch_op.drop_index("ix_login_attempts_attempted_at")
 
     op.drop_table("login_attempts")
-    op.drop_table("inbox")

@@ -3,6 +3,8 @@
 Revision ID: 0001
 Revises:
 Created: 2026-11-22 00:43:34.362159
+
+The outbox and inbox are the platform branch's (`platform_0001`, which this depends on).
 """
 
 from collections.abc import Sequence
@@ -15,7 +17,7 @@ import agora.messaging.sql
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = "platform_0001"
 
 
 def upgrade() -> None:
@@ -26,13 +28,6 @@ def upgrade() -> None:
         sa.Column("order_id", sa.String(length=36), nullable=True),
         sa.Column("created_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key"),
-    )
-    op.create_table(
-        "inbox",
-        sa.Column("consumer_group", sa.String(), nullable=False),
-        sa.Column("event_id", sa.String(length=36), nullable=False),
-        sa.Column("received_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("consumer_group", "event_id"),
     )
     op.create_table(
         "orders",
@@ -51,27 +46,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_orders_customer_id"), ["customer_id"], unique=False)
-
-    op.create_table(
-        "outbox",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("event_id", sa.String(length=36), nullable=False),
-        sa.Column("topic", sa.String(), nullable=False),
-        sa.Column("key", sa.String(), nullable=False),
-        sa.Column("value", sa.LargeBinary(), nullable=False),
-        sa.Column("created_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=False),
-        sa.Column("published_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=True),
-        sa.PrimaryKeyConstraint("id"),
-        sa.UniqueConstraint("event_id"),
-    )
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_outbox_unpublished",
-            ["id"],
-            unique=False,
-            sqlite_where=sa.text("published_at IS NULL"),
-            postgresql_where=sa.text("published_at IS NULL"),
-        )
 
     op.create_table(
         "prices",
@@ -98,17 +72,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("order_lines")
     op.drop_table("prices")
-    with op.batch_alter_table("outbox", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_outbox_unpublished",
-            sqlite_where=sa.text("published_at IS NULL"),
-            postgresql_where=sa.text("published_at IS NULL"),
-        )
-
-    op.drop_table("outbox")
     with op.batch_alter_table("orders", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_orders_customer_id"))
 
     op.drop_table("orders")
-    op.drop_table("inbox")
     op.drop_table("idempotency_keys")
