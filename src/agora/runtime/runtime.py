@@ -14,6 +14,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import IO, Any
 
+import httpx
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
 from redis.asyncio import BlockingConnectionPool, Redis
@@ -150,8 +151,14 @@ def build_services(
     return [by_name[name].bootstrap(context) for name in names]
 
 
-def build_gateway(settings: Settings, specs: Sequence[ServiceSpec] = SERVICES) -> FastAPI:
-    """The gateway process: the entry in front of every service's replicas."""
+def build_gateway(
+    settings: Settings,
+    specs: Sequence[ServiceSpec] = SERVICES,
+    *,
+    client_factory: Callable[[], httpx.AsyncClient] | None = None,
+) -> FastAPI:
+    """The gateway process: the entry in front of every service's replicas (reached with
+    `client_factory`'s client, by default one of its own over HTTP)."""
     from agora.gateway.proxy import create_gateway
 
     redis = build_redis(settings)
@@ -171,6 +178,7 @@ def build_gateway(settings: Settings, specs: Sequence[ServiceSpec] = SERVICES) -
         cors_origins=settings.cors_origins,
         max_body_bytes=settings.max_body_bytes,
         on_close=close,
+        client_factory=client_factory,
     )
 
 
