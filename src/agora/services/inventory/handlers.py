@@ -19,15 +19,16 @@ from agora.contracts.inventory import (
     StockReserved,
 )
 from agora.messaging import Event, Handler, UnitOfWork, utcnow
-from agora.services.inventory.locking import Shortage, lock_stock, reserve_lines
+from agora.services.inventory.locking import LOCK_TIMEOUT, Shortage, lock_stock, reserve_lines
 from agora.services.inventory.store import HELD, RELEASED, SOLD, holds, stock
 
 
 class InventoryHandlers:
     """The handler table, bound to the hold time the service was configured with."""
 
-    def __init__(self, hold_time: dt.timedelta) -> None:
+    def __init__(self, hold_time: dt.timedelta, *, lock_timeout: float = LOCK_TIMEOUT) -> None:
         self.hold_time = hold_time
+        self.lock_timeout = lock_timeout
 
     @property
     def table(self) -> Mapping[type[Event], Handler[Any]]:
@@ -59,7 +60,7 @@ class InventoryHandlers:
                 select(holds.c.product_id).where(holds.c.order_id.in_(ending)).distinct()
             )
             products.update(rows.scalars())
-        await lock_stock(uow.conn, products)
+        await lock_stock(uow.conn, products, timeout=self.lock_timeout)
 
     async def on_product_listed(self, event: catalog.ProductListed, uow: UnitOfWork) -> None:
         exists = await uow.conn.scalar(
