@@ -1,6 +1,8 @@
 """No oversell under concurrency. First the race test proves it can see the race: with the
 reservation's locking switched off it must observe an oversell; with it on, exactly the stock
-is sold. Then the same contention end to end: 200 buyers, 50 units."""
+is sold. Both on SQLite, whose single writer serialises the writes, and on PostgreSQL, where
+concurrent transactions really interleave and only the locking rule keeps the count right. Then
+the same contention end to end: 200 buyers, 50 units."""
 
 from __future__ import annotations
 
@@ -13,18 +15,30 @@ import httpx
 import pytest
 from sqlalchemy import insert, select
 
+from agora.infra import InfraSettings
 from agora.messaging import Database, sqlite_url
+from agora.runtime.supervisor import ensure_database
 from agora.services.inventory import store
 from agora.services.inventory.locking import Shortage, reserve_stock
 from harness import FINAL, AgoraProcess, eventually, product
 
 STOCK = 50
 BUYERS = 200
+CONNECTIONS = 20
+"""Per pool, doubled by its overflow: 40 transactions at once on PostgreSQL, so that many check
+the count before any of them writes it."""
 
 
-@pytest.fixture
-async def inventory_db(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(sqlite_url(tmp_path / "inventory.db"), store.metadata, pool_size=20)
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def inventory_db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path / "inventory.db")
+    else:
+        servers: InfraSettings = request.getfixturevalue("servers")
+        template = servers.isolated_env("oversell")["AGORA_DATABASE_URL_TEMPLATE"]
+        url = template.replace("{service}", "inventory")
+        await ensure_database(url)
+    db = Database(url, store.metadata, pool_size=CONNECTIONS)
     await db.create_tables()
     async with db.write() as conn:
         await conn.execute(
@@ -37,7 +51,10 @@ async def inventory_db(tmp_path: Path) -> AsyncIterator[Database]:
 async def race(db: Database, *, locking: bool) -> tuple[int, int, int]:
     """BUYERS concurrent reservations of one unit; returns (granted, available, reserved)."""
 
+    start = asyncio.Barrier(BUYERS)
+
     async def buy() -> bool:
+        await start.wait()  # every buyer is ready before the first one reads the count
         try:
             await reserve_stock(db, [("hot", 1)], locking=locking)
         except Shortage:

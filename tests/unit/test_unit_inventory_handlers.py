@@ -37,7 +37,9 @@ class InMemoryStock:
         self.holds: dict[tuple[str, str], tuple[int, str, dt.datetime]] = {}
         self.locked: list[list[str]] = []
 
-    async def lock(self, product_ids: Iterable[str], ending_orders: Sequence[str]) -> None:
+    async def lock(
+        self, product_ids: Iterable[str], ending_orders: Sequence[str], *, timeout: float
+    ) -> None:
         products = set(product_ids)
         products.update(p for (order, p) in self.holds if order in ending_orders)
         self.locked.append(sorted(products))

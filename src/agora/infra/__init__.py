@@ -208,9 +208,12 @@ class ServerStatus:
 
 
 def infra_dir(dir: Path | str | None = None) -> Path:
-    """The infra dir as an absolute path: `dir`, else `$AGORA_INFRA_DIR`, else `./.agora-infra`."""
+    """The infra dir as an absolute path: `dir`, else `$AGORA_INFRA_DIR`, else `./.agora-infra`.
+
+    Symbolic links are resolved: a running server is recognised by the paths on its command
+    line, which name the real directory (a worktree's link to a shared one must match them)."""
     chosen = Path(dir) if dir is not None else Path(os.environ.get(ENV_DIR) or DEFAULT_DIR)
-    return chosen.expanduser().absolute()
+    return chosen.expanduser().resolve()
 
 
 # --- small tools the server modules share ----------------------------------------------------

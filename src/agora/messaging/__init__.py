@@ -17,7 +17,15 @@ from agora.messaging.runner import (
     dead_letter_topic,
 )
 from agora.messaging.service import ConsumerOptions, Infrastructure, Service, ServicePlatform
-from agora.messaging.sql import Database, DecimalText, UtcDateTime, insert_new, sqlite_url
+from agora.messaging.sql import (
+    Database,
+    DecimalText,
+    LockTimeout,
+    UtcDateTime,
+    insert_new,
+    set_lock_timeout,
+    sqlite_url,
+)
 from agora.messaging.unit_of_work import UnitOfWork
 
 __all__ = [
@@ -37,6 +45,7 @@ __all__ = [
     "EventRegistry",
     "Handler",
     "Infrastructure",
+    "LockTimeout",
     "MessageLog",
     "MessagingMetrics",
     "OutboxRelay",
@@ -57,6 +66,7 @@ __all__ = [
     "new_id",
     "outbox_backlog",
     "replay_dead_letters",
+    "set_lock_timeout",
     "sqlite_url",
     "utcnow",
     "write_outbox",

@@ -1,6 +1,8 @@
 """The consumer runner: fetch a batch, apply it in one transaction with the inbox, and only then
 commit the offsets. A failing batch is retried one event at a time with exponential backoff; an
-event that keeps failing, or can never be read, goes to `<topic>.dlt` with the error."""
+event that keeps failing, or can never be read, goes to `<topic>.dlt` with the error. A transient
+fault (`RetryPolicy.transient`, a lock timeout say) is no verdict on the event: it is retried for as
+long as it recurs and never dead-lettered."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from agora.messaging.envelope import DecodeError, Envelope, Event, EventRegistry
 from agora.messaging.inbox import claim_inbox
 from agora.messaging.metrics import MessagingMetrics
 from agora.messaging.ports import ConsumedRecord, Consumer, MessageLog, Record, TopicPartition
+from agora.messaging.sql import LockTimeout
 from agora.messaging.unit_of_work import UnitOfWork
 
 __all__ = [
@@ -44,13 +47,23 @@ class PermanentError(Exception):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RetryPolicy:
+    """An event gets `attempts` tries before its dead letter, with exponential backoff between
+    them. Errors of a `transient` type count no attempt: they come from contention (another
+    transaction held a lock), not from the event, and the same event succeeds once it clears."""
+
     attempts: int = 5
     first_delay: float = 0.05
     max_delay: float = 5.0
+    transient: tuple[type[Exception], ...] = (LockTimeout,)
+
+    def is_transient(self, error: Exception) -> bool:
+        return isinstance(error, self.transient)
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        return float(min(self.max_delay, self.first_delay * 2 ** (attempt - 1)))
+        # The exponent is capped: transient faults are retried without end, and a float
+        # overflows past 2**1023.
+        return float(min(self.max_delay, self.first_delay * 2 ** min(attempt - 1, 64)))
 
 
 class EventHandlers(Generic[U]):
@@ -101,6 +114,10 @@ class EventHandlers(Generic[U]):
                     uow.cause = envelope
                     await self._handlers[type(event)](event, uow)
             uow.cause = None
+
+
+class _Interrupted(Exception):
+    """stop() came while an event was being retried: the member leaves without committing it."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -159,6 +176,8 @@ class ConsumerRunner:
                             await self._process(records)
                         committer.add(_next_offsets(records))
                 await committer.flush()
+            except _Interrupted:
+                logger.info("%s: a member stopped while retrying a transient fault", self.group)
             except Exception:
                 logger.exception("%s: a member failed; it rejoins the group", self.group)
                 await asyncio.sleep(self._retry.max_delay)
@@ -216,27 +235,35 @@ class ConsumerRunner:
     async def _apply_with_retry(self, item: _Item) -> None:
         error: Exception | None = None
         attempt = 0
+        tries = 0  # attempts and transient faults: the backoff grows with both
         while attempt < self._retry.attempts:
-            attempt += 1
+            tries += 1
             try:
                 await self._handlers.apply([(item.envelope, item.event)])
             except (PermanentError, DecodeError) as permanent:
                 error = permanent
+                attempt += 1
                 break
-            except Exception as transient:
-                error = transient
+            except Exception as failure:
+                error = failure
+                transient = self._retry.is_transient(failure)
+                if not transient:
+                    attempt += 1
                 logger.warning(
-                    "%s: %s %s failed (attempt %d of %d): %r",
+                    "%s: %s %s failed (%s): %r",
                     self.group,
                     item.envelope.type,
                     item.envelope.id,
-                    attempt,
-                    self._retry.attempts,
-                    transient,
+                    "transient" if transient else f"attempt {attempt} of {self._retry.attempts}",
+                    failure,
                 )
+                if transient and self._stopping:
+                    # Retried without end, so it must not hold up stop(). Its offset stays
+                    # uncommitted: the next owner of the partition applies it.
+                    raise _Interrupted from failure
                 if attempt < self._retry.attempts:
                     self._metrics.handler_retries.labels(self.group).inc()
-                    await asyncio.sleep(self._retry.delay(attempt))
+                    await asyncio.sleep(self._retry.delay(tries))
             else:
                 self._metrics.events_handled.labels(self.group).inc()
                 return

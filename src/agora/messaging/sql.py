@@ -5,14 +5,20 @@ sleeps in steps of up to 100 ms), writers of one process queue on an asyncio loc
 transaction with BEGIN IMMEDIATE, so a transaction never fails half-way upgrading a read lock.
 Readers use plain deferred transactions and, in WAL mode, never wait for the writer. SQLite's
 statements run inline on the event loop (`sqlite_inline`).
+
+A write transaction that waited too long for a lock fails with `LockTimeout`, whichever backend
+gave up: PostgreSQL's `lock_timeout` (see `set_lock_timeout`) or SQLite's busy timeout (another
+process held the write lock). The wait says nothing about the work itself, so callers may retry
+it as it is; the consumer runner does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -28,11 +34,14 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    bindparam,
     event,
+    func,
+    select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -41,10 +50,12 @@ from agora.messaging import sqlite_inline
 __all__ = [
     "Database",
     "DecimalText",
+    "LockTimeout",
     "UtcDateTime",
     "configure_sqlite",
     "insert_new",
     "ping_when_idle",
+    "set_lock_timeout",
     "sqlite_url",
 ]
 
@@ -55,6 +66,48 @@ PING_AFTER_IDLE = 5.0
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite+aiosqlite:///{path}"
+
+
+class LockTimeout(Exception):
+    """A write transaction gave up waiting for a lock another transaction held, and was rolled
+    back. Transient: the same work, tried again once that transaction is done, can succeed."""
+
+
+LOCK_NOT_AVAILABLE = "55P03"
+"""PostgreSQL's SQLSTATE when `lock_timeout` expires (or a NOWAIT lock is refused)."""
+
+# Built once (SQLAlchemy skips building and hashing an expression per call). `SET LOCAL` takes
+# no bind parameters; `set_config(..., is_local => true)` is the same and does.
+_SET_LOCK_TIMEOUT = select(func.set_config("lock_timeout", bindparam("value"), True))
+
+
+async def set_lock_timeout(conn: AsyncConnection, seconds: float) -> None:
+    """Until `conn`'s transaction ends, a statement waits at most `seconds` for a lock; then
+    the transaction fails and `Database.write` raises `LockTimeout`.
+
+    PostgreSQL only (nothing on SQLite, where a write transaction holds the only write lock from
+    its BEGIN on and the connection's busy timeout bounds the wait for it)."""
+    if seconds <= 0:
+        raise ValueError(f"a lock timeout must be positive (0 would mean none), got {seconds}")
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_SET_LOCK_TIMEOUT, {"value": f"{max(1, round(seconds * 1000))}ms"})
+
+
+def _is_lock_timeout(error: DBAPIError) -> bool:
+    cause = error.orig
+    if getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+        return True
+    return getattr(cause, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+
+
+@contextlib.contextmanager
+def _lock_timeouts() -> Iterator[None]:
+    try:
+        yield
+    except DBAPIError as error:
+        if _is_lock_timeout(error):
+            raise LockTimeout(str(error.orig)) from error
+        raise
 
 
 class Database:
@@ -96,13 +149,15 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        """A read-write transaction: committed when the block ends, rolled back on error."""
-        if self._write_lock is None:
-            async with self.engine.begin() as conn:
+        """A read-write transaction: committed when the block ends, rolled back on error
+        (`LockTimeout` if it waited too long for a lock)."""
+        with _lock_timeouts():
+            if self._write_lock is None:
+                async with self.engine.begin() as conn:
+                    yield conn
+                return
+            async with self._write_lock, self.engine.begin() as conn:
                 yield conn
-            return
-        async with self._write_lock, self.engine.begin() as conn:
-            yield conn
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:

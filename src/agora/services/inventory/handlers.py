@@ -16,7 +16,7 @@ from agora.contracts.inventory import (
 )
 from agora.messaging import Database, Event, Handler, utcnow
 from agora.services.inventory.domain import ProductNotFound, StockLevel
-from agora.services.inventory.locking import Shortage
+from agora.services.inventory.locking import LOCK_TIMEOUT, Shortage
 from agora.services.inventory.repository import InventoryUnitOfWork
 from agora.services.inventory.store import RELEASED, SOLD, stock_level
 
@@ -25,8 +25,15 @@ class InventoryHandlers:
     """The handler table, bound to the hold time the service was configured with. Handlers
     work through `uow.stock` (the repository) and emit; they never write SQL themselves."""
 
-    def __init__(self, hold_time: dt.timedelta, clock: Callable[[], dt.datetime] = utcnow) -> None:
+    def __init__(
+        self,
+        hold_time: dt.timedelta,
+        *,
+        lock_timeout: float = LOCK_TIMEOUT,
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
         self.hold_time = hold_time
+        self.lock_timeout = lock_timeout
         self._clock = clock
 
     @property
@@ -54,7 +61,7 @@ class InventoryHandlers:
                 event, orders.OrderConfirmed | orders.OrderCancelled | orders.OrderExpired
             )
         ]
-        await uow.stock.lock(products, ending)
+        await uow.stock.lock(products, ending, timeout=self.lock_timeout)
 
     async def on_product_listed(
         self, event: catalog.ProductListed, uow: InventoryUnitOfWork

@@ -22,16 +22,18 @@ class StockRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def lock(self, product_ids: Iterable[str], ending_orders: Sequence[str]) -> None:
+    async def lock(
+        self, product_ids: Iterable[str], ending_orders: Sequence[str], *, timeout: float
+    ) -> None:
         """Lock the stock of `product_ids` and of the products the holds of `ending_orders`
-        hold, all at once and in order (see locking)."""
+        hold, all at once and in order, waiting at most `timeout` seconds (see locking)."""
         products = set(product_ids)
         if ending_orders:
             rows = await self._conn.execute(
                 select(holds.c.product_id).where(holds.c.order_id.in_(ending_orders)).distinct()
             )
             products.update(rows.scalars())
-        await lock_stock(self._conn, products)
+        await lock_stock(self._conn, products, timeout=timeout)
 
     async def add(self, product_id: str, seller_id: str | None, units: int) -> bool:
         """Stock a new product with `units` available; False (and nothing changed) if it has
