@@ -21,6 +21,13 @@ class Settings(BaseSettings):
         None, description="JSON list of products to list on first start (default: a demo catalog)"
     )
     hold_seconds: float = Field(600.0, gt=0, description="How long stock is held for an order")
+    lock_timeout_seconds: float = Field(
+        5.0,
+        gt=0,
+        le=60,
+        description="How long a batch of reservations waits for stock rows another "
+        "transaction holds before it is retried (PostgreSQL's lock_timeout)",
+    )
     idempotency_in_flight_seconds: float = Field(
         30.0, gt=0, description="After this, a claim left by a crashed request may be taken over"
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 from agora.messaging import Infrastructure, Service
 from agora.services.inventory import store
 from agora.services.inventory.handlers import InventoryHandlers
+from agora.services.inventory.locking import LOCK_TIMEOUT
 from agora.services.inventory.repository import InventoryUnitOfWork
 from agora.services.inventory.workers import HoldSweeper
 from agora.services.spec import ServiceContext
@@ -17,9 +18,15 @@ class InventoryService(Service):
     name = "inventory"
     migrations = Path(__file__).parent / "migrations"
 
-    def __init__(self, infrastructure: Infrastructure, *, hold_time: dt.timedelta) -> None:
+    def __init__(
+        self,
+        infrastructure: Infrastructure,
+        *,
+        hold_time: dt.timedelta,
+        lock_timeout: float = LOCK_TIMEOUT,
+    ) -> None:
         super().__init__(infrastructure, store.metadata)
-        handlers = InventoryHandlers(hold_time)
+        handlers = InventoryHandlers(hold_time, lock_timeout=lock_timeout)
         self.platform.subscribe(handlers.table, self.unit_of_work, prepare=handlers.lock_batch)
         sweeper = HoldSweeper(self.platform.db, self.unit_of_work)
         self.platform.add_loop("hold-sweeper", sweeper.step)
@@ -29,4 +36,9 @@ class InventoryService(Service):
 
 
 def bootstrap(context: ServiceContext) -> InventoryService:
-    return InventoryService(context.infrastructure, hold_time=context.settings.hold_time)
+    settings = context.settings
+    return InventoryService(
+        context.infrastructure,
+        hold_time=settings.hold_time,
+        lock_timeout=settings.lock_timeout_seconds,
+    )
