@@ -116,3 +116,19 @@ def test_the_gateway_survives_fuzzing_as_a_buyer_and_a_seller(
     assert not failures, "\n\n".join(failures)
     assert any(200 <= s < 300 for s in statuses), statuses
     assert any(400 <= s < 500 for s in statuses), statuses
+
+
+def test_a_header_that_is_not_ascii_passes_the_gateway(agora: AgoraProcess) -> None:
+    """`curl -A $'caf\\xc3\\xa9'` answered 500 from the gateway's proxy."""
+    response = agora.client.get("/api/products", headers={"User-Agent": "café".encode()})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["items"]
+
+
+def test_a_path_with_a_control_character_is_forwarded_as_it_came(agora: AgoraProcess) -> None:
+    """The gateway decoded the path and built the upstream URL again: a %1A in it was a 500."""
+    response = agora.client.get("/api/products/a%1Ab")
+
+    assert response.status_code == 404, response.text
+    assert response.json()["type"] == "/problems/product-not-found"

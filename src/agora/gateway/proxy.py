@@ -137,21 +137,38 @@ def create_gateway(
         if service is None:
             raise ProblemError(404, "not-found", "Not found", f"no route {request.url.path}")
         body = await request.body()
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        # raw bytes: a value that is not ASCII (obs-text) goes on as it came
+        headers = [
+            (name, value)
+            for name, value in request.headers.raw
+            if name.decode("latin-1").lower() not in HOP_BY_HOP and name != b"x-forwarded-for"
+        ]
         peer = request.client.host if request.client else "unknown"
         forwarded = request.headers.get("x-forwarded-for")
-        headers["x-forwarded-for"] = f"{forwarded}, {peer}" if forwarded else peer
+        headers.append(
+            (b"x-forwarded-for", (f"{forwarded}, {peer}" if forwarded else peer).encode("latin-1"))
+        )
+        # the path and query as they came, still percent-encoded: decoding them here and
+        # encoding them again would change them (and a control character is no URL)
+        query = request.scope.get("query_string", b"")
+        target = (request.scope.get("raw_path") or request.url.path.encode()) + (
+            b"?" + query if query else b""
+        )
         for base in replicas.in_turn(service):
             try:
                 upstream = await state["client"].request(
                     request.method,
-                    f"{base}{request.url.path}",
-                    params=request.query_params,
+                    httpx.URL(base).copy_with(raw_path=target),
                     content=body,
                     headers=headers,
                     # a client that asked the service to wait N seconds gets N more
                     timeout=timeout + wait_preference(request.headers.get("prefer")),
                 )
+            except httpx.LocalProtocolError as error:
+                # refused before a byte was sent: the request itself cannot be forwarded
+                raise ProblemError(
+                    400, "invalid-header", "Invalid header", f"a header cannot be sent on: {error}"
+                ) from None
             except httpx.ConnectError:
                 logger.warning("%s at %s refused the connection; trying the next", service, base)
                 continue
