@@ -7,6 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 
+from agora.auth import Principal
 from agora.messaging import Database, new_id
 from agora.services.catalog import handlers
 from agora.services.catalog.schemas import ProductOut
@@ -51,6 +52,15 @@ class CachedViews:
         async with db.read() as conn:
             view = ProductOut.of(await handlers.load_product(conn, product_id))
         await self.cache.set(key, view.model_dump_json().encode(), self.ttl)
+        return view
+
+    async def product_for(
+        self, db: Database, caller: Principal | None, product_id: str
+    ) -> ProductOut:
+        """The product if `caller` may see it: listed, or unlisted for who manages it."""
+        view = await self.product(db, product_id)
+        if not (view.listed or handlers.may_manage(caller, view.seller_id)):
+            raise handlers.ProductNotFound(product_id)
         return view
 
     async def search(self, query: str, render: Callable[[], Awaitable[bytes]]) -> bytes:

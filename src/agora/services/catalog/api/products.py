@@ -132,10 +132,7 @@ def build_router() -> APIRouter:
     async def get_product(
         service: CatalogServiceDep, product_id: Id, caller: OptionalUser
     ) -> ProductOut:
-        view = await service.views.product(service.platform.db, product_id)
-        if not (view.listed or handlers.may_manage(caller, view.seller_id)):
-            raise handlers.ProductNotFound(product_id)
-        return view
+        return await service.views.product_for(service.platform.db, caller, product_id)
 
     @router.patch(
         "/api/products/{product_id}",

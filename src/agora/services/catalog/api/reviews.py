@@ -45,9 +45,7 @@ def build_router() -> APIRouter:
         page: Page = 1,
         page_size: PageSize = 20,
     ) -> ReviewsOut:
-        view = await service.views.product(service.platform.db, product_id)
-        if not (view.listed or handlers.may_manage(caller, view.seller_id)):
-            raise handlers.ProductNotFound(product_id)
+        await service.views.product_for(service.platform.db, caller, product_id)  # or 404
         rows, total = await handlers.list_reviews(service.platform.db, product_id, page, page_size)
         return ReviewsOut(
             items=[ReviewOut.model_validate(row._mapping) for row in rows],
