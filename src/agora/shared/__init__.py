@@ -7,6 +7,6 @@ every process) and an in-process twin with the same semantics, in modules of the
 * `revocations`: revoked sessions every token verifier consults.
 
 Each package's `__init__` is the port (a Protocol whose docstrings are the contract);
-`redis` and `in_process` are its adapters. `tests/integration/test_gateway_adapters.py` holds
+`redis` and `in_process` are its adapters. `tests/integration/test_shared_state.py` holds
 every adapter to its port's text.
 """

@@ -2,7 +2,7 @@
 
 The gateway caches rendered reads (a product page, a seat map) and drops them when an event says
 they changed. `RedisReadCache` is shared by every replica; `InProcessReadCache` is one process's
-bounded LRU. `tests/integration/test_gateway_adapters.py` holds both to `ReadCache`'s text.
+bounded LRU. `tests/integration/test_shared_state.py` holds both to `ReadCache`'s text.
 """
 
 from __future__ import annotations

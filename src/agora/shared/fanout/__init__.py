@@ -3,7 +3,7 @@
 A seat-map change handled by one gateway replica must reach the WebSocket clients of all of them:
 each replica subscribes to the channels its clients watch and forwards what arrives.
 `RedisFanout` uses Redis pub/sub; `InProcessFanout` is its twin for a single process.
-`tests/integration/test_gateway_adapters.py` holds both to `Fanout`'s text.
+`tests/integration/test_shared_state.py` holds both to `Fanout`'s text.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 `RedisRateLimiter` keeps the buckets in Redis so that all replicas draw from one bucket per key;
 `InProcessRateLimiter` keeps them in memory for a single process. Both implement the same
-arithmetic, held to `RateLimiter`'s text by `tests/integration/test_gateway_adapters.py`.
+arithmetic, held to `RateLimiter`'s text by `tests/integration/test_shared_state.py`.
 `rate_limit_headers` turns a decision into the HTTP fields of a response.
 """
 
