@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -23,6 +24,7 @@ from prometheus_client import (
 )
 from pydantic import BaseModel, computed_field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from agora import __version__
@@ -33,6 +35,9 @@ from agora.problems import PROBLEM_JSON, ProblemError
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
+JSON = "application/json"
+# What a 405 probes the path with to say, in `Allow`, every method it serves.
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 
 HTTP_PROBLEMS = {
     404: ("not-found", "Not found"),
@@ -81,8 +86,10 @@ def create_app(
     for router in routers:
         app.include_router(router)
     _install_problem_handlers(app)
-    # Outermost last: CORS, request ids, metrics, the edge, the body limit, then the routes.
+    # Outermost last: CORS, request ids, metrics, the edge, the URL's characters, the body
+    # limit, then the routes.
     app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(_RefuseNul)
     if edge is not None:
         app.add_middleware(_Wrapped, wrap=edge)
     app.add_middleware(_HttpMetrics, registry=metrics_registry)
@@ -130,6 +137,45 @@ def _problem(error: ProblemError, request: Request) -> JSONResponse:
     )
 
 
+def internal_error() -> ProblemError:
+    """The answer to a bug (an unhandled error), wherever it is caught."""
+    return ProblemError(
+        500, "internal-error", "Internal error", "The server failed; the error was logged."
+    )
+
+
+def _malformed_json(detail: str, **extensions: Any) -> ProblemError:
+    return ProblemError(400, "malformed-json", "Malformed JSON", detail, **extensions)
+
+
+def _unsupported_media_type(request: Request) -> ProblemError:
+    # RFC 9110 15.5.16 asks a 415 to say what would be accepted: Accept-Post (W3C LDP) and
+    # Accept-Patch (RFC 5789) name it for the method that was refused.
+    accepting = {"POST": "Accept-Post", "PATCH": "Accept-Patch"}.get(request.method)
+    given = request.headers.get("content-type") or "no Content-Type"
+    return ProblemError(
+        415,
+        "unsupported-media-type",
+        "Unsupported media type",
+        f"this route reads a JSON body, sent as {JSON} (got {given})",
+        headers={accepting: JSON} if accepting else None,
+    )
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves `request`'s path with. Starlette's own `Allow` names only
+    the methods of the first route that matched the path, and a path is often served by two
+    (`GET /api/orders` and `POST /api/orders`)."""
+    routes = request.app.router.routes
+    return [
+        method
+        for method in METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
+
+
 def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProblemError)
     async def on_problem(request: Request, error: ProblemError) -> JSONResponse:
@@ -146,13 +192,11 @@ def _install_problem_handlers(app: FastAPI) -> None:
             for item in error.errors()
         ]
         if any(item["type"] == "json_invalid" for item in errors):
-            problem = ProblemError(
-                400,
-                "malformed-json",
-                "Malformed JSON",
-                "The request body is not valid JSON.",
-                errors=errors,
-            )
+            problem = _malformed_json("The request body is not valid JSON.", errors=errors)
+        elif isinstance(error.body, bytes) and any(e["location"][:1] == ["body"] for e in errors):
+            # FastAPI hands a route the raw bytes of a body it was not told is JSON: whatever
+            # they hold, the route could not read them.
+            problem = _unsupported_media_type(request)
         else:
             problem = ProblemError(
                 422,
@@ -165,19 +209,24 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def on_http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        headers = dict(error.headers or {})
+        if error.status_code == 400 and isinstance(error.__cause__, ValueError | RecursionError):
+            # FastAPI answers a body it cannot decode (not UTF-8, nested past the recursion
+            # limit) with a bare 400; to the client it is JSON it cannot send.
+            problem = _malformed_json(
+                "The request body is not JSON: it is not UTF-8, or it is nested too deep."
+            )
+            return _problem(problem, request)
+        if error.status_code == 405:
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         slug, title = HTTP_PROBLEMS.get(error.status_code, ("http-error", str(error.detail)))
-        problem = ProblemError(
-            error.status_code, slug, title, str(error.detail), headers=dict(error.headers or {})
-        )
+        problem = ProblemError(error.status_code, slug, title, str(error.detail), headers=headers)
         return _problem(problem, request)
 
     @app.exception_handler(Exception)
     async def on_crash(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        problem = ProblemError(
-            500, "internal-error", "Internal error", "The server failed; the error was logged."
-        )
-        return _problem(problem, request)
+        return _problem(internal_error(), request)
 
 
 class _Wrapped:
@@ -204,8 +253,9 @@ class _RequestIds:
             await self.app(scope, receive, send)
             return
         given = dict(scope["headers"]).get(b"x-request-id", b"")
-        request_id = given.decode() if REQUEST_ID.match(given) else new_id()
-        if not given or given.decode() != request_id:
+        # Matched as bytes: a header need not be text at all, and only a sane one is decoded.
+        request_id = given.decode("ascii") if REQUEST_ID.match(given) else new_id()
+        if given != request_id.encode():
             scope = {
                 **scope,
                 "headers": [
@@ -225,6 +275,34 @@ class _RequestIds:
 
         with request_scope(request_id):
             await self.app(scope, receive, send_with_id)
+
+
+class _RefuseNul:
+    """Refuses a NUL character anywhere in the path or the query with a 400 problem, before any
+    route sees it: PostgreSQL cannot store or even compare one in text, and no identifier or
+    search of ours has one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not (
+            "\x00" in scope["path"] or b"\x00" in unquote_to_bytes(scope["query_string"])
+        ):
+            await self.app(scope, receive, send)
+            return
+        problem = ProblemError(
+            400,
+            "invalid-character",
+            "Invalid character",
+            "the URL's path or query holds a NUL character (%00)",
+        )
+        response = JSONResponse(
+            problem.body(instance=scope["path"].replace("\x00", "%00")),
+            status_code=400,
+            media_type=PROBLEM_JSON,
+        )
+        await response(scope, receive, send)
 
 
 class _BodyLimit:

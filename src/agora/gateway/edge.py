@@ -6,7 +6,7 @@ gateway, or the embedded default's single app).
 * Rate limits: a token bucket per user, by plan, and per client address for anonymous calls;
   429 with `Retry-After`, and the `RateLimit` / `RateLimit-Policy` fields on every limited
   response (draft-ietf-httpapi-ratelimit-headers).
-* Security headers on every response.
+* Security headers on every response, a server error's too.
 
 Roles are not decided here: each route declares who may call it (`agora.auth`), and is the one
 place that says so.
@@ -31,6 +31,7 @@ from agora.auth.web import client_ip
 from agora.problems import PROBLEM_JSON, problem_body
 from agora.shared.ratelimit import RateLimiter, TokenBucket, rate_limit_headers
 from agora.shared.revocations import RevocationsUnavailable
+from agora.web import internal_error
 
 __all__ = ["SECURITY_HEADERS", "EdgeMiddleware", "EdgePolicy"]
 
@@ -81,10 +82,42 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request = Request(scope)
         extra: dict[str, str] = dict(SECURITY_HEADERS)
         if not scope["path"].startswith(DOCS_PATHS):
             extra["Content-Security-Policy"] = API_CSP
+        started = False
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                present = {name.lower() for name, _ in message.get("headers", [])}
+                headers = list(message.get("headers", []))
+                for name, value in extra.items():
+                    if name.lower().encode() not in present:
+                        headers.append((name.lower().encode(), value.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self._admit(scope, receive, send_with_headers, extra)
+        except Exception:
+            if started:
+                raise
+            # The app answers an unhandled error outside every middleware, where these headers
+            # would be lost: answer it here, and re-raise for the app to log it (it sends nothing
+            # more once a response has started).
+            body = internal_error().body(instance=scope["path"])
+            response = JSONResponse(body, status_code=500, media_type=PROBLEM_JSON)
+            await response(scope, receive, send_with_headers)
+            raise
+
+    async def _admit(
+        self, scope: Scope, receive: Receive, send: Send, extra: dict[str, str]
+    ) -> None:
+        """The request, to the app if its token and rate allow; `extra` gains the headers every
+        answer to it carries."""
+        request = Request(scope)
         principal: Principal | None = None
         authorization = request.headers.get("authorization", "")
         scheme, _, token = authorization.partition(" ")
@@ -101,7 +134,7 @@ class EdgeMiddleware:
                     "invalid-token",
                     "Invalid access token",
                     str(error),
-                    {**extra, "WWW-Authenticate": 'Bearer error="invalid_token"'},
+                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
                 )
                 return
             except (KeysUnavailable, RevocationsUnavailable):
@@ -124,21 +157,10 @@ class EdgeMiddleware:
                     "Too many requests",
                     f"the {name} rate limit is {bucket.capacity} requests per "
                     f"{bucket.window:g} s; retry after {extra['Retry-After']} s",
-                    extra,
+                    {},
                 )
                 return
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {name.lower() for name, _ in message.get("headers", [])}
-                headers = list(message.get("headers", []))
-                for name, value in extra.items():
-                    if name.lower().encode() not in present:
-                        headers.append((name.lower().encode(), value.encode("latin-1")))
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
+        await self.app(scope, receive, send)
 
     @staticmethod
     async def _refuse(
