@@ -1,7 +1,7 @@
 """RFC 9457 problem details: every error Agora's HTTP API answers is one of these.
 
 Each kind of problem has a stable `type` (a URI reference, `/problems/<slug>`, documented in
-docs/errors.md) that clients may switch on; `title` is the same for every instance of a type and
+docs/api.md) that clients may switch on; `title` is the same for every instance of a type and
 `detail` says what went wrong this time.
 """
 
