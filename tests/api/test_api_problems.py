@@ -233,7 +233,7 @@ async def test_a_body_just_under_the_limit_is_read(api: Any) -> None:
         ("GET", "/api/no-such-route", 404, "not-found"),
         ("GET", "/", 404, "not-found"),
         ("DELETE", "/api/orders", 405, "method-not-allowed"),
-        ("GET", "/api/notifications?limit=0", 422, "validation-error"),
+        ("GET", "/api/notifications?page_size=0", 422, "validation-error"),
         ("GET", "/api/products?page_size=0", 422, "validation-error"),
         ("GET", "/api/products?page=many", 422, "validation-error"),
         ("GET", "/api/products?min_price=-1", 422, "validation-error"),

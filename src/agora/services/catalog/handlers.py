@@ -18,7 +18,7 @@ from agora.auth import Principal
 from agora.contracts.catalog import ListingChanged, PriceChanged, ProductListed
 from agora.contracts.inventory import AvailabilityChanged
 from agora.contracts.orders import OrderConfirmed
-from agora.contracts.types import Amount, Currency
+from agora.contracts.types import Amount, Currency, check_minor_units
 from agora.messaging import Database, Event, Handler, UnitOfWork, insert_new, new_id, utcnow
 from agora.problems import NotFound, ProblemError
 from agora.services.catalog import search
@@ -265,6 +265,12 @@ async def change_product(
     if changes.description is not None and changes.description != product.description:
         values["description"] = changes.description
     if changes.price is not None and changes.price != product.price:
+        try:
+            check_minor_units(changes.price, product.currency)
+        except ValueError as error:
+            raise ProblemError(
+                422, "validation-error", "Invalid request", f"body.price: {error}"
+            ) from None
         values["price"] = changes.price
         uow.emit(
             PriceChanged(product_id=product_id, price=changes.price, currency=product.currency)

@@ -6,10 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 from sqlalchemy.engine import Row
 
-from agora.contracts.types import Amount, Currency
+from agora.contracts.types import AmountIn, CurrencyIn, RequestModel, check_minor_units
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 Description = Annotated[str, StringConstraints(max_length=5_000)]
@@ -17,14 +17,12 @@ Id = Annotated[str, Path(min_length=1, max_length=100)]
 Sort = Literal["relevance", "newest", "price", "-price", "rating", "name"]
 
 
-class StoreIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StoreIn(RequestModel):
     name: Name
     description: Description = ""
 
 
-class StoreChangesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StoreChangesIn(RequestModel):
     name: Name | None = None
     description: Description | None = None
 
@@ -44,20 +42,25 @@ class StoresOut(BaseModel):
     total: int
 
 
-class ProductIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ProductIn(RequestModel):
     name: Name
     description: Description = ""
-    price: Amount
-    currency: Currency
+    price: AmountIn
+    currency: CurrencyIn
     initial_stock: int = Field(ge=0, le=10_000_000)
 
+    @model_validator(mode="after")
+    def _price_in_minor_units(self) -> ProductIn:
+        check_minor_units(self.price, self.currency)
+        return self
 
-class ProductChangesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+
+class ProductChangesIn(RequestModel):
+    """A new price is checked against the product's currency where the product is known."""
+
     name: Name | None = None
     description: Description | None = None
-    price: Amount | None = None
+    price: AmountIn | None = None
     listed: bool | None = None
 
 
@@ -100,8 +103,7 @@ class ProductsOut(BaseModel):
     total: int
 
 
-class ReviewIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class ReviewIn(RequestModel):
     rating: int = Field(ge=1, le=5)
     text: Annotated[str, StringConstraints(strip_whitespace=True, max_length=5_000)] = ""
 

@@ -6,9 +6,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, StringConstraints
 
 from agora.auth import AUTHORIZE, Admin, CurrentUser, Plan, Role, client_ip
+from agora.contracts.types import RequestModel
 from agora.problems import ProblemError
 from agora.services.identity import handlers
 from agora.services.identity.deps import IdentityServiceDep
@@ -35,8 +36,7 @@ Password = Annotated[
 ]
 
 
-class RegisterIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class RegisterIn(RequestModel):
     email: Email
     password: Password
     role: Literal["buyer", "seller"]
@@ -48,14 +48,12 @@ class RegistrationOut(BaseModel):
     detail: str
 
 
-class LoginIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class LoginIn(RequestModel):
     email: Annotated[str, StringConstraints(min_length=1, max_length=EMAIL_MAX_LENGTH)]
     password: Annotated[str, StringConstraints(min_length=1, max_length=PASSWORD_MAX_LENGTH)]
 
 
-class RefreshIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class RefreshIn(RequestModel):
     refresh_token: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
@@ -88,8 +86,7 @@ class UserOut(BaseModel):
         )
 
 
-class PlanIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class PlanIn(RequestModel):
     plan: Plan
 
 

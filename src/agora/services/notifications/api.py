@@ -7,12 +7,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlalchemy import select
 
 from agora.auth import AUTHORIZE, CurrentUser
 from agora.problems import ProblemError
+from agora.services.notifications import handlers
 from agora.services.notifications.deps import NotificationsServiceDep
-from agora.services.notifications.store import messages
 
 
 class MessageOut(BaseModel):
@@ -30,6 +29,9 @@ class MessageOut(BaseModel):
 
 class MessagesOut(BaseModel):
     items: list[MessageOut]
+    page: int
+    page_size: int
+    total: int
 
 
 def build_router() -> APIRouter:
@@ -46,26 +48,29 @@ def build_router() -> APIRouter:
         service: NotificationsServiceDep,
         caller: CurrentUser,
         customer_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
-        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        page: Annotated[int, Query(ge=1, le=10_000, description="1-based page number")] = 1,
+        page_size: Annotated[int, Query(ge=1, le=100)] = 20,
     ) -> MessagesOut:
-        if customer_id is None:
-            customer_id = caller.user_id
-        elif customer_id != caller.user_id and caller.role != "admin":
+        try:
+            rows, total = await handlers.list_messages(
+                service.platform.db,
+                caller,
+                caller.user_id if customer_id is None else customer_id,
+                page=page,
+                page_size=page_size,
+            )
+        except handlers.NotYourMessages:
             raise ProblemError(
                 403,
                 "forbidden",
                 "Forbidden",
                 "only an admin may read another customer's messages",
-            )
-        async with service.platform.db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(messages)
-                    .where(messages.c.customer_id == customer_id)
-                    .order_by(messages.c.created_at, messages.c.id)
-                    .limit(limit)
-                )
-            ).all()
-        return MessagesOut(items=[MessageOut.model_validate(row._mapping) for row in rows])
+            ) from None
+        return MessagesOut(
+            items=[MessageOut.model_validate(row._mapping) for row in rows],
+            page=page,
+            page_size=page_size,
+            total=total,
+        )
 
     return router

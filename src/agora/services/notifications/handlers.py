@@ -6,8 +6,9 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 
+from agora.auth import Principal, may_read
 from agora.contracts import identity, orders
 from agora.messaging import Database, Event, Handler, UnitOfWork, new_id, utcnow
 from agora.services.notifications.mail import Mail, MailSender
@@ -24,6 +25,29 @@ logger = logging.getLogger(__name__)
 # Built once (SQLAlchemy skips building and hashing an expression per call).
 ADDRESS_OF = select(user_addresses.c.email).where(user_addresses.c.user_id == bindparam("user"))
 NEW_MESSAGE = insert(messages)
+
+
+class NotYourMessages(Exception):
+    """Only an admin may read another customer's messages."""
+
+
+async def list_messages(
+    db: Database, caller: Principal, customer_id: str, *, page: int, page_size: int
+) -> tuple[list[Row[Any]], int]:
+    """One page of `customer_id`'s messages, oldest first, and how many there are in all."""
+    if not may_read(caller, customer_id):
+        raise NotYourMessages
+    of_customer = messages.c.customer_id == customer_id
+    async with db.read() as conn:
+        total = await conn.scalar(select(func.count()).select_from(messages).where(of_customer))
+        rows = await conn.execute(
+            select(messages)
+            .where(of_customer)
+            .order_by(messages.c.created_at, messages.c.id)
+            .limit(page_size)
+            .offset((page - 1) * page_size)
+        )
+        return list(rows.all()), int(total or 0)
 
 
 def recipient_for(customer_id: str) -> str:

@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Header, Path, Query, Response
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from agora.auth import AUTHORIZE, Buyer, CurrentUser, Principal
+from agora.contracts.types import MAX_QUANTITY, Quantity, RequestModel
 from agora.preferences import wait_preference
 from agora.problems import ProblemError
 from agora.services.orders import handlers
@@ -24,23 +25,39 @@ Id = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
-class OrderItemIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class OrderItemIn(RequestModel):
     product_id: Id
-    quantity: int = Field(ge=1, le=10_000)
+    quantity: Quantity
 
 
-class PlaceOrderIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+class PlaceOrderIn(RequestModel):
     customer_id: Id | None = Field(
         None, description="The caller's own user id, if given at all (the token says who buys)"
     )
-    items: list[OrderItemIn] = Field(min_length=1, max_length=100)
+    items: list[OrderItemIn] = Field(
+        min_length=1,
+        max_length=100,
+        description=f"Lines of one product are merged: at most {MAX_QUANTITY} of each in all",
+    )
     payment_token: Token | None = None
 
+    @model_validator(mode="after")
+    def _merged_quantities_in_bounds(self) -> PlaceOrderIn:
+        merged: dict[str, int] = {}
+        for item in self.items:
+            merged[item.product_id] = merged.get(item.product_id, 0) + item.quantity
+        over = sorted(
+            product_id for product_id, quantity in merged.items() if quantity > MAX_QUANTITY
+        )
+        if over:
+            raise ValueError(
+                f"at most {MAX_QUANTITY} of one product per order, its lines added up: "
+                + ", ".join(f"{product_id} ({merged[product_id]})" for product_id in over)
+            )
+        return self
 
-class PayIn(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
+
+class PayIn(RequestModel):
     payment_token: Token
 
 

@@ -77,7 +77,7 @@ async def place_order(
     *,
     in_flight_timeout: dt.timedelta = dt.timedelta(seconds=30),
 ) -> Placed:
-    """Place an order once per idempotency key (IETF Idempotency-Key draft).
+    """Place an order once per idempotency key of its customer (IETF Idempotency-Key draft).
 
     The key is claimed in its own transaction first, so a second request with the same key that
     arrives while the first is being processed sees it and is refused (409) rather than waiting.
@@ -86,7 +86,7 @@ async def place_order(
     fingerprint = command.fingerprint()
     async with unit_of_work() as uow:
         now = utcnow()
-        existing = await store.find_key(uow.conn, idempotency_key)
+        existing = await store.find_key(uow.conn, command.customer_id, idempotency_key)
         if existing is not None:
             first_fingerprint, order_id, claimed_at = existing
             if first_fingerprint != fingerprint:
@@ -99,7 +99,7 @@ async def place_order(
         if sold_out:
             raise SoldOut(sold_out)
         try:
-            await store.claim_key(uow.conn, idempotency_key, fingerprint, now)
+            await store.claim_key(uow.conn, command.customer_id, idempotency_key, fingerprint, now)
         except IntegrityError:
             # Another replica claimed the same key between our look and our insert.
             raise IdempotencyKeyInFlight from None
@@ -107,10 +107,10 @@ async def place_order(
         async with unit_of_work() as uow:
             order = await _new_order(uow, command)
             await uow.orders.add(order)
-            await store.complete_key(uow.conn, idempotency_key, order.id)
+            await store.complete_key(uow.conn, command.customer_id, idempotency_key, order.id)
     except BaseException:
         async with unit_of_work() as uow:
-            await store.release_key(uow.conn, idempotency_key)
+            await store.release_key(uow.conn, command.customer_id, idempotency_key)
         raise
     return Placed(order.id, created=True)
 

@@ -60,13 +60,16 @@ order_lines = Table(
     PrimaryKeyConstraint("order_id", "line_no"),
 )
 
+# A key is the caller's own: another customer's same key is another key (and learns nothing).
 idempotency_keys = Table(
     "idempotency_keys",
     metadata,
-    Column("key", String, primary_key=True),
+    Column("key", String, nullable=False),
     Column("fingerprint", String(64), nullable=False),
     Column("order_id", String(36), nullable=True),
     Column("created_at", UtcDateTime, nullable=False),
+    Column("customer_id", String, nullable=False),
+    PrimaryKeyConstraint("customer_id", "key", name="idempotency_keys_pkey"),
 )
 
 prices = Table(
@@ -113,12 +116,17 @@ class OrdersUnitOfWork(UnitOfWork):
 INSERT_ORDER = insert(orders)
 INSERT_LINES = insert(order_lines)
 SAVE_ORDER = update(orders).where(orders.c.id == bindparam("order_id"))  # SET: the other keys
-DROP_KEY = delete(idempotency_keys).where(idempotency_keys.c.key == bindparam("key_"))
+THE_KEY = (
+    idempotency_keys.c.customer_id == bindparam("customer"),
+    idempotency_keys.c.key == bindparam("key_"),
+)
+DROP_KEY = delete(idempotency_keys).where(*THE_KEY)
 CLAIM_KEY = insert(idempotency_keys)
-COMPLETE_KEY = update(idempotency_keys).where(idempotency_keys.c.key == bindparam("key_"))
+COMPLETE_KEY = update(idempotency_keys).where(*THE_KEY)
+RELEASE_KEY = delete(idempotency_keys).where(*THE_KEY, idempotency_keys.c.order_id.is_(None))
 FIND_KEY = select(
     idempotency_keys.c.fingerprint, idempotency_keys.c.order_id, idempotency_keys.c.created_at
-).where(idempotency_keys.c.key == bindparam("key_"))
+).where(*THE_KEY)
 LISTED_PRICES = select(prices.c.product_id, prices.c.price, prices.c.currency).where(
     prices.c.product_id.in_(bindparam("products", expanding=True)), prices.c.listed.is_(True)
 )
@@ -250,26 +258,29 @@ async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
 # -- idempotency keys ------------------------------------------------------------------------
 
 
-async def find_key(conn: AsyncConnection, key: str) -> tuple[str, str | None, dt.datetime] | None:
-    row = (await conn.execute(FIND_KEY, {"key_": key})).first()
+async def find_key(
+    conn: AsyncConnection, customer_id: str, key: str
+) -> tuple[str, str | None, dt.datetime] | None:
+    row = (await conn.execute(FIND_KEY, {"customer": customer_id, "key_": key})).first()
     return None if row is None else (row.fingerprint, row.order_id, row.created_at)
 
 
-async def claim_key(conn: AsyncConnection, key: str, fingerprint: str, now: dt.datetime) -> None:
-    await conn.execute(DROP_KEY, {"key_": key})
-    await conn.execute(CLAIM_KEY, {"key": key, "fingerprint": fingerprint, "created_at": now})
-
-
-async def complete_key(conn: AsyncConnection, key: str, order_id: str) -> None:
-    await conn.execute(COMPLETE_KEY, {"key_": key, "order_id": order_id})
-
-
-async def release_key(conn: AsyncConnection, key: str) -> None:
+async def claim_key(
+    conn: AsyncConnection, customer_id: str, key: str, fingerprint: str, now: dt.datetime
+) -> None:
+    await conn.execute(DROP_KEY, {"customer": customer_id, "key_": key})
     await conn.execute(
-        delete(idempotency_keys).where(
-            idempotency_keys.c.key == key, idempotency_keys.c.order_id.is_(None)
-        )
+        CLAIM_KEY,
+        {"customer_id": customer_id, "key": key, "fingerprint": fingerprint, "created_at": now},
     )
+
+
+async def complete_key(conn: AsyncConnection, customer_id: str, key: str, order_id: str) -> None:
+    await conn.execute(COMPLETE_KEY, {"customer": customer_id, "key_": key, "order_id": order_id})
+
+
+async def release_key(conn: AsyncConnection, customer_id: str, key: str) -> None:
+    await conn.execute(RELEASE_KEY, {"customer": customer_id, "key_": key})
 
 
 # -- the price list (a read model of catalog events) -----------------------------------------
