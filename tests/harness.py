@@ -233,7 +233,9 @@ class AgoraProcess:
         return dict(response.json())
 
     def messages(self, customer: str) -> list[dict[str, Any]]:
-        response = self.client.get("/api/notifications", headers=self.headers(customer))
+        response = self.client.get(
+            "/api/notifications", params={"page_size": 100}, headers=self.headers(customer)
+        )
         assert response.status_code == 200, response.text
         return list(response.json()["items"])
 

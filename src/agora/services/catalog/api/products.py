@@ -8,7 +8,7 @@ import orjson
 from fastapi import APIRouter, Query, Response
 
 from agora.auth import OptionalUser, SellerOrAdmin
-from agora.contracts.types import Amount
+from agora.contracts.types import AmountIn
 from agora.problems import ProblemError
 from agora.services.catalog import handlers, search
 from agora.services.catalog.api.responses import json_response, problems
@@ -87,8 +87,8 @@ def build_router() -> APIRouter:
         service: CatalogServiceDep,
         q: Annotated[str | None, Query(max_length=200)] = None,
         store: Annotated[str | None, Query(max_length=100)] = None,
-        min_price: Annotated[Amount | None, Query()] = None,
-        max_price: Annotated[Amount | None, Query()] = None,
+        min_price: Annotated[AmountIn | None, Query()] = None,
+        max_price: Annotated[AmountIn | None, Query()] = None,
         sort: Sort | None = None,
         page: Page = 1,
         page_size: PageSize = 20,
