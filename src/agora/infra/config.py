@@ -133,6 +133,10 @@ class InfraSettings:
 
 
 def infra_dir(dir: Path | str | None = None) -> Path:
-    """The infra dir as an absolute path: `dir`, else `$AGORA_INFRA_DIR`, else `./.agora-infra`."""
+    """The infra dir as an absolute path, links resolved: `dir`, else `$AGORA_INFRA_DIR`, else
+    `./.agora-infra`."""
     chosen = Path(dir) if dir is not None else Path(os.environ.get(ENV_DIR) or DEFAULT_DIR)
-    return chosen.expanduser().absolute()
+    # Resolved, because a running server is recognised by its files' paths in its command
+    # line: reached through a link (a worktree sharing another checkout's servers), the same
+    # Kafka node would look like a stranger holding its port.
+    return chosen.expanduser().resolve()
