@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agora import __version__
-from agora.cli.settings import DataDir, configure_logging, settings_from
+from agora.cli.settings import DataDir, configure_logging, fail, settings_from
 from agora.runtime.settings import Settings
 
 if TYPE_CHECKING:
@@ -71,7 +71,7 @@ def up(
     """Run the platform. With no server configured: every service and the HTTP API in one
     process on the embedded default. With AGORA_KAFKA_BOOTSTRAP and
     AGORA_DATABASE_URL_TEMPLATE set: every service in processes of its own behind a gateway."""
-    from agora.runtime.runtime import DataDirInUse, Runtime
+    from agora.runtime.runtime import Runtime
     from agora.runtime.supervisor import run_supervisor
 
     settings = settings_from(
@@ -83,25 +83,23 @@ def up(
         replicas=replicas,
     )
     configure_logging(settings)
+    _check_seed(settings)
     if settings.uses_servers:
         if not (settings.kafka_bootstrap and settings.database_url_template):
-            typer.echo(
-                "agora: servers need both AGORA_KAFKA_BOOTSTRAP and AGORA_DATABASE_URL_TEMPLATE "
+            fail(
+                "servers need both AGORA_KAFKA_BOOTSTRAP and AGORA_DATABASE_URL_TEMPLATE "
                 '(`eval "$(agora infra up)"` sets them)',
-                err=True,
+                status=2,
             )
-            raise typer.Exit(2)
         raise typer.Exit(run_supervisor(settings))
+    _check_data_dir(settings)
+    app = _built(lambda: Runtime(settings).app())
     typer.echo(
         f"Agora {__version__}: data in {settings.data_dir.resolve()}, "
         f"API on http://{settings.host}:{settings.port} (docs at /docs)",
         err=True,
     )
-    try:
-        _serve(Runtime(settings).app(), settings)
-    except DataDirInUse as error:
-        typer.echo(f"agora: {error}", err=True)
-        raise typer.Exit(1) from None
+    _serve(app, settings)
 
 
 def serve(
@@ -121,9 +119,46 @@ def serve(
         _serve(build_gateway(settings), settings)
         return
     if service not in SERVICE_NAMES:
-        typer.echo(f"agora: no service {service!r}; services: {', '.join(SERVICE_NAMES)}, gateway")
-        raise typer.Exit(2)
-    _serve(Runtime(settings, [service]).app(), settings)
+        fail(f"no service {service!r}; services: {', '.join(SERVICE_NAMES)}, gateway", status=2)
+    if service == "catalog":
+        _check_seed(settings)
+    if not (settings.kafka_bootstrap and settings.database_url_template):
+        _check_data_dir(settings)
+    _serve(_built(lambda: Runtime(settings, [service]).app()), settings)
+
+
+def _check_seed(settings: Settings) -> None:
+    from agora.runtime.runtime import InvalidSeedFile, load_seed
+
+    try:
+        load_seed(settings.seed_file)
+    except InvalidSeedFile as error:
+        fail(str(error))
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """The embedded default's folder must be a folder this process may take: a second process
+    on it is refused here, before anything is announced, rather than by the server's start-up."""
+    from agora.runtime.runtime import DataDirInUse
+
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        DataDirInUse.check(settings.data_dir)
+    except DataDirInUse as error:
+        fail(str(error))
+    except FileExistsError:
+        fail(f"{settings.data_dir} is a file, not a folder (--data-dir)")
+    except OSError as error:
+        fail(f"cannot use {settings.data_dir} as the data folder (--data-dir): {error.strerror}")
+
+
+def _built(build: Callable[[], FastAPI]) -> FastAPI:
+    from agora.runtime.runtime import InvalidSeedFile
+
+    try:
+        return build()
+    except InvalidSeedFile as error:  # changed since it was checked
+        fail(str(error))
 
 
 def migrate() -> None:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from agora.runtime.settings import Settings
 
-__all__ = ["DataDir", "configure_logging", "require_data", "settings_from"]
+__all__ = ["DataDir", "configure_logging", "fail", "require_data", "settings_from"]
 
 DataDir = Annotated[
     Path | None,
@@ -18,10 +20,33 @@ DataDir = Annotated[
 ]
 
 
+# Flags named otherwise than their setting.
+_FLAG_OF = {"seed_file": "--seed"}
+
+
 def settings_from(**overrides: object) -> Settings:
-    """Settings from the environment, with the flags given on the command line on top."""
+    """Settings from the environment, with the flags given on the command line on top. An
+    invalid value ends the command with one line naming its variable or flag (exit status 2)."""
     given = {name: value for name, value in overrides.items() if value is not None}
-    return Settings.model_validate({**Settings().model_dump(), **given})
+    try:
+        return Settings.model_validate({**Settings().model_dump(), **given})
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = str(first["loc"][0]) if first["loc"] else ""
+        source = (
+            _FLAG_OF.get(name, f"--{name.replace('_', '-')}")
+            if name in given
+            else f"{Settings.model_config['env_prefix']}{name.upper()}"
+        )
+        fail(f"{source}: {first['msg']} (got {first['input']!r})", status=2)
+    except SettingsError as error:
+        fail(str(error), status=2)
+
+
+def fail(message: str, *, status: int = 1) -> NoReturn:
+    """End the command: `message` as one line on stderr, exit status `status`."""
+    typer.echo(f"agora: {message}", err=True)
+    raise typer.Exit(status)
 
 
 def configure_logging(settings: Settings) -> None:

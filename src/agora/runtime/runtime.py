@@ -19,7 +19,7 @@ from typing import IO, Any
 import orjson
 from fastapi import FastAPI
 from prometheus_client import CollectorRegistry
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.types import ASGIApp
 
@@ -74,13 +74,54 @@ SERVICE_NAMES = (
 
 
 class DataDirInUse(Exception):
-    pass
+    """Another process holds the data folder: its SQLite files take one process at a time."""
+
+    @classmethod
+    def check(cls, data_dir: Path) -> None:
+        """Raise `DataDirInUse` if another process holds `data_dir` now. A look before starting,
+        so that the user hears of it before anything is announced; the runtime still takes the
+        lock itself when it starts."""
+        try:
+            handle = (data_dir / "agora.lock").open("rb")
+        except FileNotFoundError:
+            return
+        with handle:  # closing it releases the lock taken to look
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise cls(
+                    f"another agora process is using {data_dir.resolve()}; stop it or choose "
+                    "another --data-dir"
+                ) from None
+
+
+class InvalidSeedFile(ValueError):
+    """The seed file cannot be read, is not JSON, or is not a list of products."""
 
 
 def load_seed(path: Path | None) -> Sequence[SeedProduct]:
+    """The products of the seed file at `path` (the demo catalog if None); `InvalidSeedFile`
+    names the file and its first mistake."""
     if path is None:
         return DEMO_CATALOG
-    return TypeAdapter(list[SeedProduct]).validate_python(orjson.loads(path.read_bytes()))
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except OSError as error:
+        raise InvalidSeedFile(f"cannot read the seed file {path}: {error.strerror}") from None
+    except orjson.JSONDecodeError as error:
+        raise InvalidSeedFile(f"the seed file {path} is not JSON: {error}") from None
+    try:
+        return TypeAdapter(list[SeedProduct]).validate_python(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]
+        )
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        raise InvalidSeedFile(
+            f"the seed file {path} is not a JSON list of products: {where or 'the file'}: "
+            f"{first['msg']}{more}"
+        ) from None
 
 
 def build_log(settings: Settings) -> MessageLog:
