@@ -215,6 +215,19 @@ def test_concurrent_ups_agree(infra: InfraSettings) -> None:
     assert [stdout for stdout, _ in outputs] == [infra.exports()] * 2
 
 
+def test_an_infra_dir_reached_through_a_symlink_finds_its_servers(
+    infra: InfraSettings, tmp_path: Path
+) -> None:
+    """A worktree's `.agora-infra` may be a link to another checkout's: the servers running
+    there are found through it, not taken for other programs holding their ports."""
+    link = tmp_path / "linked-infra"
+    link.symlink_to(infra.dir, target_is_directory=True)
+    assert all(server.up for server in status(link)), status(link)
+    before = {server.name: server.pid for server in status(infra.dir)}
+    assert ensure_up(link).kafka_bootstrap == infra.kafka_bootstrap
+    assert {server.name: server.pid for server in status(infra.dir)} == before
+
+
 def test_down_and_status_of_an_empty_dir(tmp_path: Path) -> None:
     assert down(tmp_path / "nothing-here") == []
     (tmp_path / "empty").mkdir()

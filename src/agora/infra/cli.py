@@ -14,7 +14,8 @@ from typing import Annotated, NoReturn
 import typer
 
 from agora import infra
-from agora.infra import InfraError, Ports, say
+from agora.infra import InfraError, Ports
+from agora.infra.processes import say
 
 infra_app = typer.Typer(
     help="Real PostgreSQL, Redis and Apache Kafka servers on 127.0.0.1 for development and "

@@ -20,12 +20,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from agora.infra import (
-    HOST,
+from agora.infra.config import HOST
+from agora.infra.errors import InfraError
+from agora.infra.ports import claim_port
+from agora.infra.processes import (
     Deadline,
-    InfraError,
-    ServerStatus,
-    claim_port,
     is_root,
     log_tail,
     pid_alive,
@@ -35,6 +34,7 @@ from agora.infra import (
     say,
     terminate,
 )
+from agora.infra.state import ServerStatus
 
 # asyncpg ships no type information: it is used through `Any`.
 asyncpg: Any = importlib.import_module("asyncpg")

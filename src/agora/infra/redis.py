@@ -11,12 +11,11 @@ from pathlib import Path
 
 import redis as redis_client  # the client library; this module is agora.infra.redis
 
-from agora.infra import (
-    HOST,
+from agora.infra.config import HOST
+from agora.infra.errors import InfraError
+from agora.infra.ports import claim_port
+from agora.infra.processes import (
     Deadline,
-    InfraError,
-    ServerStatus,
-    claim_port,
     log_tail,
     pid_alive,
     read_pid,
@@ -24,6 +23,7 @@ from agora.infra import (
     say,
     terminate,
 )
+from agora.infra.state import ServerStatus
 
 PACKAGE = "redis-server"
 START_TIMEOUT = 30.0

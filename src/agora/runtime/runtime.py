@@ -12,6 +12,7 @@ import fcntl
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
 from typing import IO, Any
 
 import httpx
@@ -54,7 +55,25 @@ SERVICE_NAMES = tuple(spec.name for spec in SERVICES)
 
 
 class DataDirInUse(Exception):
-    pass
+    """Another process holds the data folder: its SQLite files take one process at a time."""
+
+    @classmethod
+    def check(cls, data_dir: Path) -> None:
+        """Raise `DataDirInUse` if another process holds `data_dir` now. A look before starting,
+        so that the user hears of it before anything is announced; the runtime still takes the
+        lock itself when it starts."""
+        try:
+            handle = (data_dir / "agora.lock").open("rb")
+        except FileNotFoundError:
+            return
+        with handle:  # closing it releases the lock taken to look
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise cls(
+                    f"another agora process is using {data_dir.resolve()}; stop it or choose "
+                    "another --data-dir"
+                ) from None
 
 
 def build_log(settings: Settings) -> MessageLog:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import orjson
-from pydantic import TypeAdapter
+from pydantic import TypeAdapter, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from agora.messaging import Infrastructure, Service
@@ -56,8 +56,30 @@ def bootstrap(context: ServiceContext) -> CatalogService:
     )
 
 
+class InvalidSeedFile(ValueError):
+    """The seed file cannot be read, is not JSON, or is not a list of products."""
+
+
 def load_seed(path: Path | None) -> Sequence[SeedProduct]:
-    """The products of a seed file (a JSON list), or the demo catalog."""
+    """The products of the seed file at `path` (the demo catalog if None); `InvalidSeedFile`
+    names the file and its first mistake."""
     if path is None:
         return DEMO_CATALOG
-    return TypeAdapter(list[SeedProduct]).validate_python(orjson.loads(path.read_bytes()))
+    try:
+        raw = orjson.loads(path.read_bytes())
+    except OSError as error:
+        raise InvalidSeedFile(f"cannot read the seed file {path}: {error.strerror}") from None
+    except orjson.JSONDecodeError as error:
+        raise InvalidSeedFile(f"the seed file {path} is not JSON: {error}") from None
+    try:
+        return TypeAdapter(list[SeedProduct]).validate_python(raw)
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]
+        )
+        more = f" (and {error.error_count() - 1} more)" if error.error_count() > 1 else ""
+        raise InvalidSeedFile(
+            f"the seed file {path} is not a JSON list of products: {where or 'the file'}: "
+            f"{first['msg']}{more}"
+        ) from None

@@ -10,7 +10,7 @@ from typing import Protocol
 
 import aiosmtplib
 
-__all__ = ["Mail", "MailSender", "SmtpSender", "SmtpSettings"]
+__all__ = ["Mail", "MailSender", "MailUnavailable", "SmtpSender", "SmtpSettings"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +22,15 @@ class Mail:
     body: str
 
 
+class MailUnavailable(Exception):
+    """The mail system could not be reached (refused, timed out, dropped the connection): a
+    state of the server, not of the message, which is tried again once it may be back."""
+
+
 class MailSender(Protocol):
     async def send(self, mail: Mail) -> None:
-        """Hand `mail` to the mail system; raises on failure (the message is tried again)."""
+        """Hand `mail` to the mail system. Raises `MailUnavailable` when it cannot be reached,
+        anything else when it refuses the message; either way the message is tried again."""
         ...
 
 
@@ -50,12 +56,17 @@ class SmtpSender:
         message["To"] = mail.recipient
         message["Subject"] = mail.subject
         message.set_content(mail.body)
-        await aiosmtplib.send(
-            message,
-            hostname=settings.host,
-            port=settings.port,
-            username=settings.username,
-            password=settings.password,
-            start_tls=settings.start_tls,
-            timeout=settings.timeout,
-        )
+        try:
+            await aiosmtplib.send(
+                message,
+                hostname=settings.host,
+                port=settings.port,
+                username=settings.username,
+                password=settings.password,
+                start_tls=settings.start_tls,
+                timeout=settings.timeout,
+            )
+        except OSError as error:  # aiosmtplib's connect, timeout and disconnect errors among them
+            raise MailUnavailable(
+                f"SMTP server {settings.host}:{settings.port}: {error or type(error).__name__}"
+            ) from error

@@ -1,0 +1,168 @@
+"""`agora up`, `agora serve` and `agora migrate`: running the platform."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from agora import __version__
+from agora.cli.settings import DataDir, configure_logging, fail, settings_from
+from agora.settings import Settings
+
+if TYPE_CHECKING:
+    import socket
+    from collections.abc import Callable
+
+    from fastapi import FastAPI
+
+__all__ = ["migrate", "serve", "up"]
+
+
+def _serve(app: FastAPI, settings: Settings) -> None:
+    import uvicorn
+
+    drain: Callable[[], None] | None = getattr(app.state, "drain", None)
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)  # the app's lifespan has started everything
+            # What start-up allocated (modules, compiled statements, models) lives as long as
+            # the process: out of the collector's sight, full collections stop scanning it.
+            gc.collect()
+            gc.freeze()
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if drain is not None:  # long polls answer now instead of holding the shutdown
+                drain()
+            await super().shutdown(sockets)
+
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=10,
+    )
+    Server(config).run()
+
+
+def up(
+    host: Annotated[str | None, typer.Option(help="Listen address [default 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port [default 8000]")] = None,
+    data_dir: DataDir = None,
+    seed: Annotated[
+        Path | None,
+        typer.Option(help="JSON list of products to list on first start (default: demo catalog)"),
+    ] = None,
+    hold_seconds: Annotated[
+        float | None, typer.Option(help="How long stock is held for an unpaid order [600]")
+    ] = None,
+    replicas: Annotated[
+        int | None,
+        typer.Option(help="On servers: processes of each service [1]"),
+    ] = None,
+) -> None:
+    """Run the platform. With no server configured: every service and the HTTP API in one
+    process on the embedded default. With AGORA_KAFKA_BOOTSTRAP and
+    AGORA_DATABASE_URL_TEMPLATE set: every service in processes of its own behind a gateway."""
+    from agora.runtime.runtime import Runtime
+    from agora.runtime.supervisor import run_supervisor
+
+    settings = settings_from(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        seed_file=seed,
+        hold_seconds=hold_seconds,
+        replicas=replicas,
+    )
+    configure_logging(settings)
+    _check_seed(settings)
+    if settings.uses_servers:
+        if not (settings.kafka_bootstrap and settings.database_url_template):
+            fail(
+                "servers need both AGORA_KAFKA_BOOTSTRAP and AGORA_DATABASE_URL_TEMPLATE "
+                '(`eval "$(agora infra up)"` sets them)',
+                status=2,
+            )
+        raise typer.Exit(run_supervisor(settings))
+    _check_data_dir(settings)
+    app = _built(lambda: Runtime(settings).app())
+    typer.echo(
+        f"Agora {__version__}: data in {settings.data_dir.resolve()}, "
+        f"API on http://{settings.host}:{settings.port} (docs at /docs)",
+        err=True,
+    )
+    _serve(app, settings)
+
+
+def serve(
+    service: Annotated[str, typer.Argument(help="A service's name, or gateway")],
+    host: Annotated[str | None, typer.Option(help="Listen address [default 127.0.0.1]")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port [default 8000]")] = None,
+) -> None:
+    """Run one service (its consumers, workers and HTTP API), or the gateway, in this process.
+    Configured by AGORA_* variables; SIGTERM drains it."""
+    from agora.runtime.runtime import SERVICE_NAMES, Runtime
+
+    settings = settings_from(host=host, port=port)
+    configure_logging(settings)
+    if service == "gateway":
+        from agora.runtime.runtime import build_gateway
+
+        _serve(build_gateway(settings), settings)
+        return
+    if service not in SERVICE_NAMES:
+        fail(f"no service {service!r}; services: {', '.join(SERVICE_NAMES)}, gateway", status=2)
+    if service == "catalog":
+        _check_seed(settings)
+    if not (settings.kafka_bootstrap and settings.database_url_template):
+        _check_data_dir(settings)
+    _serve(_built(lambda: Runtime(settings, [service]).app()), settings)
+
+
+def _check_seed(settings: Settings) -> None:
+    from agora.services.catalog.bootstrap import InvalidSeedFile, load_seed
+
+    try:
+        load_seed(settings.seed_file)
+    except InvalidSeedFile as error:
+        fail(str(error))
+
+
+def _check_data_dir(settings: Settings) -> None:
+    """The embedded default's folder must be a folder this process may take: a second process
+    on it is refused here, before anything is announced, rather than by the server's start-up."""
+    from agora.runtime.runtime import DataDirInUse
+
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        DataDirInUse.check(settings.data_dir)
+    except DataDirInUse as error:
+        fail(str(error))
+    except FileExistsError:
+        fail(f"{settings.data_dir} is a file, not a folder (--data-dir)")
+    except OSError as error:
+        fail(f"cannot use {settings.data_dir} as the data folder (--data-dir): {error.strerror}")
+
+
+def _built(build: Callable[[], FastAPI]) -> FastAPI:
+    from agora.services.catalog.bootstrap import InvalidSeedFile
+
+    try:
+        return build()
+    except InvalidSeedFile as error:  # changed since it was checked
+        fail(str(error))
+
+
+def migrate() -> None:
+    """Create each service's database if missing (PostgreSQL) and apply its migrations."""
+    from agora.runtime.supervisor import migrate_all
+
+    asyncio.run(migrate_all(settings_from()))
