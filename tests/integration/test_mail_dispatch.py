@@ -19,11 +19,11 @@ from sqlalchemy import insert, select
 from agora.messaging import BackgroundLoop, Database, new_id, utcnow
 from agora.messaging.sql import sqlite_url
 from agora.runtime.supervisor import LOOPBACK, free_port
-from agora.services.notifications.handlers import Backoff, MailDispatcher
 from agora.services.notifications.mail import Mail, SmtpSender, SmtpSettings
 from agora.services.notifications.store import QUEUED, SENT, messages, metadata
+from agora.services.notifications.workers import Backoff, MailDispatcher
 
-DISPATCHER_LOG = "agora.services.notifications.handlers"
+DISPATCHER_LOG = "agora.services.notifications.workers"
 
 
 class Inbox:

@@ -6,8 +6,9 @@ from pathlib import Path
 
 from agora.messaging import Infrastructure, Service
 from agora.services.notifications import store
-from agora.services.notifications.handlers import MailDispatcher, NotificationHandlers
+from agora.services.notifications.handlers import NotificationHandlers
 from agora.services.notifications.mail import MailSender, SmtpSender, SmtpSettings
+from agora.services.notifications.workers import MailDispatcher
 from agora.services.spec import ServiceContext
 
 

@@ -1,0 +1,110 @@
+"""Notifications' background work: the mail dispatcher, which sends queued messages over SMTP."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+
+from sqlalchemy import select, update
+
+from agora.messaging import Database, utcnow
+from agora.services.notifications.mail import Mail, MailSender, MailUnavailable
+from agora.services.notifications.store import QUEUED, SENT, messages
+
+__all__ = ["Backoff", "MailDispatcher"]
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Backoff:
+    """The waits between attempts at a mail server that failed: doubling from `first` up to
+    `cap` seconds, each drawn between half and all of that ("equal jitter"), so that replicas
+    that failed together do not retry in step, while no wait is shorter than the one before
+    until the cap is reached."""
+
+    first: float = 1.0
+    cap: float = 300.0
+
+    def delay(self, failures: int) -> float:
+        """Seconds to wait after `failures` attempts in a row failed (1 or more)."""
+        ceiling = min(self.cap, self.first * 2.0 ** min(failures - 1, 64))
+        return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+class MailDispatcher:
+    """Sends queued messages over SMTP, oldest first. A failed send stays queued; the next
+    attempt waits as `backoff` says (wake-ups and idle ticks meanwhile try nothing), with one
+    log line per failed attempt. A message is sent at least once: a crash between the send and
+    the commit sends it again."""
+
+    def __init__(
+        self,
+        db: Database,
+        sender: MailSender,
+        *,
+        batch_size: int = 10,
+        backoff: Backoff | None = None,
+    ) -> None:
+        self._db = db
+        self._sender = sender
+        self._batch_size = batch_size
+        self._backoff = backoff or Backoff()
+        self._failures = 0
+        self._retry_at = 0.0  # monotonic time before which no attempt is made
+
+    async def step(self) -> float | None:
+        wait = self._retry_at - time.monotonic()
+        if wait > 0:
+            return wait
+        async with self._db.write() as conn:
+            # Rows stay locked while they are sent: a replica's dispatcher skips them.
+            queued = (
+                await conn.execute(
+                    select(messages.c.id, messages.c.recipient, messages.c.subject, messages.c.body)
+                    .where(messages.c.status == QUEUED)
+                    .order_by(messages.c.created_at)
+                    .limit(self._batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            sent: list[str] = []
+            failure: Exception | None = None
+            for row in queued:
+                try:
+                    await self._sender.send(Mail(row.recipient, row.subject, row.body))
+                except Exception as error:
+                    failure = error
+                    break
+                sent.append(row.id)
+            if sent:
+                await conn.execute(
+                    update(messages)
+                    .where(messages.c.id.in_(sent))
+                    .values(status=SENT, sent_at=utcnow())
+                )
+        # After the commit: what was sent stays marked sent.
+        if failure is not None:
+            return self._failed(failure, len(sent))
+        if self._failures:
+            logger.info("mail: sending again after %d failed attempts", self._failures)
+            self._failures = 0
+        return 0 if len(queued) == self._batch_size else None
+
+    def _failed(self, failure: Exception, sent: int) -> float:
+        self._failures += 1
+        delay = self._backoff.delay(self._failures)
+        self._retry_at = time.monotonic() + delay
+        # An unreachable server is an expected state: its cause in one line is all there is
+        # to say. A refused message may be a defect here: that gets its traceback.
+        logger.warning(
+            "mail: attempt %d failed (%s%s); next attempt in %.1f s",
+            self._failures,
+            failure if isinstance(failure, MailUnavailable) else repr(failure),
+            f", {sent} sent before it" if sent else "",
+            delay,
+            exc_info=None if isinstance(failure, MailUnavailable) else failure,
+        )
+        return delay
