@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agora import __version__
 from agora.messaging import new_id
 from agora.messaging.context import request_scope
+from agora.openapi import describe, serve_docs
 from agora.problems import PROBLEM_JSON, ProblemError
 
 logger = logging.getLogger(__name__)
@@ -82,9 +83,13 @@ def create_app(
             "9457 problem (`application/problem+json`)."
         ),
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     for router in routers:
         app.include_router(router)
+    app.openapi = describe(app)  # type: ignore[method-assign]
+    serve_docs(app)
     _install_problem_handlers(app)
     # Outermost last: CORS, request ids, metrics, the edge, the URL's characters, the body
     # limit, then the routes.

@@ -291,8 +291,8 @@ async def test_the_acting_user_and_request_id_reach_the_events(api: Any) -> None
     assert len(generated.headers["x-request-id"]) >= 16
 
 
-async def test_tokens_are_checked_at_the_door_and_security_headers_sent(api: Any) -> None:
-    forged = await api.client.get("/api/products", headers={"Authorization": "Bearer not.a.jwt"})
+async def test_tokens_are_checked_by_the_routes_and_security_headers_sent(api: Any) -> None:
+    forged = await api.client.get("/api/auth/me", headers={"Authorization": "Bearer not.a.jwt"})
     api.problem(forged, 401, "invalid-token")
     ok = await api.client.get("/api/products")
     assert ok.headers["x-content-type-options"] == "nosniff"

@@ -5,6 +5,8 @@
 The bearer scheme makes OpenAPI describe the security (so `/docs` offers "Authorize"); the
 verifier is the app's (`app.state.token_verifier`, set by the runtime). Refusals are problems:
 401 `authentication-required` or `invalid-token` (with `WWW-Authenticate`), 403 `forbidden`.
+A route that takes `OptionalUser` (or none of these) is public: a token that does not verify
+is ignored there, never refused.
 """
 
 from __future__ import annotations
@@ -70,21 +72,22 @@ def verifier_of(request: Request) -> TokenVerifier:
     return verifier
 
 
+INVALID_TOKEN_DETAIL = (
+    "The access token is invalid, expired or revoked: log in again (POST /api/auth/login) "
+    "or refresh it (POST /api/auth/refresh)."
+)
+
+
 async def principal_of(request: Request, token: str) -> Principal:
-    """The principal of `token`, verified once per request (the edge may have done it)."""
+    """The principal of `token`, verified once per request (the edge may have done it).
+
+    Raises `InvalidToken` for a token that does not verify: whether that refuses the request
+    is the route's to say (`authenticate` and `require`)."""
     known: Principal | None = getattr(request.state, "principal", None)
     if known is not None and getattr(request.state, "principal_token", None) == token:
         return _acting(known)
     try:
         principal = await verifier_of(request).verify(token)
-    except InvalidToken as error:
-        raise ProblemError(
-            401,
-            "invalid-token",
-            "Invalid access token",
-            str(error),
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        ) from None
     except KeysUnavailable:
         raise ProblemError(
             503,
@@ -114,23 +117,36 @@ def _acting(principal: Principal) -> Principal:
     return principal
 
 
-async def authenticate(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal | None:
-    """The caller, or None for an anonymous request; a token that is present must be valid."""
-    if credentials is None:
+def _bearer_token(request: Request) -> str | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+async def authenticate(request: Request) -> Principal | None:
+    """The caller, or None for an anonymous request.
+
+    A token that does not verify counts as none: a public route serves its caller as anyone,
+    so that a client holding a stale token can still log in or browse. It reads the header
+    itself rather than through the bearer scheme, so that OpenAPI marks no security on the
+    routes that do not need it."""
+    token = _bearer_token(request)
+    if token is None:
         return None
-    return await principal_of(request, credentials.credentials)
+    try:
+        return await principal_of(request, token)
+    except InvalidToken:
+        return None
 
 
 def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
     """A dependency: an authenticated caller, of one of `roles` (any role if none given)."""
 
     async def dependency(
-        principal: Annotated[Principal | None, Depends(authenticate)],
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
-        if principal is None:
+        if credentials is None:
             raise ProblemError(
                 401,
                 "authentication-required",
@@ -138,6 +154,17 @@ def require(*roles: Role) -> Callable[..., Awaitable[Principal]]:
                 "Send an access token: Authorization: Bearer <token> (POST /api/auth/login).",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        try:
+            principal = await principal_of(request, credentials.credentials)
+        except InvalidToken:
+            # Why it failed (the decoder's words) helps nobody but someone probing.
+            raise ProblemError(
+                401,
+                "invalid-token",
+                "Invalid access token",
+                INVALID_TOKEN_DETAIL,
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            ) from None
         if roles and principal.role not in roles:
             raise ProblemError(
                 403,

@@ -1,8 +1,10 @@
 """The edge: what every request from outside passes through once, at the one HTTP entry (the
 gateway, or the embedded default's single app).
 
-* A token that is present must be valid (401 at the door, before any service is asked); the
-  principal it names is handed on to the routes of this process.
+* A token that verifies names the caller: the principal is handed on to the routes of this
+  process and picks the caller's rate limit. One that does not is not refused here: the
+  request goes on as anonymous, and only a route that needs a user answers 401 (so a client
+  holding a stale token can still log in, refresh or browse).
 * Rate limits: a token bucket per user, by plan, and per client address for anonymous calls;
   429 with `Retry-After`, and the `RateLimit` / `RateLimit-Policy` fields on every limited
   response (draft-ietf-httpapi-ratelimit-headers).
@@ -125,20 +127,10 @@ class EdgeMiddleware:
             token = token.strip()
             try:
                 principal = await self.verifier.verify(token)
-            except InvalidToken as error:
-                await self._refuse(
-                    scope,
-                    receive,
-                    send,
-                    401,
-                    "invalid-token",
-                    "Invalid access token",
-                    str(error),
-                    {"WWW-Authenticate": 'Bearer error="invalid_token"'},
-                )
-                return
-            except (KeysUnavailable, RevocationsUnavailable):
-                principal = None  # the route decides (503 if it needs the caller)
+            except (InvalidToken, KeysUnavailable, RevocationsUnavailable):
+                # Anonymous here (and rate limited so); a route that needs the caller
+                # refuses the token itself, a public one serves the request.
+                principal = None
             if principal is not None:
                 state = scope.setdefault("state", {})
                 state["principal"] = principal

@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
+from agora.openapi import describe
 from agora.preferences import wait_preference
 from agora.problems import ProblemError
 from agora.services.spec import PathTable
@@ -121,10 +122,7 @@ def create_gateway(
         cors_origins=cors_origins,
         **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}),
     )
-    documented = FastAPI(title=app.title, version=app.version, description=app.description)
-    for router in routers:
-        documented.include_router(router)
-    app.openapi = documented.openapi  # type: ignore[method-assign]
+    app.openapi = describe(app, routers)  # type: ignore[method-assign]
 
     @app.api_route(
         "/api/{path:path}",

@@ -104,6 +104,13 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def _not_stored(tokens: TokensOut, response: Response) -> TokensOut:
+    """Tokens must not be kept by any cache on the way (RFC 6749, section 5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return tokens
+
+
 REGISTERED = (
     "If the address can be registered, its account is ready: log in with it. An address "
     "that has an account already keeps it unchanged."
@@ -143,7 +150,9 @@ def build_router() -> APIRouter:
         ),
         responses=_problems(401, 422, 429),
     )
-    async def login(service: IdentityServiceDep, body: LoginIn, request: Request) -> TokensOut:
+    async def login(
+        service: IdentityServiceDep, body: LoginIn, request: Request, response: Response
+    ) -> TokensOut:
         try:
             tokens = await service.handlers.login(body.email, body.password, client_ip(request))
         except handlers.InvalidCredentials:
@@ -163,7 +172,7 @@ def build_router() -> APIRouter:
                 f"{error.retry_after} s.",
                 headers={"Retry-After": str(error.retry_after)},
             ) from None
-        return TokensOut.of(tokens)
+        return _not_stored(TokensOut.of(tokens), response)
 
     @router.post(
         "/api/auth/refresh",
@@ -175,7 +184,9 @@ def build_router() -> APIRouter:
         ),
         responses=_problems(401, 422),
     )
-    async def refresh(service: IdentityServiceDep, body: RefreshIn) -> TokensOut:
+    async def refresh(
+        service: IdentityServiceDep, body: RefreshIn, response: Response
+    ) -> TokensOut:
         try:
             tokens = await service.handlers.refresh(body.refresh_token)
         except handlers.InvalidRefreshToken as error:
@@ -186,7 +197,7 @@ def build_router() -> APIRouter:
                 str(error),
                 headers={"WWW-Authenticate": "Bearer"},
             ) from None
-        return TokensOut.of(tokens)
+        return _not_stored(TokensOut.of(tokens), response)
 
     @router.post(
         "/api/auth/logout",
