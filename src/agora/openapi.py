@@ -7,7 +7,8 @@ problem handlers send it cannot see, or sees wrongly:
   422 included, which FastAPI would describe as its own `HTTPValidationError`;
 * any request with a body may be refused 400 (malformed JSON), 413 (too large, by the body
   limit) or 415 (not JSON), whatever the route declares;
-* any `/api/` request may be refused 429 by the edge's rate limits.
+* any `/api/` request may be refused 429 by the edge's rate limits, and 400 for a NUL character
+  in its URL (`invalid-character`).
 
 `/docs` (Swagger UI) and `/redoc` (ReDoc) load their scripts from the `fastapi-offline`
 package's copies, under `/docs/assets/`, so that they work with no network beyond the API.
@@ -56,6 +57,7 @@ _BODY_REFUSALS = {
     "413": "The body is over the size limit (`payload-too-large`)",
     "415": "The body is not `application/json` (`unsupported-media-type`)",
 }
+_BAD_URL = "Malformed request: a NUL character in the URL (`invalid-character`)"
 _INVALID = "Invalid request (`validation-error`): `errors` names each invalid field"
 _RATE_LIMITED = (
     "Too many requests (`rate-limited`), where the deployment limits request rates: "
@@ -98,6 +100,7 @@ def _corrected(document: dict[str, Any]) -> dict[str, Any]:
                 for status, description in _BODY_REFUSALS.items():
                     responses.setdefault(status, {"description": description})
             if path.startswith("/api/"):
+                responses.setdefault("400", {"description": _BAD_URL})
                 responses.setdefault("429", {"description": _RATE_LIMITED})
             for status, response in responses.items():
                 if status[0] in "45":
