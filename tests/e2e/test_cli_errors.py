@@ -99,3 +99,25 @@ def test_serve_with_an_invalid_seed_file_says_so(tmp_path: Path) -> None:
         "serve", "catalog", "--port", port, AGORA_SEED_FILE=str(seed), AGORA_DATA_DIR=str(tmp_path)
     )
     assert_one_line_error(result, str(seed))
+
+
+def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    port = free_port(LOOPBACK)  # nothing listens: refused
+    url = f"postgresql+asyncpg://agora@{LOOPBACK}:{port}/{{service}}"
+    result = agora("outbox", "status", AGORA_DATABASE_URL_TEMPLATE=url)
+    assert_one_line_error(result, "outbox", f"{LOOPBACK}', {port})")
+
+
+def test_an_unreachable_kafka_is_one_line(tmp_path: Path) -> None:
+    bootstrap = f"{LOOPBACK}:{free_port(LOOPBACK)}"
+    for command in (("dlt", "list"), ("dlt", "replay")):
+        result = agora(*command, AGORA_KAFKA_BOOTSTRAP=bootstrap)
+        assert_one_line_error(result, "dead letters", bootstrap)
+
+
+def test_migrate_on_the_embedded_default_creates_the_data_folder(tmp_path: Path) -> None:
+    data_dir = tmp_path / "new" / "data"
+    result = agora("migrate", AGORA_DATA_DIR=str(data_dir))
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (data_dir / "orders.db").exists()

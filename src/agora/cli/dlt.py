@@ -3,28 +3,45 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import orjson
 import typer
 
 from agora import contracts
-from agora.cli.settings import DataDir, require_data, settings_from
+from agora.cli.settings import DataDir, fail, reported_as, require_data, settings_from
 from agora.settings import Settings
+
+if TYPE_CHECKING:
+    from agora.messaging import MessageLog
 
 dlt_app = typer.Typer(help="Dead letters: events no consumer could apply.", no_args_is_help=True)
 
 
-async def _with_log(settings: Settings, work):  # type: ignore[no-untyped-def]
-    """Run `work(log)` on the log the settings name: the embedded file, or Kafka."""
+T = TypeVar("T")
+
+
+def _on_log(settings: Settings, work: Callable[[MessageLog], Awaitable[T]]) -> T:
+    """`work(log)` on the log the settings name (the embedded file, or Kafka); a log that cannot
+    be reached ends the command with one line."""
     from agora.runtime.runtime import build_log
 
-    log = build_log(settings)
-    await log.open()
-    try:
-        return await work(log)
-    finally:
-        await log.close()
+    async def run() -> T:
+        log = build_log(settings)
+        try:
+            await log.open()
+            return await work(log)
+        finally:
+            await log.close()  # also after a failed open: it releases what the open took
+
+    # aiokafka logs each failed connection as an error of its own; the one failure that
+    # matters is reported as the command's one line.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    where = f"Kafka at {settings.kafka_bootstrap}" if settings.kafka_bootstrap else "the log"
+    with reported_as(f"the dead letters ({where})"):
+        return asyncio.run(run())
 
 
 Topic = Annotated[
@@ -36,10 +53,7 @@ def _topics(topic: str | None) -> list[str]:
     if topic is None:
         return list(contracts.TOPICS)
     if topic not in contracts.TOPICS:
-        typer.echo(
-            f"agora: unknown topic {topic!r}; topics: {', '.join(contracts.TOPICS)}", err=True
-        )
-        raise typer.Exit(2)
+        fail(f"unknown topic {topic!r}; topics: {', '.join(contracts.TOPICS)}", status=2)
     return [topic]
 
 
@@ -52,9 +66,10 @@ def dlt_list(
     """List dead letters, with the error that sent each there."""
     from agora.messaging import list_dead_letters
 
+    topics = _topics(topic)
     settings = settings_from(data_dir=data_dir)
     require_data(settings)
-    letters = asyncio.run(_with_log(settings, lambda log: list_dead_letters(log, _topics(topic))))
+    letters = _on_log(settings, lambda log: list_dead_letters(log, topics))
     if as_json:
         for letter in letters:
             typer.echo(
@@ -90,7 +105,8 @@ def dlt_replay(data_dir: DataDir = None, topic: Topic = None) -> None:
     already skip them)."""
     from agora.messaging import replay_dead_letters
 
+    topics = _topics(topic)
     settings = settings_from(data_dir=data_dir)
     require_data(settings)
-    count = asyncio.run(_with_log(settings, lambda log: replay_dead_letters(log, _topics(topic))))
+    count = _on_log(settings, lambda log: replay_dead_letters(log, topics))
     typer.echo(f"replayed {count} dead letter{'s' if count != 1 else ''}")

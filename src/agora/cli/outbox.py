@@ -6,7 +6,7 @@ import asyncio
 
 import typer
 
-from agora.cli.settings import DataDir, require_data, settings_from
+from agora.cli.settings import DataDir, reported_as, require_data, settings_from
 from agora.settings import Settings
 
 outbox_app = typer.Typer(help="The services' transactional outboxes.", no_args_is_help=True)
@@ -38,7 +38,8 @@ def outbox_status(data_dir: DataDir = None) -> None:
     """Events written by each service and not yet published."""
     settings = settings_from(data_dir=data_dir)
     require_data(settings)
-    rows = asyncio.run(_outbox_status(settings))
+    with reported_as("outbox status"):
+        rows = asyncio.run(_outbox_status(settings))
     typer.echo(f"{'service':<16}{'unpublished':>12}")
     for name, backlog in rows:
         typer.echo(f"{name:<16}{backlog:>12}")

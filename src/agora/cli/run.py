@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agora import __version__
-from agora.cli.settings import DataDir, configure_logging, fail, settings_from
+from agora.cli.settings import DataDir, configure_logging, fail, reported_as, settings_from
 from agora.settings import Settings
 
 if TYPE_CHECKING:
@@ -165,4 +165,8 @@ def migrate() -> None:
     """Create each service's database if missing (PostgreSQL) and apply its migrations."""
     from agora.runtime.supervisor import migrate_all
 
-    asyncio.run(migrate_all(settings_from()))
+    settings = settings_from()
+    if not settings.uses_servers:
+        _check_data_dir(settings)
+    with reported_as("migrate"):
+        asyncio.run(migrate_all(settings))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -12,7 +14,14 @@ from pydantic_settings import SettingsError
 
 from agora.settings import Settings
 
-__all__ = ["DataDir", "configure_logging", "fail", "require_data", "settings_from"]
+__all__ = [
+    "DataDir",
+    "configure_logging",
+    "fail",
+    "reported_as",
+    "require_data",
+    "settings_from",
+]
 
 DataDir = Annotated[
     Path | None,
@@ -41,6 +50,23 @@ def settings_from(**overrides: object) -> Settings:
         fail(f"{source}: {first['msg']} (got {first['input']!r})", status=2)
     except SettingsError as error:
         fail(str(error), status=2)
+
+
+@contextlib.contextmanager
+def reported_as(what: str) -> Iterator[None]:
+    """A server that cannot be reached or that fails the request (a database, Kafka) ends the
+    command with one line: `agora: WHAT: the error`."""
+    from aiokafka.errors import KafkaError
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        yield
+    except DBAPIError as error:
+        fail(f"{what}: {type(error.orig).__name__}: {error.orig}")
+    except (OSError, KafkaError) as error:
+        text = str(error).replace("\n", " ")
+        kind = type(error).__name__
+        fail(f"{what}: {text}" if text.startswith(kind) else f"{what}: {kind}: {text}")
 
 
 def fail(message: str, *, status: int = 1) -> NoReturn:
