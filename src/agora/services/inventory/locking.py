@@ -75,7 +75,7 @@ async def lock_stock(
         )
 
 
-# Built once (SQLAlchemy skips building and hashing an expression per call).
+# Prepared statements (docs/architecture.md).
 TAKE = (
     update(stock)
     .where(stock.c.product_id == bindparam("product"), stock.c.available >= bindparam("quantity"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -19,9 +18,7 @@ from agora.services.notifications.store import (
     user_addresses,
 )
 
-logger = logging.getLogger(__name__)
-
-# Built once (SQLAlchemy skips building and hashing an expression per call).
+# Prepared statements (docs/architecture.md).
 ADDRESS_OF = select(user_addresses.c.email).where(user_addresses.c.user_id == bindparam("user"))
 NEW_MESSAGE = insert(messages)
 
