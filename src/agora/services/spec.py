@@ -66,7 +66,6 @@ class ServiceSpec:
     paths: tuple[str, ...]
     consumer_groups: tuple[str, ...] = ()
     workers: tuple[str, ...] = ()
-    summary: str = ""
 
 
 def service_dependency(kind: type[S]) -> Callable[[Request], S]:

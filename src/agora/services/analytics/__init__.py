@@ -14,5 +14,4 @@ SPEC = ServiceSpec(
     paths=("/api/orders/{order_id}/timeline",),
     consumer_groups=("analytics",),
     workers=(),
-    summary="read models: saga timelines, sales",
 )

@@ -14,5 +14,4 @@ SPEC = ServiceSpec(
     paths=("/api/products", "/api/stores"),
     consumer_groups=("catalog",),
     workers=(),
-    summary="stores, products, reviews, search",
 )

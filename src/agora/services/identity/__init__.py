@@ -14,5 +14,4 @@ SPEC = ServiceSpec(
     paths=("/api/auth", "/api/users", "/.well-known"),
     consumer_groups=(),
     workers=(),
-    summary="users, credentials, access and refresh tokens, signing keys",
 )

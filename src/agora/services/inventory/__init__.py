@@ -14,5 +14,4 @@ SPEC = ServiceSpec(
     paths=("/api/stock",),
     consumer_groups=("inventory",),
     workers=("hold-sweeper",),
-    summary="stock levels and holds",
 )

@@ -14,5 +14,4 @@ SPEC = ServiceSpec(
     paths=("/api/notifications",),
     consumer_groups=("notifications",),
     workers=("mail-dispatcher",),
-    summary="messages to buyers and sellers (email over SMTP, or the mailbox)",
 )

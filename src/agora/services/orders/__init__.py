@@ -14,5 +14,4 @@ SPEC = ServiceSpec(
     paths=("/api/orders",),
     consumer_groups=("orders",),
     workers=(),
-    summary="orders and their state machine, idempotency keys",
 )

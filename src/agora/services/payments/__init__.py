@@ -14,5 +14,4 @@ SPEC = ServiceSpec(
     paths=("/api/payments",),
     consumer_groups=("payments",),
     workers=("processor",),
-    summary="payments and their attempts at the card provider",
 )
