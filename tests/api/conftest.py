@@ -28,7 +28,7 @@ from sqlalchemy import func, select
 from sqlalchemy.sql import ColumnElement
 
 from agora.runtime.runtime import Runtime, Service
-from agora.services.catalog.handlers import DEMO_CATALOG
+from agora.services.catalog.seed import DEMO_CATALOG
 from agora.services.orders import store
 from agora.services.orders.domain import Order
 from agora.settings import Settings

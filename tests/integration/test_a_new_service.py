@@ -15,7 +15,7 @@ from fastapi import FastAPI
 
 import throwaway_service
 from agora.runtime.runtime import Runtime, build_gateway
-from agora.services.catalog.handlers import DEMO_CATALOG
+from agora.services.catalog.seed import DEMO_CATALOG
 from agora.services.registry import SERVICES
 from agora.settings import Settings
 

@@ -12,8 +12,9 @@ from sqlalchemy.exc import IntegrityError
 
 from agora.messaging import Infrastructure, Service
 from agora.services.catalog import store
-from agora.services.catalog.handlers import DEMO_CATALOG, HANDLERS, SeedProduct, seed_catalog
-from agora.services.catalog.store import CatalogUnitOfWork
+from agora.services.catalog.handlers import HANDLERS, seed_catalog
+from agora.services.catalog.repository import CatalogUnitOfWork
+from agora.services.catalog.seed import DEMO_CATALOG, SeedProduct
 from agora.services.catalog.views import CachedViews
 from agora.services.spec import ServiceContext
 from agora.shared.cache import ReadCache

@@ -12,9 +12,10 @@ from sqlalchemy import Float, String, column, func, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Subquery
 
+from agora.messaging import Database
 from agora.services.catalog.store import Page, page_of, products
 
-__all__ = ["index", "matches", "terms"]
+__all__ = ["index", "matches", "search_page", "terms"]
 
 MAX_TERMS = 12
 # The expression PostgreSQL's GIN index ix_products_search is built on (migration 0002).
@@ -66,7 +67,7 @@ def matches(dialect: str, words: list[str]) -> Subquery:
 
 
 async def search_page(
-    conn: AsyncConnection,
+    db: Database,
     words: list[str],
     *,
     store_id: str | None,
@@ -81,7 +82,7 @@ async def search_page(
     query = select(products).where(products.c.listed.is_(True))
     rank = None
     if words:
-        hits = matches(conn.dialect.name, words)
+        hits = matches(db.engine.dialect.name, words)
         query = query.join(hits, hits.c.product_id == products.c.id)
         rank = hits.c.rank
     if store_id is not None:
@@ -102,4 +103,5 @@ async def search_page(
         ],
         "name": [products.c.name],
     }
-    return await page_of(conn, query, [*orderings[order], products.c.id], page, page_size)
+    async with db.read() as conn:
+        return await page_of(conn, query, [*orderings[order], products.c.id], page, page_size)

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
-from agora.messaging import DecimalText, UnitOfWork, UtcDateTime
+from agora.messaging import DecimalText, UtcDateTime
 
 metadata = MetaData(info={"unmanaged": ("products_fts", "ix_products_search")})
 
@@ -81,14 +81,6 @@ purchases = Table(
 )
 
 
-class CatalogUnitOfWork(UnitOfWork):
-    """Names the products whose cached views it changes; the service drops them on commit."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
-        self.changed_products: set[str] = set()
-
-
 # -- read queries ----------------------------------------------------------------------------
 
 Page = tuple[list[Row[Any]], int]
@@ -131,6 +123,14 @@ async def reviews_page(conn: AsyncConnection, product_id: str, page: int, page_s
     """A product's reviews, newest first."""
     query = select(reviews).where(reviews.c.product_id == product_id)
     return await page_of(conn, query, [reviews.c.created_at.desc(), reviews.c.id], page, page_size)
+
+
+async def store_by_id(conn: AsyncConnection, store_id: str) -> Row[Any] | None:
+    return (await conn.execute(select(stores).where(stores.c.id == store_id))).first()
+
+
+async def product_by_id(conn: AsyncConnection, product_id: str) -> Row[Any] | None:
+    return (await conn.execute(select(products).where(products.c.id == product_id))).first()
 
 
 async def review_by_id(conn: AsyncConnection, review_id: str) -> Row[Any]:

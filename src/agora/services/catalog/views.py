@@ -9,8 +9,9 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from agora.auth import Principal
 from agora.messaging import Database, new_id
-from agora.services.catalog import handlers
+from agora.services.catalog.domain import ProductNotFound, may_manage
 from agora.services.catalog.schemas import ProductOut
+from agora.services.catalog.store import product_by_id
 from agora.shared.cache import ReadCache
 
 __all__ = ["CachedViews"]
@@ -50,7 +51,10 @@ class CachedViews:
         if cached is not None:
             return ProductOut.model_validate_json(cached)
         async with db.read() as conn:
-            view = ProductOut.of(await handlers.load_product(conn, product_id))
+            row = await product_by_id(conn, product_id)
+        if row is None:
+            raise ProductNotFound(product_id)
+        view = ProductOut.of(row)
         await self.cache.set(key, view.model_dump_json().encode(), self.ttl)
         return view
 
@@ -59,8 +63,8 @@ class CachedViews:
     ) -> ProductOut:
         """The product if `caller` may see it: listed, or unlisted for who manages it."""
         view = await self.product(db, product_id)
-        if not (view.listed or handlers.may_manage(caller, view.seller_id)):
-            raise handlers.ProductNotFound(product_id)
+        if not (view.listed or may_manage(caller, view.seller_id)):
+            raise ProductNotFound(product_id)
         return view
 
     async def search(self, query: str, render: Callable[[], Awaitable[bytes]]) -> bytes:

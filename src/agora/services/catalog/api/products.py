@@ -13,6 +13,7 @@ from agora.problems import ProblemError
 from agora.services.catalog import handlers, search
 from agora.services.catalog.api.responses import json_response, problems
 from agora.services.catalog.deps import CatalogServiceDep
+from agora.services.catalog.domain import NewProduct, ProductChanges
 from agora.services.catalog.schemas import (
     Id,
     Page,
@@ -42,7 +43,7 @@ def build_router() -> APIRouter:
     async def list_product(
         service: CatalogServiceDep, store_id: Id, body: ProductIn, caller: SellerOrAdmin
     ) -> Response:
-        item = handlers.NewProduct(
+        item = NewProduct(
             body.name, body.description, body.price, body.currency, body.initial_stock
         )
         async with service.unit_of_work() as uow:
@@ -101,7 +102,7 @@ def build_router() -> APIRouter:
             )
 
         async def render() -> bytes:
-            rows, total = await handlers.search_products(
+            rows, total = await search.search_page(
                 service.platform.db,
                 words,
                 store_id=store,
@@ -145,7 +146,7 @@ def build_router() -> APIRouter:
     async def change_product(
         service: CatalogServiceDep, product_id: Id, body: ProductChangesIn, caller: SellerOrAdmin
     ) -> ProductOut:
-        changes = handlers.ProductChanges(body.name, body.description, body.price, body.listed)
+        changes = ProductChanges(body.name, body.description, body.price, body.listed)
         async with service.unit_of_work() as uow:
             await handlers.change_product(uow, caller, product_id, changes)
         await service.views.forget(product_id)
