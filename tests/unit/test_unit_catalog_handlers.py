@@ -528,3 +528,36 @@ async def test_a_listed_product_is_searchable_under_its_current_name(
         handlers.change_product, SELLER, product_id, ProductChanges(description="Hammered")
     )
     assert await search_names(database, "hammer") == ["Brass kettle"]
+
+
+async def test_prices_filter_and_sort_as_amounts(database: DatabaseWork) -> None:
+    """SQLite keeps prices as text, where "129.00" sorts before "40" and "9.50" after "10"."""
+    await database.apply(handlers.seed_catalog, DEMO_CATALOG)
+    await listed(
+        database, item=dataclasses.replace(KETTLE, name="Tin kettle", price=Decimal("9.5"))
+    )
+
+    async def names(order: str, **bounds: Decimal) -> list[str]:
+        rows, total = await search.search_page(
+            database.db,
+            [],
+            store_id=None,
+            min_price=bounds.get("min_price"),
+            max_price=bounds.get("max_price"),
+            order=order,
+            page=1,
+            page_size=10,
+        )
+        assert total == len(rows)
+        return [row.name for row in rows]
+
+    assert await names("price", max_price=Decimal("40")) == [
+        "Tin kettle",
+        "Ceramic dripper",
+        "Espresso beans, 1 kg",
+    ]
+    assert await names("-price", min_price=Decimal("24.9")) == [
+        "Burr grinder",
+        "Pour-over kettle",
+        "Espresso beans, 1 kg",
+    ]

@@ -8,14 +8,14 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Float, String, column, func, literal_column, select, text
+from sqlalchemy import Float, String, cast, column, func, literal, literal_column, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement, Subquery
 
 from agora.messaging import Database
 from agora.services.catalog.store import Page, page_of, products
 
-__all__ = ["index", "matches", "search_page", "terms"]
+__all__ = ["amount", "index", "matches", "price_order", "search_page", "terms"]
 
 MAX_TERMS = 12
 # The expression PostgreSQL's GIN index ix_products_search is built on (migration 0002).
@@ -66,6 +66,19 @@ def matches(dialect: str, words: list[str]) -> Subquery:
     )
 
 
+def price_order(dialect: str) -> ColumnElement[Any]:
+    """The products' price, to compare and sort by. SQLite keeps exact decimals as text, where
+    "129.00" sorts before "40": there it is compared as REAL, which orders amounts of up to 14
+    digits (`Amount`) exactly. PostgreSQL's NUMERIC is exact as it is."""
+    return cast(products.c.price, Float) if dialect == "sqlite" else products.c.price
+
+
+def amount(dialect: str, value: Decimal) -> ColumnElement[Any]:
+    """`value`, to compare with `price_order`."""
+    bound = literal(value, products.c.price.type)
+    return cast(bound, Float) if dialect == "sqlite" else bound
+
+
 async def search_page(
     db: Database,
     words: list[str],
@@ -79,23 +92,25 @@ async def search_page(
 ) -> Page:
     """Listed products matching every word (full text), filtered, in `order` (relevance,
     newest, price, -price, rating or name)."""
+    dialect = db.engine.dialect.name
     query = select(products).where(products.c.listed.is_(True))
     rank = None
     if words:
-        hits = matches(db.engine.dialect.name, words)
+        hits = matches(dialect, words)
         query = query.join(hits, hits.c.product_id == products.c.id)
         rank = hits.c.rank
     if store_id is not None:
         query = query.where(products.c.store_id == store_id)
+    price = price_order(dialect)
     if min_price is not None:
-        query = query.where(products.c.price >= min_price)
+        query = query.where(price >= amount(dialect, min_price))
     if max_price is not None:
-        query = query.where(products.c.price <= max_price)
+        query = query.where(price <= amount(dialect, max_price))
     orderings: dict[str, list[Any]] = {
         "relevance": [rank] if rank is not None else [],
         "newest": [products.c.created_at.desc()],
-        "price": [products.c.price],
-        "-price": [products.c.price.desc()],
+        "price": [price],
+        "-price": [price.desc()],
         "rating": [
             (products.c.rating_sum * 1.0 / func.nullif(products.c.rating_count, 0))
             .desc()
