@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from agora.messaging import utcnow
-from agora.services.orders import handlers, store
+from agora.services.orders import handlers
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -107,7 +107,7 @@ async def test_a_key_in_flight_is_refused_with_409_and_retry_after(api: Any) -> 
         customer_id=await api.user_id(customer), items=((api.product, 1),), payment_token=None
     )
     async with api.orders_service.unit_of_work() as uow:
-        await store.claim_key(uow.conn, command.customer_id, key, command.fingerprint(), utcnow())
+        await uow.keys.claim(command.customer_id, key, command.fingerprint(), utcnow())
     outbox_before = await api.outbox_rows()
 
     response = await api.place(customer, [(api.product, 1)], key=key)
@@ -125,7 +125,7 @@ async def test_a_claim_with_another_body_is_refused_as_reused(api: Any) -> None:
         customer_id=await api.user_id(customer), items=((api.product, 9),), payment_token=None
     )
     async with api.orders_service.unit_of_work() as uow:
-        await store.claim_key(uow.conn, other.customer_id, key, other.fingerprint(), utcnow())
+        await uow.keys.claim(other.customer_id, key, other.fingerprint(), utcnow())
 
     response = await api.place(customer, [(api.product, 1)], key=key)
 

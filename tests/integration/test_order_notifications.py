@@ -17,7 +17,7 @@ from agora.messaging import Database, add_outbox_table
 from agora.runtime.supervisor import ensure_database
 from agora.services.orders import store
 from agora.services.orders.domain import Line, Order
-from agora.services.orders.store import ORDER_CHANGES, OrdersUnitOfWork
+from agora.services.orders.repository import ORDER_CHANGES, OrdersUnitOfWork
 
 
 class Replicas:

@@ -12,7 +12,7 @@ from agora.services.orders import store
 from agora.services.orders.changes import OrderChanges
 from agora.services.orders.domain import OrderStatus
 from agora.services.orders.handlers import HANDLERS
-from agora.services.orders.store import OrdersUnitOfWork
+from agora.services.orders.repository import OrdersUnitOfWork
 from agora.services.spec import ServiceContext
 
 

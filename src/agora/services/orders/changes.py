@@ -1,6 +1,6 @@
 """Who is told when an order changes: readers waiting for it (`Prefer: wait`) subscribe to
 `order:<id>`; a committed change announces it, in this process at once and in every other
-replica through PostgreSQL's NOTIFY (`store.ORDER_CHANGES`), sent in the same commit."""
+replica through PostgreSQL's NOTIFY (`repository.ORDER_CHANGES`), sent in the same commit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import AbstractAsyncContextManager
 
 from agora.messaging import Database
-from agora.services.orders import store
+from agora.services.orders.repository import ORDER_CHANGES
 from agora.shared.fanout.in_process import InProcessFanout
 
 __all__ = ["OrderChanges"]
@@ -37,7 +37,7 @@ class OrderChanges:
 
     async def listen(self, db: Database) -> None:
         """Hear the changes other replicas commit (PostgreSQL; nothing to hear on SQLite)."""
-        await db.listen(store.ORDER_CHANGES, lambda payload: self.announce(payload.split(",")))
+        await db.listen(ORDER_CHANGES, lambda payload: self.announce(payload.split(",")))
 
     def close(self) -> None:
         """Answer every waiting reader now, and any that subscribes later at once."""

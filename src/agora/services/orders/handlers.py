@@ -6,17 +6,15 @@ import dataclasses
 import datetime as dt
 import hashlib
 from collections.abc import Callable, Mapping
-from typing import Any
 
 import orjson
-from sqlalchemy.exc import IntegrityError
 
 from agora.auth import Principal, may_read
 from agora.contracts import catalog, inventory, payments
 from agora.messaging import Database, Event, Handler, utcnow
 from agora.services.orders import store
 from agora.services.orders.domain import Line, Order, OrderStatus
-from agora.services.orders.store import OrdersUnitOfWork
+from agora.services.orders.repository import OrdersUnitOfWork
 
 UnitOfWorkFactory = Callable[[], OrdersUnitOfWork]
 
@@ -86,7 +84,7 @@ async def place_order(
     fingerprint = command.fingerprint()
     async with unit_of_work() as uow:
         now = utcnow()
-        existing = await store.find_key(uow.conn, command.customer_id, idempotency_key)
+        existing = await uow.keys.find(command.customer_id, idempotency_key)
         if existing is not None:
             first_fingerprint, order_id, claimed_at = existing
             if first_fingerprint != fingerprint:
@@ -95,22 +93,20 @@ async def place_order(
                 return Placed(order_id, created=False)
             if now - claimed_at < in_flight_timeout:
                 raise IdempotencyKeyInFlight
-        sold_out = await store.sold_out(uow.conn, {product_id for product_id, _ in command.items})
+        sold_out = await uow.prices.sold_out({product_id for product_id, _ in command.items})
         if sold_out:
             raise SoldOut(sold_out)
-        try:
-            await store.claim_key(uow.conn, command.customer_id, idempotency_key, fingerprint, now)
-        except IntegrityError:
+        if not await uow.keys.claim(command.customer_id, idempotency_key, fingerprint, now):
             # Another replica claimed the same key between our look and our insert.
-            raise IdempotencyKeyInFlight from None
+            raise IdempotencyKeyInFlight
     try:
         async with unit_of_work() as uow:
             order = await _new_order(uow, command)
             await uow.orders.add(order)
-            await store.complete_key(uow.conn, command.customer_id, idempotency_key, order.id)
+            await uow.keys.complete(command.customer_id, idempotency_key, order.id)
     except BaseException:
         async with unit_of_work() as uow:
-            await store.release_key(uow.conn, command.customer_id, idempotency_key)
+            await uow.keys.release(command.customer_id, idempotency_key)
         raise
     return Placed(order.id, created=True)
 
@@ -119,7 +115,7 @@ async def _new_order(uow: OrdersUnitOfWork, command: PlaceOrder) -> Order:
     quantities: dict[str, int] = {}
     for product_id, quantity in command.items:
         quantities[product_id] = quantities.get(product_id, 0) + quantity
-    known = await store.get_prices(uow.conn, quantities)
+    known = await uow.prices.listed(quantities)
     unknown = [product_id for product_id in quantities if product_id not in known]
     if unknown:
         raise UnknownProducts(unknown)
@@ -178,26 +174,24 @@ async def on_payment_failed(event: payments.PaymentFailed, uow: OrdersUnitOfWork
 
 
 async def on_product_listed(event: catalog.ProductListed, uow: OrdersUnitOfWork) -> None:
-    await store.list_product(
-        uow.conn, event.product_id, event.price, event.currency, event.seller_id
-    )
+    await uow.prices.list_product(event.product_id, event.price, event.currency, event.seller_id)
 
 
 async def on_price_changed(event: catalog.PriceChanged, uow: OrdersUnitOfWork) -> None:
-    await store.set_price(uow.conn, event.product_id, event.price, event.currency)
+    await uow.prices.reprice(event.product_id, event.price, event.currency)
 
 
 async def on_availability_changed(
     event: inventory.AvailabilityChanged, uow: OrdersUnitOfWork
 ) -> None:
-    await store.set_available(uow.conn, event.product_id, event.available)
+    await uow.prices.set_available(event.product_id, event.available)
 
 
 async def on_listing_changed(event: catalog.ListingChanged, uow: OrdersUnitOfWork) -> None:
-    await store.set_listed(uow.conn, event.product_id, event.listed)
+    await uow.prices.set_listed(event.product_id, event.listed)
 
 
-HANDLERS: Mapping[type[Event], Handler[Any]] = {
+HANDLERS: Mapping[type[Event], Handler[OrdersUnitOfWork]] = {
     inventory.StockReserved: on_stock_reserved,
     inventory.StockRejected: on_stock_rejected,
     inventory.HoldExpired: on_hold_expired,

@@ -8,6 +8,7 @@ from agora.messaging import Infrastructure, Service
 from agora.services.payments import store
 from agora.services.payments.handlers import PaymentsHandlers
 from agora.services.payments.provider import CardProvider, MockCardProvider
+from agora.services.payments.repository import PaymentsUnitOfWork
 from agora.services.payments.workers import PaymentProcessor, ProviderRetry
 from agora.services.spec import ServiceContext
 
@@ -25,13 +26,15 @@ class PaymentsService(Service):
     ) -> None:
         super().__init__(infrastructure, store.metadata)
         self.processor = PaymentProcessor(
-            self.platform.db,
             self.unit_of_work,
             provider or MockCardProvider(),
             retry or ProviderRetry(),
         )
         processor_loop = self.platform.add_loop("processor", self.processor.step)
         self.platform.subscribe(PaymentsHandlers(processor_loop.wake).table, self.unit_of_work)
+
+    def unit_of_work(self) -> PaymentsUnitOfWork:
+        return self.platform.unit_of_work(PaymentsUnitOfWork)
 
 
 def bootstrap(context: ServiceContext) -> PaymentsService:

@@ -3,83 +3,55 @@ failures with backoff), refund what an ended order was charged."""
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Mapping
-from typing import Any
-
-from sqlalchemy import update
 
 from agora.auth import Principal, may_read
 from agora.contracts import orders
-from agora.messaging import Database, Event, Handler, UnitOfWork, new_id, utcnow
+from agora.messaging import Database, Event, Handler, utcnow
 from agora.services.payments.domain import Payment, PaymentNotFound
-from agora.services.payments.store import (
-    CHARGING,
-    NEW_PAYMENT,
-    PAYMENT_OF_ORDER,
-    REFUNDING,
-    SUCCEEDED,
-    VOIDED,
-    payment_of_order,
-    payments,
-)
-
-logger = logging.getLogger(__name__)
+from agora.services.payments.repository import PaymentsUnitOfWork
+from agora.services.payments.store import payment_of_order
 
 
 class PaymentsHandlers:
+    """The handler table, bound to the processor it wakes when a payment becomes its turn.
+    Handlers work through `uow.payments` (the repository); they never write SQL themselves."""
+
     def __init__(self, wake_processor: Callable[[], None]) -> None:
         self._wake_processor = wake_processor
 
     @property
-    def table(self) -> Mapping[type[Event], Handler[Any]]:
+    def table(self) -> Mapping[type[Event], Handler[PaymentsUnitOfWork]]:
         return {
             orders.PaymentRequested: self.on_payment_requested,
             orders.OrderCancelled: self.on_order_ended,
             orders.OrderExpired: self.on_order_ended,
         }
 
-    async def on_payment_requested(self, event: orders.PaymentRequested, uow: UnitOfWork) -> None:
-        existing = await uow.conn.scalar(PAYMENT_OF_ORDER, {"order": event.order_id})
-        if existing is not None:
-            return
-        now = utcnow()
+    async def on_payment_requested(
+        self, event: orders.PaymentRequested, uow: PaymentsUnitOfWork
+    ) -> None:
+        """One payment per order: a request repeated for an order charges nothing more."""
         assert uow.cause is not None
-        await uow.conn.execute(
-            NEW_PAYMENT,
-            {
-                "id": new_id(),
-                "requested_by": uow.cause.id,
-                "order_id": event.order_id,
-                "customer_id": event.customer_id,
-                "amount": event.amount,
-                "currency": event.currency,
-                "token": event.payment_token,
-                "state": CHARGING,
-                "attempts": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-                "updated_at": now,
-            },
+        added = await uow.payments.add(
+            event.order_id,
+            event.customer_id,
+            event.amount,
+            event.currency,
+            event.payment_token,
+            requested_by=uow.cause.id,
+            now=utcnow(),
         )
-        uow.after_commit(self._wake_processor)
+        if added:
+            uow.after_commit(self._wake_processor)
 
     async def on_order_ended(
-        self, event: orders.OrderCancelled | orders.OrderExpired, uow: UnitOfWork
+        self, event: orders.OrderCancelled | orders.OrderExpired, uow: PaymentsUnitOfWork
     ) -> None:
         """An order that ended is not charged; if it was, the charge is refunded."""
         now = utcnow()
-        await uow.conn.execute(
-            update(payments)
-            .where(payments.c.order_id == event.order_id, payments.c.state == CHARGING)
-            .values(state=VOIDED, updated_at=now)
-        )
-        refund = await uow.conn.execute(
-            update(payments)
-            .where(payments.c.order_id == event.order_id, payments.c.state == SUCCEEDED)
-            .values(state=REFUNDING, next_attempt_at=now, updated_at=now)
-        )
-        if refund.rowcount:
+        await uow.payments.void(event.order_id, now)
+        if await uow.payments.refund(event.order_id, now):
             uow.after_commit(self._wake_processor)
 
 

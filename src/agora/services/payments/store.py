@@ -1,4 +1,5 @@
-"""Payments' tables: one payment per order, and every attempt made at the provider."""
+"""Payments' tables (one payment per order, and every attempt made at the provider) and the
+query its routes read. Handlers and the processor write through `repository`."""
 
 from __future__ import annotations
 
@@ -12,9 +13,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
-    insert,
     select,
-    update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -67,12 +66,7 @@ attempts = Table(
 )
 
 
-# The statements of every payment: prepared statements (docs/architecture.md).
-PAYMENT_OF_ORDER = select(payments.c.id).where(payments.c.order_id == bindparam("order"))
-NEW_PAYMENT = insert(payments)
-UPDATE_PAYMENT = update(payments).where(payments.c.id == bindparam("payment"))  # SET: the rest
-NEW_ATTEMPT = insert(attempts)
-PAYMENT_STATE = select(payments.c.state).where(payments.c.id == bindparam("payment"))
+# The routes' reads.
 PAYMENT_BY_ORDER = select(payments).where(payments.c.order_id == bindparam("order"))
 ATTEMPTS_OF = (
     select(attempts)

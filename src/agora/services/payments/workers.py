@@ -6,26 +6,12 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import Any
-
-from sqlalchemy import select, update
-from sqlalchemy.engine import Row
 
 from agora.contracts.payments import PaymentFailed, PaymentSucceeded, RefundIssued
-from agora.messaging import Database, UnitOfWork, new_id, utcnow
+from agora.messaging import utcnow
 from agora.services.payments.provider import CardProvider, Declined, ProviderUnavailable
-from agora.services.payments.store import (
-    CHARGING,
-    FAILED,
-    NEW_ATTEMPT,
-    PAYMENT_STATE,
-    REFUNDED,
-    REFUNDING,
-    SUCCEEDED,
-    UPDATE_PAYMENT,
-    WORK_STATES,
-    payments,
-)
+from agora.services.payments.repository import DuePayment, PaymentsUnitOfWork
+from agora.services.payments.store import CHARGING, FAILED, REFUNDING, SUCCEEDED
 
 __all__ = ["PaymentProcessor", "ProviderRetry"]
 
@@ -53,14 +39,12 @@ class PaymentProcessor:
 
     def __init__(
         self,
-        db: Database,
-        unit_of_work: Callable[[], UnitOfWork],
+        unit_of_work: Callable[[], PaymentsUnitOfWork],
         provider: CardProvider,
         retry: ProviderRetry,
         *,
         batch_size: int = 100,
     ) -> None:
-        self._db = db
         self._unit_of_work = unit_of_work
         self._provider = provider
         self._retry = retry
@@ -71,28 +55,8 @@ class PaymentProcessor:
         async with self._unit_of_work() as uow:
             # Claim due payments for a lease: another replica skips them, and a replica that dies
             # mid-charge leaves them due again when the lease runs out.
-            due = (
-                await uow.conn.execute(
-                    select(payments)
-                    .where(payments.c.state.in_(WORK_STATES), payments.c.next_attempt_at <= now)
-                    .order_by(payments.c.next_attempt_at)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
-            if due:
-                await uow.conn.execute(
-                    update(payments)
-                    .where(payments.c.id.in_([row.id for row in due]))
-                    .values(next_attempt_at=now + self._retry.lease)
-                )
-            else:
-                upcoming = await uow.conn.scalar(
-                    select(payments.c.next_attempt_at)
-                    .where(payments.c.state.in_(WORK_STATES))
-                    .order_by(payments.c.next_attempt_at)
-                    .limit(1)
-                )
+            due = await uow.payments.claim_due(now, now + self._retry.lease, limit=self._batch_size)
+            upcoming = None if due else await uow.payments.next_due()
         if not due:
             if upcoming is None:
                 return None
@@ -105,7 +69,7 @@ class PaymentProcessor:
                 await self._refund(payment)
         return 0
 
-    async def _charge(self, payment: Row[Any]) -> None:
+    async def _charge(self, payment: DuePayment) -> None:
         charge_id: str | None = None
         failure: str | None = None
         transient = False
@@ -121,17 +85,15 @@ class PaymentProcessor:
         outcome = "succeeded" if charge_id else ("error" if transient else "declined")
         async with self._unit_of_work() as uow:
             uow.correlation_id, uow.causation_id = payment.order_id, payment.requested_by
-            state = await _record_attempt(uow, payment.id, "charge", outcome, failure)
+            state = await uow.payments.record_attempt(
+                payment.id, "charge", outcome, failure, utcnow()
+            )
             now = utcnow()
             tries = payment.attempts + 1
-            values: dict[str, Any] = {"attempts": tries, "updated_at": now}
             if charge_id:
                 # Charged after the order ended (VOIDED meanwhile): refund at once.
-                values |= {
-                    "charge_id": charge_id,
-                    "state": SUCCEEDED if state == CHARGING else REFUNDING,
-                    "next_attempt_at": now,
-                }
+                refund = SUCCEEDED if state == CHARGING else REFUNDING
+                await uow.payments.charged(payment.id, charge_id, refund, attempts=tries, now=now)
                 uow.emit(
                     PaymentSucceeded(
                         order_id=payment.order_id,
@@ -141,44 +103,40 @@ class PaymentProcessor:
                     )
                 )
             elif transient and tries < self._retry.attempts:
-                values["next_attempt_at"] = now + self._retry.delay(tries)
+                await uow.payments.retry(
+                    payment.id, now + self._retry.delay(tries), attempts=tries, now=now
+                )
             else:
                 reason = failure or "declined"
                 if transient:
                     reason = f"payment provider unavailable after {tries} attempts: {failure}"
-                values |= {
-                    "state": FAILED if state == CHARGING else state,
-                    "failure_reason": reason,
-                }
+                settled = FAILED if state == CHARGING else state
+                await uow.payments.give_up(payment.id, settled, reason, attempts=tries, now=now)
                 if state == CHARGING:
                     uow.emit(
                         PaymentFailed(
                             order_id=payment.order_id, payment_id=payment.id, reason=reason
                         )
                     )
-            await uow.conn.execute(UPDATE_PAYMENT, {"payment": payment.id, **values})
 
-    async def _refund(self, payment: Row[Any]) -> None:
+    async def _refund(self, payment: DuePayment) -> None:
+        assert payment.charge_id is not None  # only a charged payment is refunded
         try:
             refund_id = await self._provider.refund(f"refund-{payment.id}", payment.charge_id)
         except ProviderUnavailable as unavailable:
             async with self._unit_of_work() as uow:
-                await _record_attempt(uow, payment.id, "refund", "error", str(unavailable))
+                await uow.payments.record_attempt(
+                    payment.id, "refund", "error", str(unavailable), utcnow()
+                )
                 tries = payment.attempts + 1
-                await uow.conn.execute(
-                    update(payments)
-                    .where(payments.c.id == payment.id)
-                    .values(attempts=tries, next_attempt_at=utcnow() + self._retry.delay(tries))
+                await uow.payments.retry(
+                    payment.id, utcnow() + self._retry.delay(tries), attempts=tries
                 )
             return
         async with self._unit_of_work() as uow:
             uow.correlation_id, uow.causation_id = payment.order_id, payment.requested_by
-            await _record_attempt(uow, payment.id, "refund", "succeeded", None)
-            await uow.conn.execute(
-                update(payments)
-                .where(payments.c.id == payment.id)
-                .values(state=REFUNDED, refund_id=refund_id, updated_at=utcnow())
-            )
+            await uow.payments.record_attempt(payment.id, "refund", "succeeded", None, utcnow())
+            await uow.payments.refunded(payment.id, refund_id, utcnow())
             uow.emit(
                 RefundIssued(
                     order_id=payment.order_id,
@@ -187,22 +145,3 @@ class PaymentProcessor:
                     currency=payment.currency,
                 )
             )
-
-
-async def _record_attempt(
-    uow: UnitOfWork, payment_id: str, kind: str, outcome: str, detail: str | None
-) -> str:
-    """Record one attempt; returns the payment's state as it is now (it may have been voided)."""
-    await uow.conn.execute(
-        NEW_ATTEMPT,
-        {
-            "id": new_id(),
-            "payment_id": payment_id,
-            "kind": kind,
-            "outcome": outcome,
-            "detail": detail,
-            "at": utcnow(),
-        },
-    )
-    state = await uow.conn.scalar(PAYMENT_STATE, {"payment": payment_id})
-    return str(state)

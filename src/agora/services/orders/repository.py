@@ -1,0 +1,246 @@
+"""How orders' handlers change its rows: the repositories of one unit of work. An order is one
+aggregate (`OrderRepository`); beside it live the idempotency keys of the orders placed
+(`IdempotencyKeys`) and the price list learned from catalog and inventory events (`PriceList`).
+Tests hold handlers to them with in-memory twins."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from decimal import Decimal
+
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agora.messaging import UnitOfWork
+from agora.services.orders.domain import Order
+from agora.services.orders.store import (
+    idempotency_keys,
+    load_orders,
+    order_lines,
+    orders,
+    prices,
+)
+
+__all__ = [
+    "NOTIFY_IDS",
+    "ORDER_CHANGES",
+    "IdempotencyKeys",
+    "OrderRepository",
+    "OrdersUnitOfWork",
+    "PriceList",
+]
+
+ORDER_CHANGES = "agora_orders_changed"
+"""The PostgreSQL NOTIFY channel naming changed orders (comma-separated ids) to every replica."""
+NOTIFY_IDS = 150
+"""Order ids per NOTIFY: PostgreSQL refuses a payload of 8,000 bytes or more."""
+
+
+class OrderRepository:
+    """Orders with their lines, in the unit of work's transaction. Every order added or saved is
+    handed to `seen`, which emits the events it recorded and names it as changed."""
+
+    def __init__(self, conn: AsyncConnection, seen: Callable[[Order], None]) -> None:
+        self._conn = conn
+        self._seen = seen
+
+    async def add(self, order: Order) -> None:
+        """Write a new order and its lines (which never change after)."""
+        await self._conn.execute(INSERT_ORDER, [_row(order)])
+        await self._conn.execute(
+            INSERT_LINES,
+            [
+                {
+                    "order_id": order.id,
+                    "line_no": number,
+                    "product_id": line.product_id,
+                    "quantity": line.quantity,
+                    "unit_price": line.unit_price,
+                }
+                for number, line in enumerate(order.lines)
+            ],
+        )
+        self._seen(order)
+
+    async def get(self, order_id: str) -> Order | None:
+        """The order as last saved, with no events recorded; None if there is none."""
+        found = await load_orders(self._conn, [order_id])
+        return found[0] if found else None
+
+    async def save(self, order: Order) -> None:
+        """Write the order's state (not its lines: they never change)."""
+        row = _row(order)
+        del row["id"], row["created_at"]
+        await self._conn.execute(SAVE_ORDER, {"order_id": order.id, **row})
+        self._seen(order)
+
+
+class IdempotencyKeys:
+    """Each customer's idempotency keys: a key is claimed by a request's body (its fingerprint),
+    then completed with the order it placed, or released if it placed none."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def find(self, customer_id: str, key: str) -> tuple[str, str | None, dt.datetime] | None:
+        """The key's fingerprint, its order (None while in flight) and when it was claimed."""
+        row = (await self._conn.execute(FIND_KEY, {"customer": customer_id, "key_": key})).first()
+        return None if row is None else (row.fingerprint, row.order_id, row.created_at)
+
+    async def claim(self, customer_id: str, key: str, fingerprint: str, now: dt.datetime) -> bool:
+        """Claim the key for `fingerprint` (replacing any claim of it). False if a concurrent
+        transaction claimed it first: the unit of work can then only be rolled back."""
+        await self._conn.execute(DROP_KEY, {"customer": customer_id, "key_": key})
+        try:
+            await self._conn.execute(
+                CLAIM_KEY,
+                {
+                    "customer_id": customer_id,
+                    "key": key,
+                    "fingerprint": fingerprint,
+                    "created_at": now,
+                },
+            )
+        except IntegrityError:
+            return False
+        return True
+
+    async def complete(self, customer_id: str, key: str, order_id: str) -> None:
+        """The key's request placed `order_id`: the key answers with it from now on."""
+        await self._conn.execute(
+            COMPLETE_KEY, {"customer": customer_id, "key_": key, "order_id": order_id}
+        )
+
+    async def release(self, customer_id: str, key: str) -> None:
+        """Drop the key's claim if it placed no order, so that a retry may place one."""
+        await self._conn.execute(RELEASE_KEY, {"customer": customer_id, "key_": key})
+
+
+class PriceList:
+    """What orders knows of products: price, currency and seller from catalog, whether they are
+    listed, and what inventory last announced available (None until it has)."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def list_product(
+        self, product_id: str, price: Decimal, currency: str, seller_id: str | None
+    ) -> None:
+        """The product is listed at `price`, as new: what was known of it before is forgotten
+        (its availability too)."""
+        await self._conn.execute(FORGET_PRODUCT, {"product": product_id})
+        await self._conn.execute(
+            LIST_PRODUCT,
+            {
+                "product_id": product_id,
+                "price": price,
+                "currency": currency,
+                "seller_id": seller_id,
+                "listed": True,
+            },
+        )
+
+    async def reprice(self, product_id: str, price: Decimal, currency: str) -> None:
+        """A known product's new price; nothing for a product never listed."""
+        await self._conn.execute(
+            UPDATE_PRODUCT, {"product": product_id, "price": price, "currency": currency}
+        )
+
+    async def set_listed(self, product_id: str, listed: bool) -> None:
+        """Whether a known product may be ordered; nothing for a product never listed."""
+        await self._conn.execute(UPDATE_PRODUCT, {"product": product_id, "listed": listed})
+
+    async def set_available(self, product_id: str, available: int) -> None:
+        """What inventory last announced available of a known product."""
+        await self._conn.execute(UPDATE_PRODUCT, {"product": product_id, "available": available})
+
+    async def listed(self, product_ids: Iterable[str]) -> dict[str, tuple[Decimal, str]]:
+        """Price and currency of those of `product_ids` that are listed."""
+        rows = await self._conn.execute(LISTED_PRICES, {"products": list(product_ids)})
+        return {row.product_id: (row.price, row.currency) for row in rows}
+
+    async def sold_out(self, product_ids: Iterable[str]) -> list[str]:
+        """Those of `product_ids` that inventory last announced as having none available,
+        sorted."""
+        rows = await self._conn.execute(SOLD_OUT, {"products": list(product_ids)})
+        return sorted(rows.scalars())
+
+
+class OrdersUnitOfWork(UnitOfWork):
+    """A unit of work whose aggregates' events go to the outbox when it commits. It names the
+    orders it writes, so that the service can wake the readers waiting for them to change: in
+    this process when it commits, and on PostgreSQL in every replica through NOTIFY (sent with
+    the commit)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.changed_orders: set[str] = set()
+        self.before_commit(self._notify_changed)
+
+    async def _notify_changed(self, _conn: AsyncConnection) -> None:
+        ids = sorted(self.changed_orders)
+        for start in range(0, len(ids), NOTIFY_IDS):
+            self.notify(ORDER_CHANGES, ",".join(ids[start : start + NOTIFY_IDS]))
+
+    def _seen(self, order: Order) -> None:
+        self.changed_orders.add(order.id)
+        for event in order.events:
+            self.emit(event)
+        order.events.clear()
+
+    @property
+    def orders(self) -> OrderRepository:
+        return OrderRepository(self.conn, self._seen)
+
+    @property
+    def keys(self) -> IdempotencyKeys:
+        return IdempotencyKeys(self.conn)
+
+    @property
+    def prices(self) -> PriceList:
+        return PriceList(self.conn)
+
+
+def _row(order: Order) -> dict[str, object]:
+    return {
+        "id": order.id,
+        "customer_id": order.customer_id,
+        "status": order.status.value,
+        "currency": order.currency,
+        "total": order.total,
+        "payment_token": order.payment_token,
+        "payment_requested": order.payment_requested,
+        "cancel_reason": order.cancel_reason,
+        "hold_expires_at": order.hold_expires_at,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
+
+
+# Prepared statements (docs/architecture.md): every saga's step runs some of them.
+INSERT_ORDER = insert(orders)
+INSERT_LINES = insert(order_lines)
+SAVE_ORDER = update(orders).where(orders.c.id == bindparam("order_id"))  # SET: the other keys
+THE_KEY = (
+    idempotency_keys.c.customer_id == bindparam("customer"),
+    idempotency_keys.c.key == bindparam("key_"),
+)
+DROP_KEY = delete(idempotency_keys).where(*THE_KEY)
+CLAIM_KEY = insert(idempotency_keys)
+COMPLETE_KEY = update(idempotency_keys).where(*THE_KEY)
+RELEASE_KEY = delete(idempotency_keys).where(*THE_KEY, idempotency_keys.c.order_id.is_(None))
+FIND_KEY = select(
+    idempotency_keys.c.fingerprint, idempotency_keys.c.order_id, idempotency_keys.c.created_at
+).where(*THE_KEY)
+THE_PRODUCT = prices.c.product_id == bindparam("product")
+FORGET_PRODUCT = delete(prices).where(THE_PRODUCT)
+LIST_PRODUCT = insert(prices)
+UPDATE_PRODUCT = update(prices).where(THE_PRODUCT)  # SET: the other keys
+LISTED_PRICES = select(prices.c.product_id, prices.c.price, prices.c.currency).where(
+    prices.c.product_id.in_(bindparam("products", expanding=True)), prices.c.listed.is_(True)
+)
+SOLD_OUT = select(prices.c.product_id).where(
+    prices.c.product_id.in_(bindparam("products", expanding=True)), prices.c.available == 0
+)

@@ -1,0 +1,489 @@
+"""Payments' handlers and processor against an in-memory twin of their repository, and against the
+real one on SQLite (so that the twin cannot drift from what they get in production)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Protocol
+
+import pytest
+
+from agora.contracts import orders
+from agora.contracts.payments import PaymentFailed, PaymentSucceeded, RefundIssued
+from agora.messaging import Event, new_id, utcnow
+from agora.messaging.sql import Database, sqlite_url
+from agora.services.payments import store
+from agora.services.payments.handlers import PaymentsHandlers
+from agora.services.payments.provider import Charge, MockCardProvider
+from agora.services.payments.repository import DuePayment, PaymentsRepository
+from agora.services.payments.store import (
+    CHARGING,
+    FAILED,
+    REFUNDED,
+    REFUNDING,
+    SUCCEEDED,
+    VOIDED,
+    WORK_STATES,
+)
+from agora.services.payments.workers import PaymentProcessor, ProviderRetry
+
+REQUEST_ID = "request-envelope-1"
+
+
+class InMemoryPayments:
+    """`PaymentsRepository`'s twin: the same answers, kept in dicts."""
+
+    def __init__(self, rows: dict[str, dict[str, Any]], tries: list[dict[str, Any]]) -> None:
+        self._rows = rows  # by payment id
+        self._tries = tries
+
+    def _of_order(self, order_id: str) -> dict[str, Any] | None:
+        return next((row for row in self._rows.values() if row["order_id"] == order_id), None)
+
+    async def add(
+        self,
+        order_id: str,
+        customer_id: str,
+        amount: Decimal,
+        currency: str,
+        token: str,
+        *,
+        requested_by: str,
+        now: dt.datetime,
+    ) -> bool:
+        if self._of_order(order_id) is not None:
+            return False
+        payment_id = new_id()
+        self._rows[payment_id] = {
+            "id": payment_id,
+            "order_id": order_id,
+            "customer_id": customer_id,
+            "amount": amount,
+            "currency": currency,
+            "token": token,
+            "requested_by": requested_by,
+            "state": CHARGING,
+            "charge_id": None,
+            "refund_id": None,
+            "failure_reason": None,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "updated_at": now,
+        }
+        return True
+
+    async def void(self, order_id: str, now: dt.datetime) -> None:
+        row = self._of_order(order_id)
+        if row is not None and row["state"] == CHARGING:
+            row |= {"state": VOIDED, "updated_at": now}
+
+    async def refund(self, order_id: str, now: dt.datetime) -> bool:
+        row = self._of_order(order_id)
+        if row is None or row["state"] != SUCCEEDED:
+            return False
+        row |= {"state": REFUNDING, "next_attempt_at": now, "updated_at": now}
+        return True
+
+    async def claim_due(
+        self, now: dt.datetime, until: dt.datetime, *, limit: int
+    ) -> list[DuePayment]:
+        due = sorted(
+            (
+                row
+                for row in self._rows.values()
+                if row["state"] in WORK_STATES and row["next_attempt_at"] <= now
+            ),
+            key=lambda row: row["next_attempt_at"],
+        )[:limit]
+        fields = {field.name for field in dataclasses.fields(DuePayment)}
+        claimed = [DuePayment(**{k: v for k, v in row.items() if k in fields}) for row in due]
+        for row in due:
+            row["next_attempt_at"] = until
+        return claimed
+
+    async def next_due(self) -> dt.datetime | None:
+        due = [row["next_attempt_at"] for row in self._rows.values() if row["state"] in WORK_STATES]
+        return min(due, default=None)
+
+    async def record_attempt(
+        self, payment_id: str, kind: str, outcome: str, detail: str | None, at: dt.datetime
+    ) -> str:
+        self._tries.append({"payment_id": payment_id, "kind": kind, "outcome": outcome})
+        return str(self._rows[payment_id]["state"])
+
+    async def charged(
+        self, payment_id: str, charge_id: str, state: str, *, attempts: int, now: dt.datetime
+    ) -> None:
+        self._rows[payment_id] |= {
+            "charge_id": charge_id,
+            "state": state,
+            "next_attempt_at": now,
+            "attempts": attempts,
+            "updated_at": now,
+        }
+
+    async def retry(
+        self, payment_id: str, at: dt.datetime, *, attempts: int, now: dt.datetime | None = None
+    ) -> None:
+        self._rows[payment_id] |= {"next_attempt_at": at, "attempts": attempts}
+        if now is not None:
+            self._rows[payment_id]["updated_at"] = now
+
+    async def give_up(
+        self, payment_id: str, state: str, reason: str, *, attempts: int, now: dt.datetime
+    ) -> None:
+        self._rows[payment_id] |= {
+            "state": state,
+            "failure_reason": reason,
+            "attempts": attempts,
+            "updated_at": now,
+        }
+
+    async def refunded(self, payment_id: str, refund_id: str, now: dt.datetime) -> None:
+        self._rows[payment_id] |= {"state": REFUNDED, "refund_id": refund_id, "updated_at": now}
+
+
+@dataclasses.dataclass(frozen=True)
+class Cause:
+    id: str
+
+
+class Unit:
+    """What payments' handlers and processor use of `PaymentsUnitOfWork`."""
+
+    def __init__(self, payments: Any) -> None:
+        self.payments = payments
+        self.cause = Cause(REQUEST_ID)
+        self.correlation_id: str | None = None
+        self.causation_id: str | None = None
+        self.emitted: list[Event] = []
+        self.committed: list[Callable[[], None]] = []
+
+    def emit(self, event: Event) -> None:
+        self.emitted.append(event)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self.committed.append(callback)
+
+
+class Work(Protocol):
+    """Units of work over either adapter (what they emit counts once they commit), and the
+    payments as the API reads them: (state, failure reason, attempts' kinds and outcomes)."""
+
+    emitted: list[Event]
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[Any]: ...
+
+    async def payment(self, order_id: str) -> tuple[str, str | None, list[tuple[str, str]]]: ...
+
+
+class MemoryWork:
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {"payments": {}, "attempts": []}
+        self.emitted: list[Event] = []
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[Unit]:
+        before = copy.deepcopy(self.state)  # a rollback puts it back
+        unit = Unit(InMemoryPayments(self.state["payments"], self.state["attempts"]))
+        try:
+            yield unit
+        except BaseException:
+            self.state = before
+            raise
+        self.emitted.extend(unit.emitted)
+        for callback in unit.committed:
+            callback()
+
+    async def payment(self, order_id: str) -> tuple[str, str | None, list[tuple[str, str]]]:
+        (row,) = (r for r in self.state["payments"].values() if r["order_id"] == order_id)
+        tries = [(t["kind"], t["outcome"]) for t in self.state["attempts"]]
+        return row["state"], row["failure_reason"], tries
+
+
+class SqliteWork:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.emitted: list[Event] = []
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[Unit]:
+        async with self.db.write() as conn:
+            unit = Unit(PaymentsRepository(conn))
+            yield unit
+        self.emitted.extend(unit.emitted)
+        for callback in unit.committed:
+            callback()
+
+    async def payment(self, order_id: str) -> tuple[str, str | None, list[tuple[str, str]]]:
+        async with self.db.read() as conn:
+            payment = await store.payment_of_order(conn, order_id)
+        assert payment is not None
+        tries = [(attempt.kind, attempt.outcome) for attempt in payment.attempts]
+        return payment.state, payment.failure_reason, tries
+
+
+@pytest.fixture(params=["in-memory", "sqlite"])
+async def work(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Work]:
+    if request.param == "in-memory":
+        yield MemoryWork()
+        return
+    db = Database(sqlite_url(tmp_path / "payments.db"), store.metadata)
+    await db.create_tables()
+    try:
+        yield SqliteWork(db)
+    finally:
+        await db.dispose()
+
+
+class Wakes:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self) -> None:
+        self.count += 1
+
+
+@pytest.fixture
+def wakes() -> Wakes:
+    return Wakes()
+
+
+@pytest.fixture
+def handlers(wakes: Wakes) -> PaymentsHandlers:
+    return PaymentsHandlers(wakes)
+
+
+async def apply(work: Work, handle: Any, event: Event) -> None:
+    async with work.unit_of_work() as uow:
+        await handle(event, uow)
+
+
+def requested(order_id: str, token: str = "tok_visa") -> orders.PaymentRequested:
+    return orders.PaymentRequested(
+        order_id=order_id,
+        customer_id="buyer-1",
+        amount=Decimal("12.50"),
+        currency="EUR",
+        payment_token=token,
+    )
+
+
+def cancelled(order_id: str) -> orders.OrderCancelled:
+    return orders.OrderCancelled(order_id=order_id, customer_id="buyer-1", reason="changed mind")
+
+
+def processor(work: Work, provider: Any = None, **retry: Any) -> PaymentProcessor:
+    return PaymentProcessor(
+        work.unit_of_work, provider or MockCardProvider(), ProviderRetry(**retry)
+    )
+
+
+async def run(processor: PaymentProcessor, steps: int = 10) -> None:
+    """Step the processor until nothing is due now (or `steps` have run)."""
+    for _ in range(steps):
+        if await processor.step() != 0:
+            return
+    raise AssertionError(f"still busy after {steps} steps")
+
+
+async def due(work: Work) -> dt.datetime | None:
+    async with work.unit_of_work() as uow:
+        return await uow.payments.next_due()  # type: ignore[no-any-return]
+
+
+# -- the handlers ----------------------------------------------------------------------------
+
+
+async def test_a_payment_request_is_recorded_once_and_wakes_the_processor_once(
+    work: Work, handlers: PaymentsHandlers, wakes: Wakes
+) -> None:
+    before = utcnow()
+    await apply(work, handlers.on_payment_requested, requested("o1"))
+    await apply(work, handlers.on_payment_requested, requested("o1", token="tok_other"))
+
+    assert await work.payment("o1") == (CHARGING, None, [])
+    assert wakes.count == 1
+    upcoming = await due(work)
+    assert upcoming is not None
+    assert before <= upcoming <= utcnow(), "due at once"
+    async with work.unit_of_work() as uow:
+        (claimed,) = await uow.payments.claim_due(utcnow(), utcnow(), limit=10)
+    assert (claimed.requested_by, claimed.token, claimed.attempts) == (REQUEST_ID, "tok_visa", 0)
+    assert (claimed.amount, claimed.currency) == (Decimal("12.50"), "EUR")
+    assert work.emitted == []
+
+
+async def test_an_order_ended_before_its_charge_voids_it_without_waking(
+    work: Work, handlers: PaymentsHandlers, wakes: Wakes
+) -> None:
+    await apply(work, handlers.on_payment_requested, requested("o1"))
+
+    await apply(work, handlers.on_order_ended, cancelled("o1"))
+
+    assert await work.payment("o1") == (VOIDED, None, [])
+    assert wakes.count == 1, "only the request woke the processor"
+    assert await due(work) is None
+    await run(processor(work))
+    assert await work.payment("o1") == (VOIDED, None, [])
+
+
+async def test_an_order_ended_after_its_charge_is_refunded(
+    work: Work, handlers: PaymentsHandlers, wakes: Wakes
+) -> None:
+    await apply(work, handlers.on_payment_requested, requested("o1"))
+    await run(processor(work))
+    work.emitted.clear()
+
+    await apply(work, handlers.on_order_ended, orders.OrderExpired(order_id="o1", customer_id="b"))
+
+    assert (await work.payment("o1"))[0] == REFUNDING
+    assert wakes.count == 2
+    await run(processor(work))
+    assert await work.payment("o1") == (
+        REFUNDED,
+        None,
+        [("charge", "succeeded"), ("refund", "succeeded")],
+    )
+    assert work.emitted == [
+        RefundIssued(
+            order_id="o1",
+            payment_id=work.emitted[0].payment_id,  # type: ignore[attr-defined]
+            amount=Decimal("12.50"),
+            currency="EUR",
+        )
+    ]
+
+
+async def test_an_ended_order_without_a_live_payment_changes_nothing(
+    work: Work, handlers: PaymentsHandlers, wakes: Wakes
+) -> None:
+    await apply(work, handlers.on_payment_requested, requested("o1", token="tok_chargeDeclined"))
+    await run(processor(work))
+
+    await apply(work, handlers.on_order_ended, cancelled("o1"))
+    await apply(work, handlers.on_order_ended, cancelled("never-paid"))
+
+    assert (await work.payment("o1"))[0] == FAILED
+    assert wakes.count == 1
+
+
+# -- the processor ---------------------------------------------------------------------------
+
+
+async def test_a_charge_that_succeeds_is_announced(work: Work, handlers: PaymentsHandlers) -> None:
+    await apply(work, handlers.on_payment_requested, requested("o1"))
+
+    await run(processor(work))
+
+    assert await work.payment("o1") == (SUCCEEDED, None, [("charge", "succeeded")])
+    (succeeded,) = work.emitted
+    assert isinstance(succeeded, PaymentSucceeded)
+    assert (succeeded.order_id, succeeded.amount, succeeded.currency) == (
+        "o1",
+        Decimal("12.50"),
+        "EUR",
+    )
+    assert await due(work) is None, "a settled payment is nobody's turn"
+
+
+async def test_a_declined_card_fails_the_payment_at_once(
+    work: Work, handlers: PaymentsHandlers
+) -> None:
+    await apply(work, handlers.on_payment_requested, requested("o1", token="tok_chargeDeclined"))
+
+    await run(processor(work))
+
+    assert await work.payment("o1") == (FAILED, "card declined", [("charge", "declined")])
+    assert [type(e) for e in work.emitted] == [PaymentFailed]
+    assert work.emitted[0].reason == "card declined"  # type: ignore[attr-defined]
+
+
+async def test_transient_errors_are_retried_until_the_charge_succeeds(
+    work: Work, handlers: PaymentsHandlers
+) -> None:
+    await apply(work, handlers.on_payment_requested, requested("o1", token="tok_processing_error"))
+
+    await run(processor(work, first_delay=dt.timedelta(0)))
+
+    state, _, tries = await work.payment("o1")
+    assert (state, tries) == (
+        SUCCEEDED,
+        [("charge", "error"), ("charge", "error"), ("charge", "succeeded")],
+    )
+    assert [type(e) for e in work.emitted] == [PaymentSucceeded]
+
+
+async def test_a_retry_waits_its_backoff(work: Work, handlers: PaymentsHandlers) -> None:
+    await apply(work, handlers.on_payment_requested, requested("o1", token="tok_processing_error"))
+    before = utcnow()
+
+    wait = await processor(work, first_delay=dt.timedelta(seconds=20)).step()
+    assert wait == 0
+    assert await processor(work).step() == pytest.approx(20, abs=5)
+
+    upcoming = await due(work)
+    assert upcoming is not None
+    assert upcoming >= before + dt.timedelta(seconds=20)
+    assert await work.payment("o1") == (CHARGING, None, [("charge", "error")])
+
+
+async def test_transient_errors_past_the_last_attempt_fail_the_payment(
+    work: Work, handlers: PaymentsHandlers
+) -> None:
+    await apply(work, handlers.on_payment_requested, requested("o1", token="tok_processing_error"))
+
+    await run(processor(work, attempts=2, first_delay=dt.timedelta(0)))
+
+    state, reason, tries = await work.payment("o1")
+    assert (state, tries) == (FAILED, [("charge", "error"), ("charge", "error")])
+    assert reason == "payment provider unavailable after 2 attempts: processing error, try again"
+    assert [type(e) for e in work.emitted] == [PaymentFailed]
+
+
+class EndsTheOrderMidCharge(MockCardProvider):
+    """The order ends while the provider is charging: the race the processor must close."""
+
+    def __init__(self, end: Callable[[], Any]) -> None:
+        super().__init__()
+        self._end = end
+
+    async def charge(
+        self, idempotency_key: str, token: str, amount: Decimal, currency: str
+    ) -> Charge:
+        await self._end()
+        return await super().charge(idempotency_key, token, amount, currency)
+
+
+async def test_a_charge_that_lands_after_the_order_ended_is_refunded_at_once(
+    work: Work, handlers: PaymentsHandlers
+) -> None:
+    await apply(work, handlers.on_payment_requested, requested("o1"))
+    provider = EndsTheOrderMidCharge(lambda: apply(work, handlers.on_order_ended, cancelled("o1")))
+
+    await run(processor(work, provider))
+
+    assert await work.payment("o1") == (
+        REFUNDED,
+        None,
+        [("charge", "succeeded"), ("refund", "succeeded")],
+    )
+    assert [type(e) for e in work.emitted] == [PaymentSucceeded, RefundIssued]
+
+
+async def test_a_decline_that_lands_after_the_order_ended_is_not_announced(
+    work: Work, handlers: PaymentsHandlers
+) -> None:
+    await apply(work, handlers.on_payment_requested, requested("o1", token="tok_chargeDeclined"))
+    provider = EndsTheOrderMidCharge(lambda: apply(work, handlers.on_order_ended, cancelled("o1")))
+
+    await run(processor(work, provider))
+
+    assert await work.payment("o1") == (VOIDED, "card declined", [("charge", "declined")])
+    assert work.emitted == []
