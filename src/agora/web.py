@@ -47,6 +47,12 @@ HTTP_PROBLEMS = {
 }
 
 
+def entity_tags(if_none_match: str | None) -> set[str]:
+    """The entity tags of an `If-None-Match` header, weak ones compared as strong (RFC 9110's
+    weak comparison, which GET uses)."""
+    return {tag.strip().removeprefix("W/") for tag in (if_none_match or "").split(",") if tag}
+
+
 class Health(BaseModel):
     """`settled` when every outbox is published and every consumer group has caught up: the
     platform is quiescent (what a test or a deployment step can wait for)."""

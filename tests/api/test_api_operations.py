@@ -6,9 +6,11 @@ from typing import Any
 
 import pytest
 
+from agora.services.registry import SERVICE_NAMES
+
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-SERVICES = ("identity", "catalog", "inventory", "orders", "payments", "notifications", "analytics")
+SERVICES = SERVICE_NAMES
 
 
 async def test_openapi_lists_every_service_path(api: Any) -> None:

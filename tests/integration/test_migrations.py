@@ -32,6 +32,8 @@ SERVICES = SERVICE_NAMES
 # Every service's revisions as they stood before the platform branch: each 0001 made its own
 # outbox and inbox. Frozen here so that a database of that time can be made again.
 BEFORE_PLATFORM = Path(__file__).parent / "migrations_before_platform"
+OLDER = tuple(name for name in SERVICES if (BEFORE_PLATFORM / name).is_dir())
+"""The services whose databases predate the platform branch (ticketing came after it)."""
 
 UNPUBLISHED_EVENT = "0193a1b2-0000-7000-8000-000000000001"
 APPLIED_EVENT = "0193a1b2-0000-7000-8000-000000000002"
@@ -180,7 +182,7 @@ async def test_migrations_match_the_declared_schema(
     assert versions == heads(PLATFORM_VERSIONS, service.migrations)
 
 
-@pytest.mark.parametrize("name", SERVICES)
+@pytest.mark.parametrize("name", OLDER)
 async def test_a_database_made_before_the_platform_branch_upgrades_in_place(
     make_services: Services, name: str
 ) -> None:
@@ -238,7 +240,10 @@ async def test_one_platform_revision_reaches_every_service_database(
     old = await make_services("old")
     new = await make_services("new")
     for name in SERVICES:
-        await migrate(old[name].platform.db, BEFORE_PLATFORM / name, platform=())
+        if name in OLDER:
+            await migrate(old[name].platform.db, BEFORE_PLATFORM / name, platform=())
+        else:
+            await old[name].migrate()
         await new[name].migrate()
     everyone = [*old.values(), *new.values()]
     for service in everyone:

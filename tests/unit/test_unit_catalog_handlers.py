@@ -14,7 +14,7 @@ from typing import Any, Protocol
 import pytest
 
 from agora.auth import Principal
-from agora.contracts.catalog import ListingChanged, PriceChanged, ProductListed
+from agora.contracts.catalog import ListingChanged, PriceChanged, ProductListed, StoreOpened
 from agora.contracts.inventory import AvailabilityChanged
 from agora.contracts.orders import OrderConfirmed, OrderLine
 from agora.infra import InfraSettings
@@ -317,8 +317,11 @@ async def test_the_demo_catalog_is_seeded_once_into_an_empty_catalog(work: Work)
     assert [e.product_id for e in work.emitted if isinstance(e, ProductListed)] == [
         p.id for p in DEMO_CATALOG
     ]
+    assert work.emitted[0] == StoreOpened(
+        store_id=DEMO_STORE, seller_id=None, name="Agora demo store"
+    )
     first = DEMO_CATALOG[0]
-    assert work.emitted[0] == ProductListed(
+    assert work.emitted[1] == ProductListed(
         product_id=first.id,
         name=first.name,
         price=first.price,
@@ -333,6 +336,7 @@ async def test_the_demo_catalog_is_seeded_once_into_an_empty_catalog(work: Work)
 
 async def test_a_store_is_changed_by_its_seller_or_an_admin_only(work: Work) -> None:
     store_id = await work.apply(handlers.create_store, SELLER, "Shop", "Old")
+    assert work.emitted == [StoreOpened(store_id=store_id, seller_id=SELLER.user_id, name="Shop")]
 
     await work.apply(handlers.update_store, SELLER, store_id, "Better shop", None)
     await work.apply(handlers.update_store, ADMIN, store_id, None, "New")
@@ -349,6 +353,7 @@ async def test_a_store_is_changed_by_its_seller_or_an_admin_only(work: Work) -> 
 
 async def test_a_product_is_listed_in_its_sellers_store_only(work: Work) -> None:
     store_id = await work.apply(handlers.create_store, SELLER, "Shop", "")
+    work.emitted.clear()
 
     with pytest.raises(NotYours):
         await work.apply(handlers.list_product, OTHER_SELLER, store_id, KETTLE)

@@ -23,6 +23,7 @@ from agora.messaging.sql import Database, sqlite_url
 from agora.services.inventory import store
 from agora.services.inventory.handlers import InventoryHandlers
 from agora.services.inventory.locking import Shortage
+from agora.services.inventory.places import PlaceRepository
 from agora.services.inventory.repository import StockRepository
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
@@ -94,9 +95,23 @@ class Work(Protocol):
     async def level(self, product_id: str) -> tuple[int, int, int]: ...
 
 
+class NoPlaces:
+    """`PlaceRepository`'s twin for orders of products alone: no session, no place held (the
+    places' rules are tested on real databases in tests/integration/test_seat_holds.py)."""
+
+    async def lock(
+        self, session_ids: Iterable[str], ending: Sequence[str], *, timeout: float
+    ) -> None:
+        assert not list(session_ids)
+
+    async def end(self, order_id: str, state: str) -> list[str]:
+        return []
+
+
 class _Unit:
-    def __init__(self, stock: Any, emitted: list[Event]) -> None:
+    def __init__(self, stock: Any, emitted: list[Event], places: Any = None) -> None:
         self.stock = stock
+        self.places = places or NoPlaces()
         self._emitted = emitted
 
     def emit(self, event: Event) -> None:
@@ -123,7 +138,7 @@ class SqliteWork:
 
     async def apply(self, handle: Any, event: Event) -> None:
         async with self.db.write() as conn:
-            await handle(event, _Unit(StockRepository(conn), self.emitted))
+            await handle(event, _Unit(StockRepository(conn), self.emitted, PlaceRepository(conn)))
 
     async def level(self, product_id: str) -> tuple[int, int, int]:
         async with self.db.read() as conn:

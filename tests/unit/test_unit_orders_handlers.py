@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from agora.contracts import catalog, inventory, orders, payments
+from agora.contracts import catalog, inventory, orders, payments, ticketing
 from agora.messaging import Event
 from agora.messaging.sql import Database, sqlite_url
 from agora.services.orders import handlers, store
@@ -44,6 +44,9 @@ class InMemoryOrders:
     async def save(self, order: Order) -> None:
         self._rows[order.id] = dataclasses.replace(order, events=[])
         self._seen(order)
+
+    async def add_places(self, order: Order) -> None:
+        self._rows[order.id] = dataclasses.replace(self._rows[order.id], places=order.places)
 
 
 class InMemoryKeys:
@@ -588,4 +591,7 @@ def test_every_saga_event_has_its_handler() -> None:
         catalog.PriceChanged,
         catalog.ListingChanged,
         inventory.AvailabilityChanged,
+        ticketing.EventScheduled,
+        ticketing.SalesOpened,
+        ticketing.SalesClosed,
     }

@@ -29,7 +29,7 @@ def test_every_service_package_is_registered_once() -> None:
 def test_spec_of_names_the_services_when_unknown() -> None:
     assert spec_of("orders").name == "orders"
     with pytest.raises(ValueError, match="services: identity, catalog"):
-        spec_of("ticketing")
+        spec_of("no-such-service")
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ Web Key Set identity publishes at `/.well-known/jwks.json`, so no request needs 
 """
 
 from agora.auth.keys import SigningKey, issue_access_token, key_set
-from agora.auth.ownership import may_read
+from agora.auth.ownership import may_manage, may_read
 from agora.auth.tokens import (
     ACCESS_AUDIENCE,
     ISSUER,
@@ -57,6 +57,7 @@ __all__ = [
     "client_ip",
     "issue_access_token",
     "key_set",
+    "may_manage",
     "may_read",
     "require",
 ]

@@ -1,14 +1,24 @@
-"""The one ownership rule for reads: an admin may read anything; anyone else only what they
-own. What a caller may not read does not exist for them (404, never 403), so that nobody learns
-which ids are taken."""
+"""The ownership rules. For reads: an admin may read anything; anyone else only what they own.
+What a caller may not read does not exist for them (404, never 403), so that nobody learns which
+ids are taken. For a store's things (products, venues, events): its seller and admins manage
+them."""
 
 from __future__ import annotations
 
 from agora.auth.tokens import Principal
 
-__all__ = ["may_read"]
+__all__ = ["may_manage", "may_read"]
 
 
 def may_read(caller: Principal, *owners: str | None) -> bool:
     """Whether `caller` may read a thing owned by any of `owners` (None: owned by nobody)."""
     return caller.role == "admin" or any(owner == caller.user_id for owner in owners if owner)
+
+
+def may_manage(caller: Principal | None, seller_id: str | None) -> bool:
+    """A store's seller manages it and what it sells; an admin manages every store."""
+    if caller is None:
+        return False
+    return caller.role == "admin" or (
+        caller.role == "seller" and seller_id is not None and caller.user_id == seller_id
+    )

@@ -3,7 +3,7 @@
 Payload changes follow one rule: add optional fields freely; anything else is a new `version`.
 """
 
-from agora.contracts import catalog, identity, inventory, orders, payments
+from agora.contracts import catalog, identity, inventory, orders, payments, ticketing
 from agora.messaging import Event, EventRegistry
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "orders",
     "payments",
     "registry",
+    "ticketing",
 ]
 
 ALL_EVENTS: tuple[type[Event], ...] = (
@@ -23,6 +24,10 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     catalog.ProductListed,
     catalog.PriceChanged,
     catalog.ListingChanged,
+    catalog.StoreOpened,
+    ticketing.EventScheduled,
+    ticketing.SalesOpened,
+    ticketing.SalesClosed,
     inventory.StockReserved,
     inventory.StockRejected,
     inventory.StockReleased,

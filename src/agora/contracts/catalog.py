@@ -5,7 +5,7 @@ from typing import ClassVar
 from agora.contracts.types import Amount, Currency
 from agora.messaging import Event
 
-__all__ = ["ListingChanged", "PriceChanged", "ProductListed"]
+__all__ = ["ListingChanged", "PriceChanged", "ProductListed", "StoreOpened"]
 
 
 class _CatalogEvent(Event):
@@ -34,3 +34,15 @@ class ListingChanged(_CatalogEvent):
 
     product_id: str
     listed: bool
+
+
+class StoreOpened(Event):
+    """A seller opened a store (the demo store has no seller): other contexts that sell in
+    stores (ticketing) learn who owns it."""
+
+    topic: ClassVar[str] = "catalog"
+    key_field: ClassVar[str] = "store_id"
+
+    store_id: str
+    seller_id: str | None
+    name: str

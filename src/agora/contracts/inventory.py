@@ -10,6 +10,7 @@ from agora.messaging import Event
 
 __all__ = [
     "AvailabilityChanged",
+    "HeldPlace",
     "HoldExpired",
     "ReservedLine",
     "StockRejected",
@@ -29,12 +30,25 @@ class ReservedLine(BaseModel):
     quantity: Quantity
 
 
+class HeldPlace(BaseModel):
+    """One admission held for an order: a seat, or (`seat_id` None) a place in the
+    general-admission area `area_id`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    session_id: str
+    category: str
+    seat_id: str | None = None
+    area_id: str | None = None
+
+
 class StockReserved(_OrderStockEvent):
-    """Every line of the order is held until `expires_at`."""
+    """Every line of the order is held until `expires_at`: its products' units and, one by one,
+    the places of its ticket lines."""
 
     order_id: str
     lines: tuple[ReservedLine, ...]
     expires_at: datetime
+    places: tuple[HeldPlace, ...] = ()
 
 
 class StockRejected(_OrderStockEvent):
@@ -43,6 +57,7 @@ class StockRejected(_OrderStockEvent):
     order_id: str
     reason: str
     product_id: str | None = None
+    session_id: str | None = None
 
 
 class StockReleased(_OrderStockEvent):

@@ -14,6 +14,7 @@ __all__ = [
     "OrderLine",
     "OrderPlaced",
     "PaymentRequested",
+    "TicketLine",
 ]
 
 
@@ -29,12 +30,25 @@ class OrderLine(BaseModel):
     unit_price: Amount
 
 
+class TicketLine(BaseModel):
+    """Places in one category of one session: the named `seat_ids`, or (none named) the
+    `quantity` best available ones; a general-admission category is always a count."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    session_id: str
+    category: str
+    quantity: Quantity
+    unit_price: Amount
+    seat_ids: tuple[str, ...] = ()
+
+
 class OrderPlaced(_OrderEvent):
     order_id: str
     customer_id: str
     lines: tuple[OrderLine, ...]
     total: Amount
     currency: Currency
+    tickets: tuple[TicketLine, ...] = ()
 
 
 class PaymentRequested(_OrderEvent):

@@ -3,7 +3,16 @@
 
 from __future__ import annotations
 
-from agora.services import analytics, catalog, identity, inventory, notifications, orders, payments
+from agora.services import (
+    analytics,
+    catalog,
+    identity,
+    inventory,
+    notifications,
+    orders,
+    payments,
+    ticketing,
+)
 from agora.services.spec import ServiceSpec
 
 __all__ = ["SERVICES", "SERVICE_NAMES", "spec_of"]
@@ -11,6 +20,7 @@ __all__ = ["SERVICES", "SERVICE_NAMES", "spec_of"]
 SERVICES: tuple[ServiceSpec, ...] = (
     identity.SPEC,
     catalog.SPEC,
+    ticketing.SPEC,
     inventory.SPEC,
     orders.SPEC,
     payments.SPEC,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal
 
-from agora.auth import Principal
+from agora.auth import Principal, may_manage
 from agora.problems import NotFound, ProblemError
 
 __all__ = [
@@ -63,15 +63,6 @@ class ProductChanges:
     description: str | None = None
     price: Decimal | None = None
     listed: bool | None = None
-
-
-def may_manage(principal: Principal | None, seller_id: str | None) -> bool:
-    """A store's seller manages it and its products; an admin manages every store."""
-    if principal is None:
-        return False
-    return principal.role == "admin" or (
-        principal.role == "seller" and seller_id is not None and principal.user_id == seller_id
-    )
 
 
 def may_see(caller: Principal | None, product: Product) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.auth import Principal
-from agora.contracts.catalog import ListingChanged, PriceChanged, ProductListed
+from agora.contracts.catalog import ListingChanged, PriceChanged, ProductListed, StoreOpened
 from agora.contracts.inventory import AvailabilityChanged
 from agora.contracts.orders import OrderConfirmed
 from agora.contracts.types import check_minor_units
@@ -49,8 +49,13 @@ async def create_store(
     uow: CatalogUnitOfWork, seller: Principal, name: str, description: str
 ) -> str:
     store_id = new_id()
-    await uow.stores.add(Store(store_id, seller.user_id, name, description))
+    await _open(uow, Store(store_id, seller.user_id, name, description))
     return store_id
+
+
+async def _open(uow: CatalogUnitOfWork, store: Store) -> None:
+    await uow.stores.add(store)
+    uow.emit(StoreOpened(store_id=store.id, seller_id=store.seller_id, name=store.name))
 
 
 async def _managed_store(uow: CatalogUnitOfWork, caller: Principal, store_id: str) -> Store:
@@ -104,7 +109,7 @@ async def seed_catalog(uow: CatalogUnitOfWork, seed: Sequence[SeedProduct]) -> i
     demo = Store(
         DEMO_STORE, None, "Agora demo store", "The catalog a fresh installation starts with."
     )
-    await uow.stores.add(demo)
+    await _open(uow, demo)
     for item in seed:
         new = NewProduct(item.name, item.description, item.price, item.currency, item.stock)
         await _list(uow, DEMO_STORE, None, item.id, new)

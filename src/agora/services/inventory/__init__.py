@@ -1,4 +1,4 @@
-"""The inventory service: stock levels and holds."""
+"""The inventory service: stock levels, sessions' seats and places, and holds of both."""
 
 from agora.services.inventory.api import build_router
 from agora.services.inventory.bootstrap import bootstrap
@@ -11,7 +11,7 @@ SPEC = ServiceSpec(
     package=__name__,
     bootstrap=bootstrap,
     router=build_router,
-    paths=("/api/stock",),
+    paths=("/api/stock", "/api/sessions/{session_id}/seats"),
     consumer_groups=("inventory",),
     workers=("hold-sweeper",),
 )

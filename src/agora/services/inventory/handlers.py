@@ -6,19 +6,26 @@ import datetime as dt
 from collections.abc import Callable, Mapping, Sequence
 
 from agora.auth import Principal, may_read
-from agora.contracts import catalog, orders
+from agora.contracts import catalog, orders, ticketing
 from agora.contracts.inventory import (
     AvailabilityChanged,
+    HeldPlace,
     ReservedLine,
     StockRejected,
     StockReleased,
     StockReserved,
 )
 from agora.messaging import Database, Event, Handler, utcnow
-from agora.services.inventory.domain import ProductNotFound, StockLevel
+from agora.services.inventory.domain import (
+    PlacesUnavailable,
+    ProductNotFound,
+    SeatMap,
+    SessionNotFound,
+    StockLevel,
+)
 from agora.services.inventory.locking import LOCK_TIMEOUT, Shortage
 from agora.services.inventory.repository import InventoryUnitOfWork
-from agora.services.inventory.store import RELEASED, SOLD, stock_level
+from agora.services.inventory.store import RELEASED, SOLD, seat_map, stock_level
 
 
 class InventoryHandlers:
@@ -40,6 +47,9 @@ class InventoryHandlers:
     def table(self) -> Mapping[type[Event], Handler[InventoryUnitOfWork]]:
         return {
             catalog.ProductListed: self.on_product_listed,
+            ticketing.EventScheduled: self.on_event_scheduled,
+            ticketing.SalesOpened: self.on_sales_opened,
+            ticketing.SalesClosed: self.on_sales_closed,
             orders.OrderPlaced: self.on_order_placed,
             orders.OrderConfirmed: self.on_order_confirmed,
             orders.OrderCancelled: self.on_order_ended,
@@ -62,6 +72,13 @@ class InventoryHandlers:
             )
         ]
         await uow.stock.lock(products, ending, timeout=self.lock_timeout)
+        sessions = {
+            line.session_id
+            for event in events
+            if isinstance(event, orders.OrderPlaced)
+            for line in event.tickets
+        }
+        await uow.places.lock(sessions, ending, timeout=self.lock_timeout)
 
     async def on_product_listed(
         self, event: catalog.ProductListed, uow: InventoryUnitOfWork
@@ -71,7 +88,21 @@ class InventoryHandlers:
                 AvailabilityChanged(product_id=event.product_id, available=event.initial_stock)
             )
 
+    async def on_event_scheduled(
+        self, event: ticketing.EventScheduled, uow: InventoryUnitOfWork
+    ) -> None:
+        await uow.places.add_event(event)
+
+    async def on_sales_opened(self, event: ticketing.SalesOpened, uow: InventoryUnitOfWork) -> None:
+        await uow.places.open_sales(event.session_id, event.opens_at)
+
+    async def on_sales_closed(self, event: ticketing.SalesClosed, uow: InventoryUnitOfWork) -> None:
+        await uow.places.close_sales(event.session_id, event.closes_at)
+
     async def on_order_placed(self, event: orders.OrderPlaced, uow: InventoryUnitOfWork) -> None:
+        if event.tickets:
+            await self._hold_order_with_tickets(event, uow)
+            return
         lines = [(line.product_id, line.quantity) for line in event.lines]
         try:
             available = await uow.stock.reserve(lines)
@@ -96,17 +127,70 @@ class InventoryHandlers:
         for product_id, count in available.items():
             uow.emit(AvailabilityChanged(product_id=product_id, available=count))
 
+    async def _hold_order_with_tickets(
+        self, event: orders.OrderPlaced, uow: InventoryUnitOfWork
+    ) -> None:
+        """Stock and places of one order, all or nothing, held until the shortest hold of the
+        sessions it names (and never past the service's hold time)."""
+        lines = [(line.product_id, line.quantity) for line in event.lines]
+        now = self._clock()
+        hold_time = self.hold_time
+        try:
+            async with uow.all_or_nothing():
+                for session_id in sorted({line.session_id for line in event.tickets}):
+                    window = await uow.places.window(session_id)
+                    if window is None:
+                        raise PlacesUnavailable(session_id, "no such session")
+                    refusal = window.refusal(now)
+                    if refusal is not None:
+                        raise PlacesUnavailable(session_id, refusal)
+                    seconds = await uow.places.hold_seconds(session_id)
+                    hold_time = min(hold_time, dt.timedelta(seconds=seconds))
+                expires_at = now + hold_time
+                available = await uow.stock.reserve(lines) if lines else {}
+                places: list[HeldPlace] = []
+                for ticket in sorted(event.tickets, key=lambda t: (t.session_id, t.category)):
+                    places.extend(await uow.places.hold(event.order_id, ticket, expires_at))
+                if lines:
+                    await uow.stock.hold(event.order_id, lines, expires_at)
+        except Shortage as shortage:
+            uow.emit(
+                StockRejected(
+                    order_id=event.order_id, reason=str(shortage), product_id=shortage.product_id
+                )
+            )
+            return
+        except PlacesUnavailable as refused:
+            uow.emit(
+                StockRejected(
+                    order_id=event.order_id, reason=str(refused), session_id=refused.session_id
+                )
+            )
+            return
+        uow.emit(
+            StockReserved(
+                order_id=event.order_id,
+                lines=tuple(ReservedLine(product_id=p, quantity=q) for p, q in lines),
+                expires_at=expires_at,
+                places=tuple(places),
+            )
+        )
+        for product_id, count in available.items():
+            uow.emit(AvailabilityChanged(product_id=product_id, available=count))
+
     async def on_order_confirmed(
         self, event: orders.OrderConfirmed, uow: InventoryUnitOfWork
     ) -> None:
         for product_id, quantity in await uow.stock.end_holds(event.order_id, SOLD):
             await uow.stock.sell(product_id, quantity)
+        await uow.places.end(event.order_id, SOLD)
 
     async def on_order_ended(
         self, event: orders.OrderCancelled | orders.OrderExpired, uow: InventoryUnitOfWork
     ) -> None:
         released = await uow.stock.end_holds(event.order_id, RELEASED)
-        if not released:
+        sessions = await uow.places.end(event.order_id, RELEASED)
+        if not released and not sessions:
             return
         for product_id, quantity in sorted(released):
             available = await uow.stock.put_back(product_id, quantity)
@@ -122,3 +206,12 @@ async def stock_of(db: Database, caller: Principal, product_id: str) -> StockLev
     if level is None or not may_read(caller, level.seller_id):
         raise ProductNotFound(product_id)
     return level
+
+
+async def seat_map_of(db: Database, session_id: str) -> SeatMap:
+    """Every place of the session and its state; anyone may look."""
+    async with db.read() as conn:
+        found = await seat_map(conn, session_id)
+    if found is None:
+        raise SessionNotFound(session_id)
+    return found

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging import UnitOfWork
 from agora.services.inventory.locking import lock_stock, reserve_lines
+from agora.services.inventory.places import PlaceRepository
 from agora.services.inventory.store import HELD, holds, stock
 
 __all__ = ["InventoryUnitOfWork", "StockRepository"]
@@ -90,6 +92,15 @@ class InventoryUnitOfWork(UnitOfWork):
     @property
     def stock(self) -> StockRepository:
         return StockRepository(self.conn)
+
+    @property
+    def places(self) -> PlaceRepository:
+        return PlaceRepository(self.conn)
+
+    def all_or_nothing(self) -> AbstractAsyncContextManager[object]:
+        """A savepoint: an error inside undoes what the block changed (and only that), so one
+        order's refusal leaves the rest of the consumer's batch standing."""
+        return self.conn.begin_nested()
 
 
 STOCK_EXISTS = (

@@ -1,4 +1,5 @@
-"""Inventory's tables: stock levels per product, and holds of stock for orders."""
+"""Inventory's tables: stock levels per product, each session's seats and general-admission
+places, and the holds of both for orders."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     bindparam,
     select,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging import UtcDateTime
-from agora.services.inventory.domain import StockLevel
+from agora.services.inventory.domain import AreaPlaces, SalesWindow, SeatMap, StockLevel
 
 metadata = MetaData()
 
@@ -58,6 +60,96 @@ Index(
     postgresql_where=(holds.c.state == HELD) & ~holds.c.expiry_announced,
 )
 
+# -- sessions of events: seats, general-admission areas, and their holds ----------------------
+
+ticket_sessions = Table(
+    "ticket_sessions",
+    metadata,
+    Column("session_id", String, primary_key=True),
+    Column("event_id", String, nullable=False),
+    Column("seller_id", String, nullable=True),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("hold_seconds", Integer, nullable=False),
+    Column("opens_at", UtcDateTime, nullable=True),
+    Column("closes_at", UtcDateTime, nullable=True),
+    # Grows with every change of a seat's or an area's state: the seat map's version and ETag.
+    Column("version", Integer, nullable=False, default=0),
+)
+
+# The plan as the organizer drew it (JSON), once per event: the seat map is drawn from it.
+ticket_plans = Table(
+    "ticket_plans",
+    metadata,
+    Column("event_id", String, primary_key=True),
+    Column("plan", Text, nullable=False),
+)
+
+FREE = "FREE"
+
+seats = Table(
+    "seats",
+    metadata,
+    Column("session_id", String, nullable=False),
+    Column("seat_id", String, nullable=False),
+    Column("row_key", String, nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("category", String, nullable=False),
+    Column("state", String(8), nullable=False),  # FREE, HELD or SOLD
+    Column("order_id", String(36), nullable=True),
+    PrimaryKeyConstraint("session_id", "seat_id"),
+)
+Index("ix_seats_row", seats.c.session_id, seats.c.row_key, seats.c.position)
+
+# Free seats per row and category: best-available reads the rows that can still seat a party
+# instead of every seat of the session.
+seat_rows = Table(
+    "seat_rows",
+    metadata,
+    Column("session_id", String, nullable=False),
+    Column("row_key", String, nullable=False),
+    Column("category", String, nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("free", Integer, nullable=False),
+    PrimaryKeyConstraint("session_id", "row_key", "category"),
+    CheckConstraint("free >= 0", name="free_not_negative"),
+)
+Index("ix_seat_rows_rank", seat_rows.c.session_id, seat_rows.c.category, seat_rows.c.rank)
+
+areas = Table(
+    "areas",
+    metadata,
+    Column("session_id", String, nullable=False),
+    Column("area_id", String, nullable=False),
+    Column("category", String, nullable=False),
+    Column("capacity", Integer, nullable=False),
+    Column("available", Integer, nullable=False),
+    PrimaryKeyConstraint("session_id", "area_id"),
+    CheckConstraint("available >= 0", name="area_available_not_negative"),
+)
+
+SEAT, AREA = "seat", "area"
+
+place_holds = Table(
+    "place_holds",
+    metadata,
+    Column("order_id", String(36), nullable=False),
+    Column("session_id", String, nullable=False),
+    Column("place_id", String, nullable=False),  # a seat id, or an area id
+    Column("kind", String(4), nullable=False),  # SEAT or AREA
+    Column("category", String, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("state", String(8), nullable=False),  # HELD, SOLD or RELEASED
+    Column("expires_at", UtcDateTime, nullable=False),
+    Column("expiry_announced", Boolean, nullable=False, default=False),
+    PrimaryKeyConstraint("order_id", "session_id", "place_id"),
+)
+Index(
+    "ix_place_holds_due",
+    place_holds.c.expires_at,
+    sqlite_where=(place_holds.c.state == HELD) & ~place_holds.c.expiry_announced,
+    postgresql_where=(place_holds.c.state == HELD) & ~place_holds.c.expiry_announced,
+)
+
 
 async def stock_level(conn: AsyncConnection, product_id: str) -> StockLevel | None:
     row = (await conn.execute(STOCK_OF, {"product": product_id})).first()
@@ -76,11 +168,51 @@ STOCK_OF = select(stock).where(stock.c.product_id == bindparam("product"))
 
 
 async def next_expiry(conn: AsyncConnection) -> dt.datetime | None:
-    """When the first hold not yet announced runs out."""
-    value: dt.datetime | None = await conn.scalar(
-        select(holds.c.expires_at)
-        .where(holds.c.state == HELD, ~holds.c.expiry_announced)
-        .order_by(holds.c.expires_at)
-        .limit(1)
+    """When the first hold not yet announced (of stock or of places) runs out."""
+    upcoming = []
+    for table in (holds, place_holds):
+        value: dt.datetime | None = await conn.scalar(
+            select(table.c.expires_at)
+            .where(table.c.state == HELD, ~table.c.expiry_announced)
+            .order_by(table.c.expires_at)
+            .limit(1)
+        )
+        if value is not None:
+            upcoming.append(value)
+    return min(upcoming, default=None)
+
+
+async def seat_map(conn: AsyncConnection, session_id: str) -> SeatMap | None:
+    """The session's map. The version is read first: on PostgreSQL each read is a statement of
+    its own, so the states may be newer than the version, never older (a client that applies
+    the changes after `version` to them ends up right)."""
+    session = (await conn.execute(SESSION_OF, {"session": session_id})).first()
+    if session is None:
+        return None
+    plan = await conn.scalar(PLAN_OF, {"event": session.event_id})
+    states = await conn.execute(SEAT_STATES, {"session": session_id})
+    places = await conn.execute(AREAS_OF_SESSION, {"session": session_id})
+    return SeatMap(
+        session_id=session_id,
+        event_id=session.event_id,
+        version=session.version,
+        window=SalesWindow(
+            starts_at=session.starts_at, opens_at=session.opens_at, closes_at=session.closes_at
+        ),
+        plan_json=str(plan),
+        seats={row.seat_id: row.state for row in states},
+        areas={
+            row.area_id: AreaPlaces(capacity=row.capacity, available=row.available)
+            for row in places
+        },
     )
-    return value
+
+
+SESSION_OF = select(ticket_sessions).where(ticket_sessions.c.session_id == bindparam("session"))
+PLAN_OF = select(ticket_plans.c.plan).where(ticket_plans.c.event_id == bindparam("event"))
+SEAT_STATES = select(seats.c.seat_id, seats.c.state).where(
+    seats.c.session_id == bindparam("session")
+)
+AREAS_OF_SESSION = select(areas.c.area_id, areas.c.capacity, areas.c.available).where(
+    areas.c.session_id == bindparam("session")
+)

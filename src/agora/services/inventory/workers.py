@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 
 from agora.contracts.inventory import HoldExpired
 from agora.messaging import Database, UnitOfWork, utcnow
-from agora.services.inventory.store import HELD, holds, next_expiry
+from agora.services.inventory.store import HELD, holds, next_expiry, place_holds
 
 __all__ = ["HoldSweeper", "announce_expired_holds"]
 
@@ -35,23 +35,23 @@ class HoldSweeper:
 
 
 async def announce_expired_holds(uow: UnitOfWork, limit: int = 500) -> list[str]:
-    """Publish HoldExpired once for each order whose hold has run out; returns those orders."""
+    """Publish HoldExpired once for each order whose hold (of stock, of places, or both) has
+    run out; returns those orders."""
     now = utcnow()
-    result = await uow.conn.execute(
-        select(holds.c.order_id)
-        .where(
-            holds.c.state == HELD,
-            ~holds.c.expiry_announced,
-            holds.c.expires_at <= now,
+    order_ids: dict[str, None] = {}
+    for table in (holds, place_holds):
+        result = await uow.conn.execute(
+            select(table.c.order_id)
+            .where(table.c.state == HELD, ~table.c.expiry_announced, table.c.expires_at <= now)
+            .limit(limit)
+            .with_for_update(skip_locked=True)  # replicas' sweepers share the work
         )
-        .limit(limit)
-        .with_for_update(skip_locked=True)  # replicas' sweepers share the work
-    )
-    order_ids = list(dict.fromkeys(result.scalars()))
+        order_ids.update(dict.fromkeys(result.scalars()))
     if order_ids:
-        await uow.conn.execute(
-            update(holds).where(holds.c.order_id.in_(order_ids)).values(expiry_announced=True)
-        )
+        for table in (holds, place_holds):
+            await uow.conn.execute(
+                update(table).where(table.c.order_id.in_(order_ids)).values(expiry_announced=True)
+            )
         for order_id in order_ids:
             uow.emit(HoldExpired(order_id=order_id))
-    return order_ids
+    return list(order_ids)

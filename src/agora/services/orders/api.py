@@ -20,9 +20,13 @@ from agora.services.orders import handlers
 from agora.services.orders.bootstrap import OrdersService
 from agora.services.orders.deps import OrdersServiceDep
 from agora.services.orders.domain import Order, OrderStatus, PaymentNotAllowed
+from agora.web import entity_tags
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=100)]
 Token = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+MAX_TICKETS = 20
+"""Tickets of one request line, and ticket lines of one order, at most (an event's own cap per
+order is lower or equal)."""
 
 
 class OrderItemIn(RequestModel):
@@ -30,16 +34,46 @@ class OrderItemIn(RequestModel):
     quantity: Quantity
 
 
+class TicketIn(RequestModel):
+    """Named seats of a session (`seat_ids`), or a `quantity` of the best available places in
+    one of its categories (`category`)."""
+
+    session_id: Id
+    seat_ids: list[Id] | None = Field(None, min_length=1, max_length=MAX_TICKETS)
+    category: Id | None = None
+    quantity: int | None = Field(None, ge=1, le=MAX_TICKETS)
+
+    @model_validator(mode="after")
+    def _seats_or_count(self) -> TicketIn:
+        if self.seat_ids is not None:
+            if self.category is not None or self.quantity is not None:
+                raise ValueError("named seats take no category or quantity: their own")
+        elif self.category is None or self.quantity is None:
+            raise ValueError("give `seat_ids`, or a `category` and a `quantity`")
+        return self
+
+
 class PlaceOrderIn(RequestModel):
     customer_id: Id | None = Field(
         None, description="The caller's own user id, if given at all (the token says who buys)"
     )
     items: list[OrderItemIn] = Field(
-        min_length=1,
+        default_factory=list,
         max_length=100,
         description=f"Lines of one product are merged: at most {MAX_QUANTITY} of each in all",
     )
+    tickets: list[TicketIn] = Field(
+        default_factory=list,
+        max_length=MAX_TICKETS,
+        description="Tickets, alongside or instead of `items` (docs/ticketing.md)",
+    )
     payment_token: Token | None = None
+
+    @model_validator(mode="after")
+    def _something(self) -> PlaceOrderIn:
+        if not self.items and not self.tickets:
+            raise ValueError("an order needs `items`, `tickets` or both")
+        return self
 
     @model_validator(mode="after")
     def _merged_quantities_in_bounds(self) -> PlaceOrderIn:
@@ -67,11 +101,28 @@ class OrderItemOut(BaseModel):
     unit_price: str
 
 
+class TicketLineOut(BaseModel):
+    session_id: str
+    category: str
+    quantity: int
+    unit_price: str
+    seat_ids: list[str] = Field(description="Named seats; empty for best available")
+
+
+class PlaceOut(BaseModel):
+    session_id: str
+    category: str
+    seat_id: str | None
+    area_id: str | None
+
+
 class OrderOut(BaseModel):
     id: str
     status: OrderStatus
     customer_id: str
     items: list[OrderItemOut]
+    tickets: list[TicketLineOut]
+    places: list[PlaceOut] = Field(description="What inventory holds for the tickets, once it has")
     total: str
     currency: str
     cancel_reason: str | None
@@ -92,6 +143,25 @@ class OrderOut(BaseModel):
                     unit_price=str(line.unit_price),
                 )
                 for line in order.lines
+            ],
+            tickets=[
+                TicketLineOut(
+                    session_id=t.session_id,
+                    category=t.category,
+                    quantity=t.quantity,
+                    unit_price=str(t.unit_price),
+                    seat_ids=list(t.seat_ids),
+                )
+                for t in order.tickets
+            ],
+            places=[
+                PlaceOut(
+                    session_id=p.session_id,
+                    category=p.category,
+                    seat_id=p.seat_id,
+                    area_id=p.area_id,
+                )
+                for p in order.places
             ],
             total=str(order.total),
             currency=order.currency,
@@ -117,12 +187,6 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 RECHECK = 5.0
 """While waiting, the order is re-read this often (seconds) even if no change is announced: a
 safety net for an announcement lost with the NOTIFY listener's connection."""
-
-
-def entity_tags(if_none_match: str | None) -> set[str]:
-    """The entity tags of an `If-None-Match` header, weak ones compared as strong (RFC 9110's
-    weak comparison, which GET uses)."""
-    return {tag.strip().removeprefix("W/") for tag in (if_none_match or "").split(",") if tag}
 
 
 def represent(order: Order) -> tuple[bytes, str]:
@@ -203,6 +267,15 @@ def build_router() -> APIRouter:
             customer_id=buyer.user_id,
             items=tuple((item.product_id, item.quantity) for item in body.items),
             payment_token=body.payment_token,
+            tickets=tuple(
+                handlers.TicketRequest(
+                    session_id=t.session_id,
+                    seat_ids=tuple(t.seat_ids or ()),
+                    category=t.category,
+                    quantity=t.quantity or 0,
+                )
+                for t in body.tickets
+            ),
         )
         try:
             placed = await handlers.place_order(

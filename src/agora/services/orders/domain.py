@@ -28,6 +28,8 @@ __all__ = [
     "Order",
     "OrderStatus",
     "PaymentNotAllowed",
+    "Place",
+    "TicketLine",
 ]
 
 
@@ -78,6 +80,32 @@ class Line:
         return self.unit_price * self.quantity
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class TicketLine:
+    """Places in one category of one session: the named `seat_ids`, or (none named) the
+    `quantity` best available."""
+
+    session_id: str
+    category: str
+    quantity: int
+    unit_price: Decimal
+    seat_ids: tuple[str, ...] = ()
+
+    @property
+    def subtotal(self) -> Decimal:
+        return self.unit_price * self.quantity
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Place:
+    """One admission inventory holds for the order: a seat, or a place in an area."""
+
+    session_id: str
+    category: str
+    seat_id: str | None = None
+    area_id: str | None = None
+
+
 @dataclasses.dataclass(slots=True, eq=False)
 class Order:
     id: str
@@ -91,6 +119,8 @@ class Order:
     payment_requested: bool = False
     cancel_reason: str | None = None
     hold_expires_at: datetime | None = None
+    tickets: tuple[TicketLine, ...] = ()
+    places: tuple[Place, ...] = ()
     events: list[Event] = dataclasses.field(default_factory=list)
 
     @classmethod
@@ -101,8 +131,9 @@ class Order:
         currency: str,
         payment_token: str | None = None,
         order_id: str | None = None,
+        tickets: Sequence[TicketLine] = (),
     ) -> Order:
-        if not lines:
+        if not lines and not tickets:
             raise ValueError("an order needs at least one line")
         now = utcnow()
         order = cls(
@@ -114,6 +145,7 @@ class Order:
             created_at=now,
             updated_at=now,
             payment_token=payment_token,
+            tickets=tuple(tickets),
         )
         order.events.append(
             events.OrderPlaced(
@@ -122,6 +154,16 @@ class Order:
                 lines=order.event_lines(),
                 total=order.total,
                 currency=currency,
+                tickets=tuple(
+                    events.TicketLine(
+                        session_id=t.session_id,
+                        category=t.category,
+                        quantity=t.quantity,
+                        unit_price=t.unit_price,
+                        seat_ids=t.seat_ids,
+                    )
+                    for t in order.tickets
+                ),
             )
         )
         return order
@@ -136,7 +178,8 @@ class Order:
 
     @property
     def total(self) -> Decimal:
-        return sum((line.subtotal for line in self.lines), Decimal(0))
+        goods = sum((line.subtotal for line in self.lines), Decimal(0))
+        return goods + sum((ticket.subtotal for ticket in self.tickets), Decimal(0))
 
     def _move_to(self, target: OrderStatus) -> None:
         if target not in TRANSITIONS[self.status]:
@@ -144,9 +187,10 @@ class Order:
         self.status = target
         self.updated_at = utcnow()
 
-    def stock_reserved(self, expires_at: datetime) -> None:
+    def stock_reserved(self, expires_at: datetime, places: Sequence[Place] = ()) -> None:
         self._move_to(OrderStatus.RESERVED)
         self.hold_expires_at = expires_at
+        self.places = tuple(places)
         if self.payment_token is not None:
             self._request_payment(self.payment_token)
 

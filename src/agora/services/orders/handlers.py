@@ -10,11 +10,13 @@ from collections.abc import Callable, Mapping
 import orjson
 
 from agora.auth import Principal, may_read
-from agora.contracts import catalog, inventory, payments
+from agora.contracts import catalog, inventory, payments, ticketing
 from agora.messaging import Database, Event, Handler, utcnow
+from agora.problems import ProblemError
 from agora.services.orders import store
-from agora.services.orders.domain import Line, Order, OrderStatus
+from agora.services.orders.domain import Line, Order, OrderStatus, Place, TicketLine
 from agora.services.orders.repository import OrdersUnitOfWork
+from agora.services.orders.sessions import SessionOnSale
 
 UnitOfWorkFactory = Callable[[], OrdersUnitOfWork]
 
@@ -51,11 +53,56 @@ class IdempotencyKeyInFlight(Exception):
     """The key's first request is still being processed."""
 
 
+class UnknownSession(ProblemError):
+    def __init__(self, session_ids: list[str]) -> None:
+        super().__init__(
+            422,
+            "unknown-session",
+            "Unknown session",
+            f"no session on sale: {', '.join(session_ids)}",
+            session_ids=session_ids,
+        )
+
+
+class SalesNotOpen(ProblemError):
+    def __init__(self, session_id: str, reason: str) -> None:
+        super().__init__(
+            409,
+            "sales-not-open",
+            "Sales are not open",
+            f"session {session_id}: {reason}",
+            session_id=session_id,
+        )
+
+
+class InvalidTickets(ProblemError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(422, "invalid-tickets", "These tickets cannot be asked for", detail)
+
+
+class TicketLimit(ProblemError):
+    def __init__(self, detail: str, session_id: str, limit: int) -> None:
+        super().__init__(
+            409, "ticket-limit", "Too many tickets", detail, session_id=session_id, limit=limit
+        )
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TicketRequest:
+    """Seats named in a session, or a quantity in one of its categories."""
+
+    session_id: str
+    seat_ids: tuple[str, ...] = ()
+    category: str | None = None
+    quantity: int = 0
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class PlaceOrder:
     customer_id: str
     items: tuple[tuple[str, int], ...]
     payment_token: str | None
+    tickets: tuple[TicketRequest, ...] = ()
 
     def fingerprint(self) -> str:
         canonical = orjson.dumps(dataclasses.asdict(self), option=orjson.OPT_SORT_KEYS)
@@ -93,9 +140,10 @@ async def place_order(
                 return Placed(order_id, created=False)
             if now - claimed_at < in_flight_timeout:
                 raise IdempotencyKeyInFlight
-        sold_out = await uow.prices.sold_out({product_id for product_id, _ in command.items})
-        if sold_out:
-            raise SoldOut(sold_out)
+        if command.items:
+            sold_out = await uow.prices.sold_out({product_id for product_id, _ in command.items})
+            if sold_out:
+                raise SoldOut(sold_out)
         if not await uow.keys.claim(command.customer_id, idempotency_key, fingerprint, now):
             # Another replica claimed the same key between our look and our insert.
             raise IdempotencyKeyInFlight
@@ -115,15 +163,98 @@ async def _new_order(uow: OrdersUnitOfWork, command: PlaceOrder) -> Order:
     quantities: dict[str, int] = {}
     for product_id, quantity in command.items:
         quantities[product_id] = quantities.get(product_id, 0) + quantity
-    known = await uow.prices.listed(quantities)
+    known = await uow.prices.listed(quantities) if quantities else {}
     unknown = [product_id for product_id in quantities if product_id not in known]
     if unknown:
         raise UnknownProducts(unknown)
     currencies = {currency for _, currency in known.values()}
+    tickets, ticket_currencies = await _ticket_lines(uow, command)
+    currencies |= ticket_currencies
     if len(currencies) != 1:
         raise MixedCurrencies(f"an order is paid in one currency, not {sorted(currencies)}")
     lines = [Line(pid, quantity, known[pid][0]) for pid, quantity in quantities.items()]
-    return Order.place(command.customer_id, lines, currencies.pop(), command.payment_token)
+    return Order.place(
+        command.customer_id, lines, currencies.pop(), command.payment_token, tickets=tickets
+    )
+
+
+async def _ticket_lines(
+    uow: OrdersUnitOfWork, command: PlaceOrder
+) -> tuple[list[TicketLine], set[str]]:
+    """The order's ticket lines, priced, one per session and category (named seats grouped by
+    their category), within the sessions' caps; and the sessions' currencies."""
+    if not command.tickets:
+        return [], set()
+    sessions = await uow.sessions.find(t.session_id for t in command.tickets)
+    unknown = sorted({t.session_id for t in command.tickets} - set(sessions))
+    if unknown:
+        raise UnknownSession(unknown)
+    now = utcnow()
+    named: dict[tuple[str, str], list[str]] = {}
+    counted: dict[tuple[str, str], int] = {}
+    for request in command.tickets:
+        session = sessions[request.session_id]
+        if (refusal := session.refusal(now)) is not None:
+            raise SalesNotOpen(session.session_id, refusal)
+        if request.seat_ids:
+            categories = await uow.sessions.seat_categories(session.event_id, request.seat_ids)
+            strangers = sorted(set(request.seat_ids) - set(categories))
+            if strangers:
+                raise InvalidTickets(
+                    f"session {session.session_id} has no seats {', '.join(strangers)}"
+                )
+            for seat_id in request.seat_ids:
+                seats = named.setdefault((session.session_id, categories[seat_id]), [])
+                if seat_id in seats:
+                    raise InvalidTickets(f"seat {seat_id} is asked for twice")
+                seats.append(seat_id)
+            continue
+        category = request.category or ""
+        if category not in session.categories:
+            raise InvalidTickets(
+                f"session {session.session_id} has no category {category!r}; it has "
+                + ", ".join(sorted(session.categories))
+            )
+        key = (session.session_id, category)
+        counted[key] = counted.get(key, 0) + request.quantity
+    lines: list[TicketLine] = []
+    for (session_id, category), seat_ids in sorted(named.items()):
+        price, _ = sessions[session_id].categories[category]
+        lines.append(TicketLine(session_id, category, len(seat_ids), price, tuple(seat_ids)))
+    for (session_id, category), quantity in sorted(counted.items()):
+        price, _ = sessions[session_id].categories[category]
+        lines.append(TicketLine(session_id, category, quantity, price))
+    await _within_caps(uow, command.customer_id, sessions, lines)
+    return lines, {sessions[line.session_id].currency for line in lines}
+
+
+async def _within_caps(
+    uow: OrdersUnitOfWork,
+    customer_id: str,
+    sessions: Mapping[str, SessionOnSale],
+    lines: list[TicketLine],
+) -> None:
+    asked: dict[str, int] = {}
+    for line in lines:
+        asked[line.session_id] = asked.get(line.session_id, 0) + line.quantity
+    for session_id, count in asked.items():
+        cap = sessions[session_id].max_per_order
+        if count > cap:
+            raise TicketLimit(
+                f"at most {cap} tickets of session {session_id} in one order, not {count}",
+                session_id,
+                cap,
+            )
+    already = await uow.sessions.held_by(customer_id, asked)
+    for session_id, count in asked.items():
+        cap = sessions[session_id].max_per_buyer
+        if already.get(session_id, 0) + count > cap:
+            raise TicketLimit(
+                f"at most {cap} tickets of session {session_id} per buyer; you have "
+                f"{already.get(session_id, 0)} in orders already",
+                session_id,
+                cap,
+            )
 
 
 async def pay_order(order_id: str, payment_token: str, unit_of_work: UnitOfWorkFactory) -> None:
@@ -145,8 +276,12 @@ async def _get(uow: OrdersUnitOfWork, order_id: str) -> Order:
 
 async def on_stock_reserved(event: inventory.StockReserved, uow: OrdersUnitOfWork) -> None:
     order = await _get(uow, event.order_id)
-    order.stock_reserved(event.expires_at)
+    order.stock_reserved(
+        event.expires_at,
+        [Place(p.session_id, p.category, p.seat_id, p.area_id) for p in event.places],
+    )
     await uow.orders.save(order)
+    await uow.orders.add_places(order)
 
 
 async def on_stock_rejected(event: inventory.StockRejected, uow: OrdersUnitOfWork) -> None:
@@ -191,6 +326,18 @@ async def on_listing_changed(event: catalog.ListingChanged, uow: OrdersUnitOfWor
     await uow.prices.set_listed(event.product_id, event.listed)
 
 
+async def on_event_scheduled(event: ticketing.EventScheduled, uow: OrdersUnitOfWork) -> None:
+    await uow.sessions.schedule(event)
+
+
+async def on_sales_opened(event: ticketing.SalesOpened, uow: OrdersUnitOfWork) -> None:
+    await uow.sessions.open_sales(event.session_id, event.opens_at)
+
+
+async def on_sales_closed(event: ticketing.SalesClosed, uow: OrdersUnitOfWork) -> None:
+    await uow.sessions.close_sales(event.session_id, event.closes_at)
+
+
 HANDLERS: Mapping[type[Event], Handler[OrdersUnitOfWork]] = {
     inventory.StockReserved: on_stock_reserved,
     inventory.StockRejected: on_stock_rejected,
@@ -201,18 +348,26 @@ HANDLERS: Mapping[type[Event], Handler[OrdersUnitOfWork]] = {
     catalog.PriceChanged: on_price_changed,
     catalog.ListingChanged: on_listing_changed,
     inventory.AvailabilityChanged: on_availability_changed,
+    ticketing.EventScheduled: on_event_scheduled,
+    ticketing.SalesOpened: on_sales_opened,
+    ticketing.SalesClosed: on_sales_closed,
 }
 
 __all__ = [
     "HANDLERS",
     "IdempotencyKeyInFlight",
     "IdempotencyKeyReused",
+    "InvalidTickets",
     "MixedCurrencies",
     "OrderNotFound",
     "PlaceOrder",
     "Placed",
+    "SalesNotOpen",
     "SoldOut",
+    "TicketLimit",
+    "TicketRequest",
     "UnknownProducts",
+    "UnknownSession",
     "pay_order",
     "place_order",
 ]

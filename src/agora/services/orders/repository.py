@@ -9,16 +9,20 @@ import datetime as dt
 from collections.abc import Callable, Iterable
 from decimal import Decimal
 
+import orjson
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging import UnitOfWork
 from agora.services.orders.domain import Order
+from agora.services.orders.sessions import SessionsOnSale
 from agora.services.orders.store import (
     idempotency_keys,
     load_orders,
     order_lines,
+    order_places,
+    order_tickets,
     orders,
     prices,
 )
@@ -47,22 +51,58 @@ class OrderRepository:
         self._seen = seen
 
     async def add(self, order: Order) -> None:
-        """Write a new order and its lines (which never change after)."""
+        """Write a new order and its lines of goods and of tickets (which never change after)."""
         await self._conn.execute(INSERT_ORDER, [_row(order)])
-        await self._conn.execute(
-            INSERT_LINES,
-            [
-                {
-                    "order_id": order.id,
-                    "line_no": number,
-                    "product_id": line.product_id,
-                    "quantity": line.quantity,
-                    "unit_price": line.unit_price,
-                }
-                for number, line in enumerate(order.lines)
-            ],
-        )
+        if order.lines:
+            await self._conn.execute(
+                INSERT_LINES,
+                [
+                    {
+                        "order_id": order.id,
+                        "line_no": number,
+                        "product_id": line.product_id,
+                        "quantity": line.quantity,
+                        "unit_price": line.unit_price,
+                    }
+                    for number, line in enumerate(order.lines)
+                ],
+            )
+        if order.tickets:
+            await self._conn.execute(
+                INSERT_TICKETS,
+                [
+                    {
+                        "order_id": order.id,
+                        "line_no": number,
+                        "session_id": ticket.session_id,
+                        "category": ticket.category,
+                        "quantity": ticket.quantity,
+                        "unit_price": ticket.unit_price,
+                        "seat_ids": orjson.dumps(ticket.seat_ids).decode(),
+                        "customer_id": order.customer_id,
+                    }
+                    for number, ticket in enumerate(order.tickets)
+                ],
+            )
         self._seen(order)
+
+    async def add_places(self, order: Order) -> None:
+        """Write the places held for the order's tickets (once: when it is reserved)."""
+        if order.places:
+            await self._conn.execute(
+                INSERT_PLACES,
+                [
+                    {
+                        "order_id": order.id,
+                        "place_no": number,
+                        "session_id": place.session_id,
+                        "category": place.category,
+                        "seat_id": place.seat_id,
+                        "area_id": place.area_id,
+                    }
+                    for number, place in enumerate(order.places)
+                ],
+            )
 
     async def get(self, order_id: str) -> Order | None:
         """The order as last saved, with no events recorded; None if there is none."""
@@ -202,6 +242,10 @@ class OrdersUnitOfWork(UnitOfWork):
     def prices(self) -> PriceList:
         return PriceList(self.conn)
 
+    @property
+    def sessions(self) -> SessionsOnSale:
+        return SessionsOnSale(self.conn)
+
 
 def _row(order: Order) -> dict[str, object]:
     return {
@@ -222,6 +266,8 @@ def _row(order: Order) -> dict[str, object]:
 # Prepared statements (docs/architecture.md): every saga's step runs some of them.
 INSERT_ORDER = insert(orders)
 INSERT_LINES = insert(order_lines)
+INSERT_TICKETS = insert(order_tickets)
+INSERT_PLACES = insert(order_places)
 SAVE_ORDER = update(orders).where(orders.c.id == bindparam("order_id"))  # SET: the other keys
 THE_KEY = (
     idempotency_keys.c.customer_id == bindparam("customer"),

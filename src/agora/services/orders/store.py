@@ -1,21 +1,26 @@
-"""Orders' tables and the queries its routes read: orders with their lines, idempotency keys,
-and the price list learned from catalog events. Handlers write through `repository`."""
+"""Orders' tables and the queries its routes read: orders with their lines of goods and of
+tickets (and the places held for them), idempotency keys, the price list learned from catalog
+events and the sessions on sale learned from ticketing's. Handlers write through
+`repository`."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     PrimaryKeyConstraint,
     Row,
     String,
     Table,
+    Text,
     bindparam,
     func,
     select,
@@ -24,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import ColumnElement
 
 from agora.messaging import DecimalText, UtcDateTime
-from agora.services.orders.domain import Line, Order, OrderStatus
+from agora.services.orders.domain import Line, Order, OrderStatus, Place, TicketLine
 
 metadata = MetaData()
 
@@ -53,6 +58,69 @@ order_lines = Table(
     Column("quantity", Integer, nullable=False),
     Column("unit_price", DecimalText, nullable=False),
     PrimaryKeyConstraint("order_id", "line_no"),
+)
+
+order_tickets = Table(
+    "order_tickets",
+    metadata,
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("line_no", Integer, nullable=False),
+    Column("session_id", String, nullable=False),
+    Column("category", String, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("unit_price", DecimalText, nullable=False),
+    Column("seat_ids", Text, nullable=False),  # a JSON list, empty for best available
+    Column("customer_id", String, nullable=False),  # for the cap per buyer and session
+    PrimaryKeyConstraint("order_id", "line_no"),
+)
+Index("ix_order_tickets_buyer", order_tickets.c.customer_id, order_tickets.c.session_id)
+
+# The places inventory held for the order's tickets (from StockReserved).
+order_places = Table(
+    "order_places",
+    metadata,
+    Column("order_id", String(36), ForeignKey("orders.id"), nullable=False),
+    Column("place_no", Integer, nullable=False),
+    Column("session_id", String, nullable=False),
+    Column("category", String, nullable=False),
+    Column("seat_id", String, nullable=True),
+    Column("area_id", String, nullable=True),
+    PrimaryKeyConstraint("order_id", "place_no"),
+)
+
+# -- sessions on sale (a read model of ticketing's events) -------------------------------------
+
+sessions_on_sale = Table(
+    "sessions_on_sale",
+    metadata,
+    Column("session_id", String, primary_key=True),
+    Column("event_id", String, nullable=False),
+    Column("seller_id", String, nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("opens_at", UtcDateTime, nullable=True),
+    Column("closes_at", UtcDateTime, nullable=True),
+    Column("max_per_order", Integer, nullable=False),
+    Column("max_per_buyer", Integer, nullable=False),
+)
+
+ticket_prices = Table(
+    "ticket_prices",
+    metadata,
+    Column("event_id", String, nullable=False),
+    Column("category", String, nullable=False),
+    Column("price", DecimalText, nullable=False),
+    Column("general_admission", Boolean, nullable=False),
+    PrimaryKeyConstraint("event_id", "category"),
+)
+
+seat_categories = Table(
+    "seat_categories",
+    metadata,
+    Column("event_id", String, nullable=False),
+    Column("seat_id", String, nullable=False),
+    Column("category", String, nullable=False),
+    PrimaryKeyConstraint("event_id", "seat_id"),
 )
 
 # A key is the caller's own: another customer's same key is another key (and learns nothing).
@@ -113,6 +181,18 @@ LOAD_ORDERS = (
 )
 
 
+LOAD_TICKETS = (
+    select(order_tickets)
+    .where(order_tickets.c.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(order_tickets.c.order_id, order_tickets.c.line_no)
+)
+LOAD_PLACES = (
+    select(order_places)
+    .where(order_places.c.order_id.in_(bindparam("ids", expanding=True)))
+    .order_by(order_places.c.order_id, order_places.c.place_no)
+)
+
+
 async def load_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> list[Order]:
     rows = (await conn.execute(LOAD_ORDERS, {"ids": list(order_ids)})).all()
     lines: dict[str, list[Line]] = {}
@@ -121,11 +201,31 @@ async def load_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> list[O
         heads.setdefault(row.id, row)
         if row.product_id is not None:
             lines.setdefault(row.id, []).append(Line(row.product_id, row.quantity, row.unit_price))
+    ids = list(heads)
+    tickets: dict[str, list[TicketLine]] = {}
+    places: dict[str, list[Place]] = {}
+    if ids:
+        for ticket in await conn.execute(LOAD_TICKETS, {"ids": ids}):
+            tickets.setdefault(ticket.order_id, []).append(
+                TicketLine(
+                    session_id=ticket.session_id,
+                    category=ticket.category,
+                    quantity=ticket.quantity,
+                    unit_price=ticket.unit_price,
+                    seat_ids=tuple(orjson.loads(ticket.seat_ids)),
+                )
+            )
+        for place in await conn.execute(LOAD_PLACES, {"ids": ids}):
+            places.setdefault(place.order_id, []).append(
+                Place(place.session_id, place.category, place.seat_id, place.area_id)
+            )
     return [
         Order(
             id=row.id,
             customer_id=row.customer_id,
             lines=tuple(lines.get(row.id, ())),
+            tickets=tuple(tickets.get(row.id, ())),
+            places=tuple(places.get(row.id, ())),
             currency=row.currency,
             status=OrderStatus(row.status),
             created_at=row.created_at,

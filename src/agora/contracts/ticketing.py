@@ -1,0 +1,74 @@
+"""Events of ticketing: events (shows, courses) scheduled in venues, their sessions' sales."""
+
+from datetime import datetime
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agora.contracts.seating import SeatingPlan
+from agora.contracts.types import Amount, Currency
+from agora.messaging import Event
+
+__all__ = [
+    "EventScheduled",
+    "PriceCategory",
+    "SalesClosed",
+    "SalesOpened",
+    "ScheduledSession",
+]
+
+
+class _EventOfEvents(Event):
+    """Everything about one event goes on one key, in order: its sessions are known before their
+    sales open."""
+
+    topic: ClassVar[str] = "ticketing"
+    key_field: ClassVar[str] = "event_id"
+
+
+class PriceCategory(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    name: str
+    price: Amount
+
+
+class ScheduledSession(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    session_id: str
+    starts_at: datetime
+
+
+class EventScheduled(_EventOfEvents):
+    """An organizer scheduled an event: each session puts the venue's whole plan on sale at the
+    categories' prices. Sales are closed until `SalesOpened`."""
+
+    event_id: str
+    store_id: str
+    seller_id: str | None
+    title: str
+    currency: Currency
+    categories: tuple[PriceCategory, ...]
+    sessions: tuple[ScheduledSession, ...]
+    venue_id: str
+    plan: SeatingPlan
+    hold_seconds: int = Field(ge=60)
+    max_per_order: int = Field(ge=1)
+    max_per_buyer: int = Field(ge=1)
+    cancel_until_hours: int = Field(ge=0)
+
+
+class SalesOpened(_EventOfEvents):
+    """Places of the session may be held from `opens_at` on (now, or a time to come) until the
+    session starts."""
+
+    event_id: str
+    session_id: str
+    opens_at: datetime
+
+
+class SalesClosed(_EventOfEvents):
+    """Holds on the session are refused from `closes_at` on."""
+
+    event_id: str
+    session_id: str
+    closes_at: datetime

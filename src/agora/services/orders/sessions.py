@@ -1,0 +1,179 @@
+"""What orders knows of the sessions on sale, from ticketing's events: prices per category,
+which category each seat is in, sales windows and the caps per order and per buyer."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterable
+from decimal import Decimal
+
+from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agora.contracts.ticketing import EventScheduled
+from agora.services.orders.domain import OrderStatus
+from agora.services.orders.store import (
+    order_tickets,
+    orders,
+    seat_categories,
+    sessions_on_sale,
+    ticket_prices,
+)
+
+__all__ = ["SessionOnSale", "SessionsOnSale"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SessionOnSale:
+    session_id: str
+    event_id: str
+    currency: str
+    starts_at: dt.datetime
+    opens_at: dt.datetime | None
+    closes_at: dt.datetime | None
+    max_per_order: int
+    max_per_buyer: int
+    # category → (price, general admission)
+    categories: dict[str, tuple[Decimal, bool]]
+
+    def refusal(self, now: dt.datetime) -> str | None:
+        """Why sales are closed at `now`, or None while they are open (inventory, which holds
+        the places, decides the same from the same events)."""
+        if self.opens_at is None:
+            return "sales have not opened"
+        if now < self.opens_at:
+            return f"sales open at {self.opens_at.isoformat()}"
+        if (self.closes_at is not None and now >= self.closes_at) or now >= self.starts_at:
+            return "sales have closed"
+        return None
+
+
+class SessionsOnSale:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def schedule(self, event: EventScheduled) -> None:
+        """Learn the event's sessions, prices and seats (nothing if it is known already)."""
+        if await self._conn.scalar(EVENT_KNOWN, {"event": event.event_id}):
+            return
+        general = {area.category for area in event.plan.areas}
+        await self._conn.execute(
+            insert(ticket_prices),
+            [
+                {
+                    "event_id": event.event_id,
+                    "category": category.name,
+                    "price": category.price,
+                    "general_admission": category.name in general,
+                }
+                for category in event.categories
+            ],
+        )
+        await self._conn.execute(
+            insert(sessions_on_sale),
+            [
+                {
+                    "session_id": session.session_id,
+                    "event_id": event.event_id,
+                    "seller_id": event.seller_id,
+                    "currency": event.currency,
+                    "starts_at": session.starts_at,
+                    "opens_at": None,
+                    "closes_at": None,
+                    "max_per_order": event.max_per_order,
+                    "max_per_buyer": event.max_per_buyer,
+                }
+                for session in event.sessions
+            ],
+        )
+        seats = [
+            {"event_id": event.event_id, "seat_id": seat.id, "category": seat.category}
+            for _, _, seat in event.plan.seats()
+        ]
+        if seats:
+            await self._conn.execute(insert(seat_categories), seats)
+
+    async def open_sales(self, session_id: str, opens_at: dt.datetime) -> None:
+        await self._conn.execute(
+            SET_WINDOW, {"session": session_id, "opens_at": opens_at, "closes_at": None}
+        )
+
+    async def close_sales(self, session_id: str, closes_at: dt.datetime) -> None:
+        await self._conn.execute(CLOSE, {"session": session_id, "closes_at": closes_at})
+
+    async def find(self, session_ids: Iterable[str]) -> dict[str, SessionOnSale]:
+        ids = sorted(set(session_ids))
+        rows = (await self._conn.execute(SESSIONS, {"sessions": ids})).all()
+        events = sorted({row.event_id for row in rows})
+        categories: dict[str, dict[str, tuple[Decimal, bool]]] = {}
+        for price in await self._conn.execute(PRICES, {"events": events}):
+            categories.setdefault(price.event_id, {})[price.category] = (
+                price.price,
+                price.general_admission,
+            )
+        return {
+            row.session_id: SessionOnSale(
+                session_id=row.session_id,
+                event_id=row.event_id,
+                currency=row.currency,
+                starts_at=row.starts_at,
+                opens_at=row.opens_at,
+                closes_at=row.closes_at,
+                max_per_order=row.max_per_order,
+                max_per_buyer=row.max_per_buyer,
+                categories=categories.get(row.event_id, {}),
+            )
+            for row in rows
+        }
+
+    async def seat_categories(self, event_id: str, seat_ids: Iterable[str]) -> dict[str, str]:
+        """The category of each of `seat_ids` the event's plan has."""
+        rows = await self._conn.execute(
+            SEAT_CATEGORIES, {"event": event_id, "seats": sorted(set(seat_ids))}
+        )
+        return {row.seat_id: row.category for row in rows}
+
+    async def held_by(self, customer_id: str, session_ids: Iterable[str]) -> dict[str, int]:
+        """Tickets the customer has in each session, in orders not cancelled or expired."""
+        rows = await self._conn.execute(
+            HELD_BY, {"customer": customer_id, "sessions": sorted(set(session_ids))}
+        )
+        return {row.session_id: int(row.tickets) for row in rows}
+
+
+EVENT_KNOWN = (
+    select(func.count())
+    .select_from(ticket_prices)
+    .where(ticket_prices.c.event_id == bindparam("event"))
+)
+SET_WINDOW = (
+    update(sessions_on_sale)
+    .where(sessions_on_sale.c.session_id == bindparam("session"))
+    .values(opens_at=bindparam("opens_at"), closes_at=bindparam("closes_at"))
+)
+CLOSE = (
+    update(sessions_on_sale)
+    .where(sessions_on_sale.c.session_id == bindparam("session"))
+    .values(closes_at=bindparam("closes_at"))
+)
+SESSIONS = select(sessions_on_sale).where(
+    sessions_on_sale.c.session_id.in_(bindparam("sessions", expanding=True))
+)
+PRICES = select(ticket_prices).where(
+    ticket_prices.c.event_id.in_(bindparam("events", expanding=True))
+)
+SEAT_CATEGORIES = select(seat_categories.c.seat_id, seat_categories.c.category).where(
+    seat_categories.c.event_id == bindparam("event"),
+    seat_categories.c.seat_id.in_(bindparam("seats", expanding=True)),
+)
+HELD_BY = (
+    select(order_tickets.c.session_id, func.sum(order_tickets.c.quantity).label("tickets"))
+    .join(orders, orders.c.id == order_tickets.c.order_id)
+    .where(
+        order_tickets.c.customer_id == bindparam("customer"),
+        order_tickets.c.session_id.in_(bindparam("sessions", expanding=True)),
+        orders.c.status.not_in([OrderStatus.CANCELLED.value, OrderStatus.EXPIRED.value]),
+    )
+    .group_by(order_tickets.c.session_id)
+)

@@ -1,0 +1,24 @@
+"""The ticketing service: venues and their seating plans, events with price categories and
+sessions, and each session's sales (docs/ticketing.md)."""
+
+from agora.services.spec import ServiceSpec
+from agora.services.ticketing.api import build_router
+from agora.services.ticketing.bootstrap import bootstrap
+
+__all__ = ["SPEC"]
+
+SPEC = ServiceSpec(
+    name="ticketing",
+    package=__name__,
+    bootstrap=bootstrap,
+    router=build_router,
+    paths=(
+        "/api/stores/{store_id}/venues",
+        "/api/stores/{store_id}/events",
+        "/api/venues",
+        "/api/events",
+        "/api/sessions/{session_id}/sales",
+    ),
+    consumer_groups=("ticketing",),
+    workers=(),
+)

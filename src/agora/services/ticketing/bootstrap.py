@@ -1,0 +1,27 @@
+"""The ticketing service's composition root."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from agora.messaging import Infrastructure, Service
+from agora.services.spec import ServiceContext
+from agora.services.ticketing import store
+from agora.services.ticketing.handlers import HANDLERS
+from agora.services.ticketing.repository import TicketingUnitOfWork
+
+
+class TicketingService(Service):
+    name = "ticketing"
+    migrations = Path(__file__).parent / "migrations"
+
+    def __init__(self, infrastructure: Infrastructure) -> None:
+        super().__init__(infrastructure, store.metadata)
+        self.platform.subscribe(HANDLERS, self.unit_of_work)
+
+    def unit_of_work(self) -> TicketingUnitOfWork:
+        return self.platform.unit_of_work(TicketingUnitOfWork)
+
+
+def bootstrap(context: ServiceContext) -> TicketingService:
+    return TicketingService(context.infrastructure)

@@ -1,0 +1,338 @@
+"""Inventory's places on real databases (SQLite and PostgreSQL): a scheduled event's sessions on
+the map, sales windows, named seats and best available held all or nothing with the order's
+stock, general-admission quotas, sale and release, expiry, and the seat map's version."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from agora.contracts import orders, ticketing
+from agora.contracts.inventory import (
+    AvailabilityChanged,
+    HeldPlace,
+    ReservedLine,
+    StockRejected,
+    StockReleased,
+    StockReserved,
+)
+from agora.contracts.seating import SeatingPlan, rows_plan
+from agora.infra import InfraSettings
+from agora.messaging import Database, Event, sqlite_url
+from agora.runtime.supervisor import ensure_database
+from agora.services.inventory import store
+from agora.services.inventory.handlers import InventoryHandlers
+from agora.services.inventory.places import PlaceRepository
+from agora.services.inventory.repository import StockRepository
+
+NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
+SHOW = NOW + dt.timedelta(days=7)
+HOLD = dt.timedelta(minutes=15)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    if request.param == "sqlite":
+        url = sqlite_url(tmp_path / "inventory.db")
+    else:
+        servers: InfraSettings = request.getfixturevalue("servers")
+        template = servers.isolated_env("seatholds")["AGORA_DATABASE_URL_TEMPLATE"]
+        url = template.replace("{service}", "inventory")
+        await ensure_database(url)
+    database = Database(url, store.metadata)
+    await database.create_tables()
+    yield database
+    await database.dispose()
+
+
+class Unit:
+    """What inventory's handlers use of a unit of work, over one real transaction."""
+
+    def __init__(self, conn: AsyncConnection, emitted: list[Event]) -> None:
+        self.conn = conn
+        self.emitted = emitted
+
+    @property
+    def stock(self) -> StockRepository:
+        return StockRepository(self.conn)
+
+    @property
+    def places(self) -> PlaceRepository:
+        return PlaceRepository(self.conn)
+
+    def all_or_nothing(self) -> Any:
+        return self.conn.begin_nested()
+
+    def emit(self, event: Event) -> None:
+        self.emitted.append(event)
+
+
+class Inventory:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.emitted: list[Event] = []
+        self.now = NOW
+        self.handlers = InventoryHandlers(HOLD, clock=lambda: self.now)
+
+    async def apply(self, event: Event) -> list[Event]:
+        before = len(self.emitted)
+        handle = self.handlers.table[type(event)]
+        async with self.db.write() as conn:
+            unit = Unit(conn, self.emitted)
+            await self.handlers.lock_batch([event], unit)  # type: ignore[arg-type]
+            await handle(event, unit)  # type: ignore[arg-type]
+        return self.emitted[before:]
+
+    async def seat_states(self, session_id: str) -> dict[str, str]:
+        async with self.db.read() as conn:
+            found = await store.seat_map(conn, session_id)
+        assert found is not None
+        return found.seats
+
+    async def version(self, session_id: str) -> int:
+        async with self.db.read() as conn:
+            found = await store.seat_map(conn, session_id)
+        assert found is not None
+        return found.version
+
+
+def plan_with_standing() -> SeatingPlan:
+    seated = rows_plan("A-C", 6, category="stalls").model_dump()
+    seated["categories"].append("standing")
+    seated["areas"] = [{"id": "pit", "name": "Pit", "category": "standing", "capacity": 5}]
+    return SeatingPlan.model_validate(seated)
+
+
+def scheduled(plan: SeatingPlan | None = None, *sessions: str) -> ticketing.EventScheduled:
+    return ticketing.EventScheduled(
+        event_id="ev-1",
+        store_id="store-1",
+        seller_id="seller-1",
+        title="Hamlet",
+        currency="EUR",
+        categories=(
+            ticketing.PriceCategory(name="stalls", price=Decimal("30.00")),
+            ticketing.PriceCategory(name="standing", price=Decimal("10.00")),
+        ),
+        sessions=tuple(
+            ticketing.ScheduledSession(session_id=s, starts_at=SHOW) for s in sessions or ("s1",)
+        ),
+        venue_id="venue-1",
+        plan=plan or plan_with_standing(),
+        hold_seconds=600,
+        max_per_order=10,
+        max_per_buyer=10,
+        cancel_until_hours=24,
+    )
+
+
+def opened(session_id: str = "s1", at: dt.datetime = NOW) -> ticketing.SalesOpened:
+    return ticketing.SalesOpened(event_id="ev-1", session_id=session_id, opens_at=at)
+
+
+def placed(
+    order_id: str,
+    *tickets: orders.TicketLine,
+    items: tuple[orders.OrderLine, ...] = (),
+) -> orders.OrderPlaced:
+    return orders.OrderPlaced(
+        order_id=order_id,
+        customer_id="buyer-1",
+        lines=items,
+        total=Decimal("0"),
+        currency="EUR",
+        tickets=tickets,
+    )
+
+
+def seats(*seat_ids: str, session: str = "s1") -> orders.TicketLine:
+    return orders.TicketLine(
+        session_id=session,
+        category="stalls",
+        quantity=len(seat_ids),
+        unit_price=Decimal("30.00"),
+        seat_ids=seat_ids,
+    )
+
+
+def best(quantity: int, category: str = "stalls", session: str = "s1") -> orders.TicketLine:
+    return orders.TicketLine(
+        session_id=session, category=category, quantity=quantity, unit_price=Decimal("30.00")
+    )
+
+
+@pytest.fixture
+async def inventory(db: Database) -> Inventory:
+    inventory = Inventory(db)
+    await inventory.apply(scheduled())
+    return inventory
+
+
+async def test_a_scheduled_session_is_all_free_and_closed_for_sale(inventory: Inventory) -> None:
+    states = await inventory.seat_states("s1")
+    assert len(states) == 18
+    assert set(states.values()) == {"FREE"}
+
+    [rejected] = await inventory.apply(placed("o1", seats("main-A-1")))
+
+    assert isinstance(rejected, StockRejected)
+    assert rejected.session_id == "s1"
+    assert "sales have not opened" in rejected.reason
+    assert (await inventory.seat_states("s1"))["main-A-1"] == "FREE"
+
+
+async def test_scheduling_the_same_event_twice_changes_nothing(inventory: Inventory) -> None:
+    version = await inventory.version("s1")
+    await inventory.apply(scheduled())
+    assert await inventory.version("s1") == version
+
+
+async def test_holds_are_refused_before_opening_and_after_closing(inventory: Inventory) -> None:
+    await inventory.apply(opened(at=NOW + dt.timedelta(hours=1)))
+    [early] = await inventory.apply(placed("o1", best(1)))
+    assert isinstance(early, StockRejected)
+    assert "sales open at" in early.reason
+
+    inventory.now = NOW + dt.timedelta(hours=2)
+    [held] = await inventory.apply(placed("o2", best(1)))
+    assert isinstance(held, StockReserved)
+
+    await inventory.apply(
+        ticketing.SalesClosed(event_id="ev-1", session_id="s1", closes_at=inventory.now)
+    )
+    [late] = await inventory.apply(placed("o3", best(1)))
+    assert isinstance(late, StockRejected)
+    assert "sales have closed" in late.reason
+
+
+async def test_a_named_seat_is_held_once(inventory: Inventory) -> None:
+    await inventory.apply(opened())
+
+    [first] = await inventory.apply(placed("o1", seats("main-B-3", "main-B-4")))
+    [second] = await inventory.apply(placed("o2", seats("main-B-4", "main-B-5")))
+
+    assert isinstance(first, StockReserved)
+    assert first.places == (
+        HeldPlace(session_id="s1", category="stalls", seat_id="main-B-3"),
+        HeldPlace(session_id="s1", category="stalls", seat_id="main-B-4"),
+    )
+    assert first.expires_at == NOW + dt.timedelta(seconds=600)  # the event's hold, shorter
+    assert isinstance(second, StockRejected)
+    assert "main-B-4" in second.reason
+    states = await inventory.seat_states("s1")
+    assert (states["main-B-3"], states["main-B-4"], states["main-B-5"]) == ("HELD",) * 2 + ("FREE",)
+
+
+async def test_best_available_seats_a_party_together_in_the_best_row(
+    inventory: Inventory,
+) -> None:
+    await inventory.apply(opened())
+    await inventory.apply(placed("o1", seats("main-A-3")))
+
+    [held] = await inventory.apply(placed("o2", best(4)))
+
+    assert isinstance(held, StockReserved)
+    chosen = [place.seat_id for place in held.places]
+    assert all(seat and seat.startswith("main-B-") for seat in chosen), chosen  # A has no 4
+    numbers = sorted(int(str(seat).rsplit("-", 1)[1]) for seat in chosen)
+    assert numbers == list(range(numbers[0], numbers[0] + 4))
+
+
+async def test_an_order_is_all_or_nothing_over_stock_and_places(inventory: Inventory) -> None:
+    async with inventory.db.write() as conn:
+        await conn.execute(
+            insert(store.stock).values(product_id="mug", available=1, reserved=0, sold=0)
+        )
+    await inventory.apply(opened())
+    mugs = (orders.OrderLine(product_id="mug", quantity=1, unit_price=Decimal("8.00")),)
+
+    [refused] = await inventory.apply(placed("o1", best(2, "standing"), best(19), items=mugs))
+    held, mug_left = await inventory.apply(placed("o2", best(2, "standing"), best(2), items=mugs))
+
+    assert isinstance(refused, StockRejected)
+    assert "not 19 seats" in refused.reason
+    assert isinstance(held, StockReserved)
+    assert held.lines == (ReservedLine(product_id="mug", quantity=1),)
+    assert mug_left == AvailabilityChanged(product_id="mug", available=0)
+    assert [p.area_id for p in held.places if p.category == "standing"] == ["pit", "pit"]
+    async with inventory.db.read() as conn:
+        mug = (await conn.execute(select(store.stock))).one()
+        pit = (await conn.execute(select(store.areas))).one()
+    assert (mug.available, mug.reserved) == (0, 1)  # the refused order took nothing back
+    assert pit.available == 3
+
+
+async def test_general_admission_is_a_counted_quota(inventory: Inventory) -> None:
+    await inventory.apply(opened())
+    [four] = await inventory.apply(placed("o1", best(4, "standing")))
+    [two] = await inventory.apply(placed("o2", best(2, "standing")))
+    [named] = await inventory.apply(
+        placed(
+            "o3",
+            orders.TicketLine(
+                session_id="s1",
+                category="standing",
+                quantity=1,
+                unit_price=Decimal("10"),
+                seat_ids=("pit",),
+            ),
+        )
+    )
+    assert isinstance(four, StockReserved)
+    assert len(four.places) == 4
+    assert isinstance(two, StockRejected)
+    assert "not 2 places left in standing" in two.reason
+    assert isinstance(named, StockRejected)
+    assert "general admission" in named.reason
+
+
+async def test_confirmed_seats_are_sold_and_released_ones_are_free_again(
+    inventory: Inventory,
+) -> None:
+    await inventory.apply(opened())
+    await inventory.apply(placed("o1", seats("main-C-1"), best(2, "standing")))
+    await inventory.apply(placed("o2", seats("main-C-2"), best(3, "standing")))
+    version = await inventory.version("s1")
+
+    await inventory.apply(
+        orders.OrderConfirmed(order_id="o1", customer_id="buyer-1", total=0, currency="EUR")
+    )
+    released = await inventory.apply(
+        orders.OrderCancelled(order_id="o2", customer_id="buyer-1", reason="payment declined")
+    )
+
+    states = await inventory.seat_states("s1")
+    assert (states["main-C-1"], states["main-C-2"]) == ("SOLD", "FREE")
+    assert released == [StockReleased(order_id="o2", reason="payment declined")]
+    async with inventory.db.read() as conn:
+        pit = (await conn.execute(select(store.areas))).one()
+    assert pit.available == 3  # 2 sold, 3 back
+    assert await inventory.version("s1") == version + 2
+    [again] = await inventory.apply(placed("o3", seats("main-C-2")))
+    assert isinstance(again, StockReserved)
+
+
+async def test_an_order_of_places_alone_expires(inventory: Inventory) -> None:
+    from agora.services.inventory.workers import announce_expired_holds
+
+    await inventory.apply(opened())
+    await inventory.apply(placed("o1", best(2)))
+    async with inventory.db.read() as conn:
+        upcoming = await store.next_expiry(conn)
+    assert upcoming == NOW + dt.timedelta(seconds=600)
+
+    class Sweep(Unit):
+        pass
+
+    async with inventory.db.write() as conn:
+        unit = Sweep(conn, inventory.emitted)
+        # The sweeper compares with the real clock: the hold (in 2026-12-01) is long past.
+        assert await announce_expired_holds(unit) == ["o1"]  # type: ignore[arg-type]
+        assert await announce_expired_holds(unit) == []  # type: ignore[arg-type]
