@@ -115,5 +115,5 @@ async def admin_session(
     """A new admin (created in process, as `agora users create-admin` does), logged in."""
     email = email or new_email("admin")
     password = password or PASSWORD
-    await identity_of(runtime).create_admin(email, password)
+    await identity_of(runtime).handlers.create_admin(email, password)
     return await log_in(client, email, password)

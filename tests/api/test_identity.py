@@ -396,12 +396,12 @@ async def test_key_rotation_keeps_earlier_tokens_valid(api: Any) -> None:
     before = await register_and_login(api.client)
     old_kid = kid_of(before.access_token)
 
-    pending = await identity.rotate_keys()  # the default: published now, signing in 30 s
+    pending = await identity.keys.rotate()  # the default: published now, signing in 30 s
     jwks = (await api.client.get("/.well-known/jwks.json")).json()
     assert {old_kid, pending.new} <= {key["kid"] for key in jwks["keys"]}
     assert kid_of((await log_in(api.client, before.email)).access_token) == old_kid
 
-    rotation = await identity.rotate_keys(timedelta(0))  # signing at once
+    rotation = await identity.keys.rotate(timedelta(0))  # signing at once
     jwks_response = await api.client.get("/.well-known/jwks.json")
     assert jwks_response.status_code == 200
     published = {key["kid"]: key for key in jwks_response.json()["keys"]}

@@ -5,28 +5,36 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from agora.cli.settings import DataDir, settings_from
 from agora.settings import Settings
 
+if TYPE_CHECKING:
+    from agora.services.identity.bootstrap import IdentityService
+
+T = TypeVar("T")
+
 users_app = typer.Typer(help="Accounts, in the identity service's database.", no_args_is_help=True)
 keys_app = typer.Typer(help="The identity service's signing keys.", no_args_is_help=True)
 
 
-async def _with_identity(settings: Settings, work):  # type: ignore[no-untyped-def]
+async def _with_identity(settings: Settings, work: Callable[[IdentityService], Awaitable[T]]) -> T:
     """Run `work(service)` on the identity service's database (no server needed: it writes
     the database directly, whether or not Agora is running)."""
     from sqlalchemy.exc import DBAPIError
 
     from agora.runtime.runtime import Runtime
+    from agora.services.identity.bootstrap import IdentityService
 
     if not settings.uses_servers:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
     runtime = Runtime(settings, ["identity"])
     (service,) = runtime.services
+    assert isinstance(service, IdentityService)
     try:
         if settings.should_migrate_on_start:
             await service.migrate()
@@ -75,7 +83,7 @@ def users_create_admin(
     settings = settings_from(data_dir=data_dir)
     try:
         user = asyncio.run(
-            _with_identity(settings, lambda service: service.create_admin(email, password))
+            _with_identity(settings, lambda service: service.handlers.create_admin(email, password))
         )
     except EmailTaken as error:
         typer.echo(f"agora: {error}", err=True)
@@ -102,7 +110,7 @@ def keys_rotate(
     rotation = asyncio.run(
         _with_identity(
             settings,
-            lambda service: service.rotate_keys(dt.timedelta(seconds=max(0.0, activate_after))),
+            lambda service: service.keys.rotate(dt.timedelta(seconds=max(0.0, activate_after))),
         )
     )
     typer.echo(

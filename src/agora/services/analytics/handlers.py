@@ -5,36 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.engine import Row
 
 from agora.auth import Principal, may_read
-from agora.messaging import Database, Event, Handler, UnitOfWork
+from agora.messaging import Database, Event, Handler
 from agora.problems import NotFound
-from agora.services.analytics.store import saga_events, saga_timeline
-
-RECORD = insert(saga_events)  # a prepared statement (docs/architecture.md)
-
-
-async def record_event(event: Event, uow: UnitOfWork) -> None:
-    envelope = uow.cause
-    assert envelope is not None
-    await uow.conn.execute(
-        RECORD,
-        {
-            "event_id": envelope.id,
-            "correlation_id": envelope.correlation_id,
-            "causation_id": envelope.causation_id,
-            "type": envelope.type,
-            "source": envelope.source,
-            "key": envelope.key,
-            "occurred_at": envelope.occurred_at,
-            "customer_id": envelope.payload.get("customer_id"),
-        },
-    )
+from agora.services.analytics.repository import AnalyticsUnitOfWork
+from agora.services.analytics.store import saga_timeline
 
 
-def handlers_for(events: Iterable[type[Event]]) -> Mapping[type[Event], Handler[Any]]:
+async def record_event(event: Event, uow: AnalyticsUnitOfWork) -> None:
+    """Whatever the event, its envelope joins its saga's timeline."""
+    assert uow.cause is not None
+    await uow.saga_events.record(uow.cause)
+
+
+def handlers_for(
+    events: Iterable[type[Event]],
+) -> Mapping[type[Event], Handler[AnalyticsUnitOfWork]]:
     return dict.fromkeys(events, record_event)
 
 

@@ -12,7 +12,7 @@ from agora.auth import AUTHORIZE, Admin, CurrentUser, Plan, Role, client_ip
 from agora.contracts.types import RequestModel
 from agora.problems import ProblemError
 from agora.services.identity import handlers
-from agora.services.identity.deps import IdentityServiceDep
+from agora.services.identity.deps import IdentityHandlersDep, SigningKeysDep
 from agora.services.identity.domain import (
     EMAIL_MAX_LENGTH,
     PASSWORD_MAX_LENGTH,
@@ -118,7 +118,6 @@ REGISTERED = (
 
 
 def build_router() -> APIRouter:
-    """`service` is the identity service from bootstrap (None for a documentation-only app)."""
     router = APIRouter(tags=["identity"])
 
     def user_not_found(user_id: str) -> ProblemError:
@@ -136,8 +135,8 @@ def build_router() -> APIRouter:
         ),
         responses=_problems(422),
     )
-    async def register(service: IdentityServiceDep, body: RegisterIn) -> RegistrationOut:
-        await service.handlers.register(body.email, body.password, body.role)
+    async def register(identity: IdentityHandlersDep, body: RegisterIn) -> RegistrationOut:
+        await identity.register(body.email, body.password, body.role)
         return RegistrationOut(email=body.email, detail=REGISTERED)
 
     @router.post(
@@ -151,10 +150,10 @@ def build_router() -> APIRouter:
         responses=_problems(401, 422, 429),
     )
     async def login(
-        service: IdentityServiceDep, body: LoginIn, request: Request, response: Response
+        identity: IdentityHandlersDep, body: LoginIn, request: Request, response: Response
     ) -> TokensOut:
         try:
-            tokens = await service.handlers.login(body.email, body.password, client_ip(request))
+            tokens = await identity.login(body.email, body.password, client_ip(request))
         except handlers.InvalidCredentials:
             raise ProblemError(
                 401,
@@ -185,10 +184,10 @@ def build_router() -> APIRouter:
         responses=_problems(401, 422),
     )
     async def refresh(
-        service: IdentityServiceDep, body: RefreshIn, response: Response
+        identity: IdentityHandlersDep, body: RefreshIn, response: Response
     ) -> TokensOut:
         try:
-            tokens = await service.handlers.refresh(body.refresh_token)
+            tokens = await identity.refresh(body.refresh_token)
         except handlers.InvalidRefreshToken as error:
             raise ProblemError(
                 401,
@@ -206,8 +205,8 @@ def build_router() -> APIRouter:
         summary="Log out: revoke the caller's session",
         responses=AUTHORIZE,
     )
-    async def logout(service: IdentityServiceDep, principal: CurrentUser) -> Response:
-        await service.handlers.logout(principal.session_id)
+    async def logout(identity: IdentityHandlersDep, principal: CurrentUser) -> Response:
+        await identity.logout(principal.session_id)
         return Response(status_code=204)
 
     @router.get(
@@ -216,9 +215,9 @@ def build_router() -> APIRouter:
         summary="The caller's account",
         responses=AUTHORIZE,
     )
-    async def me(service: IdentityServiceDep, principal: CurrentUser) -> UserOut:
+    async def me(identity: IdentityHandlersDep, principal: CurrentUser) -> UserOut:
         try:
-            return UserOut.of(await service.handlers.user(principal.user_id))
+            return UserOut.of(await identity.user(principal.user_id))
         except handlers.UserNotFound:
             raise user_not_found(principal.user_id) from None
 
@@ -230,13 +229,13 @@ def build_router() -> APIRouter:
         responses={**AUTHORIZE, **_problems(404, 422)},
     )
     async def change_plan(
-        service: IdentityServiceDep,
+        identity: IdentityHandlersDep,
         user_id: Annotated[str, Path(max_length=100)],
         body: PlanIn,
         _admin: Admin,
     ) -> UserOut:
         try:
-            return UserOut.of(await service.handlers.change_plan(user_id, body.plan))
+            return UserOut.of(await identity.change_plan(user_id, body.plan))
         except handlers.UserNotFound:
             raise user_not_found(user_id) from None
 
@@ -245,8 +244,8 @@ def build_router() -> APIRouter:
         summary="The public keys that verify access tokens (JSON Web Key Set)",
         response_model=dict[str, Any],
     )
-    async def jwks(service: IdentityServiceDep, response: Response) -> dict[str, Any]:
+    async def jwks(keys: SigningKeysDep, response: Response) -> dict[str, Any]:
         response.headers["Cache-Control"] = "public, max-age=10"
-        return dict(await service.key_set())
+        return dict(await keys.key_set())
 
     return router

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
+from agora.auth import KeySource
 from agora.messaging import Infrastructure, Service
 from agora.services.identity import store
-from agora.services.identity.domain import Lifetimes, ThrottleLimits, User
+from agora.services.identity.domain import Lifetimes, ThrottleLimits
 from agora.services.identity.handlers import IdentityHandlers
 from agora.services.identity.passwords import Passwords
-from agora.services.identity.signing_keys import KeyRotation, SigningKeys
+from agora.services.identity.repository import IdentityUnitOfWork, reading
+from agora.services.identity.signing_keys import SigningKeys
 from agora.services.spec import ServiceContext
 from agora.shared.revocations import Revocations
 from agora.shared.revocations.in_process import InProcessRevocations
@@ -32,35 +33,29 @@ class IdentityService(Service):
         passwords: Passwords | None = None,
     ) -> None:
         super().__init__(infrastructure, store.metadata)
-        self.lifetimes = lifetimes or Lifetimes()
+        lifetimes = lifetimes or Lifetimes()
         self.passwords = passwords or Passwords()
-        self.keys = SigningKeys(self.platform.db, self.lifetimes)
+        self.keys = SigningKeys(self.platform.db, lifetimes)
         self.handlers = IdentityHandlers(
-            self.platform.db,
             self.unit_of_work,
+            functools.partial(reading, self.platform.db),
             self.passwords,
-            self.keys,
+            self.keys.current,
             revocations or InProcessRevocations(),
-            lifetimes=self.lifetimes,
+            lifetimes=lifetimes,
             limits=throttle or ThrottleLimits(),
         )
+        # The runtime's token verifier reads the published keys here when identity runs in
+        # its process, instead of fetching them over HTTP.
+        self.key_set: KeySource = self.keys.key_set
 
-    async def key_set(self) -> Mapping[str, Any]:
-        """The published keys: the runtime's key source when identity runs in its process."""
-        return await self.keys.key_set()
+    def unit_of_work(self) -> IdentityUnitOfWork:
+        return self.platform.unit_of_work(IdentityUnitOfWork)
 
     async def start(self) -> None:
         await self.keys.ensure()
         await self.passwords.prepare()
         await self.handlers.announce_revocations()
-
-    async def create_admin(self, email: str, password: str) -> User:
-        """An admin account (`agora users create-admin`); raises EmailTaken."""
-        return await self.handlers.create_admin(email, password)
-
-    async def rotate_keys(self, activate_after: timedelta | None = None) -> KeyRotation:
-        """A new signing key (`agora keys rotate`); see `SigningKeys.rotate`."""
-        return await self.keys.rotate(activate_after)
 
 
 def bootstrap(context: ServiceContext) -> IdentityService:

@@ -4,17 +4,15 @@ detection), log out, change a plan, create an admin, and re-announce revoked ses
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agora.auth import Plan, Role, issue_access_token
+from agora.auth import Plan, Role, SigningKey, issue_access_token
 from agora.contracts.identity import PlanChanged, UserRegistered
-from agora.messaging import Database, UnitOfWork, new_id, utcnow
-from agora.services.identity import store
+from agora.messaging import new_id, utcnow
 from agora.services.identity.domain import (
     Lifetimes,
     ThrottleLimits,
@@ -25,8 +23,11 @@ from agora.services.identity.domain import (
     throttled_for,
 )
 from agora.services.identity.passwords import Passwords
-from agora.services.identity.signing_keys import SigningKeys
-from agora.services.identity.store import refresh_tokens, sessions, users
+from agora.services.identity.repository import (
+    IdentityRepositories,
+    IdentityUnitOfWork,
+    SessionsRepository,
+)
 from agora.shared.revocations import Revocations
 
 __all__ = [
@@ -70,21 +71,24 @@ class Tokens:
 
 
 class IdentityHandlers:
+    """Identity's commands and queries. Writes go through a unit of work's repositories,
+    reads through `read`'s; the access tokens are signed with `current_key()`."""
+
     def __init__(
         self,
-        db: Database,
-        unit_of_work: Callable[[], UnitOfWork],
+        unit_of_work: Callable[[], IdentityUnitOfWork],
+        read: Callable[[], AbstractAsyncContextManager[IdentityRepositories]],
         passwords: Passwords,
-        keys: SigningKeys,
+        current_key: Callable[[], Awaitable[SigningKey]],
         revocations: Revocations,
         *,
         lifetimes: Lifetimes,
         limits: ThrottleLimits,
     ) -> None:
-        self._db = db
         self._unit_of_work = unit_of_work
+        self._read = read
         self._passwords = passwords
-        self._keys = keys
+        self._current_key = current_key
         self._revocations = revocations
         self._lifetimes = lifetimes
         self._limits = limits
@@ -98,6 +102,8 @@ class IdentityHandlers:
         await self._create(normalise_email(email), password_hash, role)
 
     async def create_admin(self, email: str, password: str) -> User:
+        """An admin account (`agora users create-admin`); `EmailTaken` if the address has an
+        account already."""
         user = await self._create(
             normalise_email(email), await self._passwords.hash(password), "admin"
         )
@@ -106,31 +112,20 @@ class IdentityHandlers:
         return user
 
     async def _create(self, email: str, password_hash: str, role: Role) -> User | None:
-        now = utcnow()
-        user = User(id=new_id(), email=email, role=role, plan="free", created_at=now)
+        user = User(id=new_id(), email=email, role=role, plan="free", created_at=utcnow())
         try:
             async with self._unit_of_work() as uow:
-                if await store.find_by_email(uow.conn, email) is not None:
+                if await uow.users.account(email) is not None:
                     return None
-                await uow.conn.execute(
-                    insert(users).values(
-                        id=user.id,
-                        email=email,
-                        password_hash=password_hash,
-                        role=role,
-                        plan=user.plan,
-                        created_at=now,
-                        updated_at=now,
-                    )
-                )
+                await uow.users.add(user, password_hash)
                 uow.emit(UserRegistered(user_id=user.id, email=email, role=role, plan=user.plan))
         except IntegrityError:  # registered concurrently
             return None
         return user
 
     async def user(self, user_id: str) -> User:
-        async with self._db.read() as conn:
-            user = await store.load_user(conn, user_id)
+        async with self._read() as read:
+            user = await read.users.user(user_id)
         if user is None:
             raise UserNotFound(f"no user {user_id}")
         return user
@@ -139,14 +134,12 @@ class IdentityHandlers:
         """Put the user on `plan` (PlanChanged; nothing when it is the plan already). Access
         tokens carry the plan from the next one issued (login or refresh)."""
         async with self._unit_of_work() as uow:
-            user = await store.load_user(uow.conn, user_id)
+            user = await uow.users.user(user_id)
             if user is None:
                 raise UserNotFound(f"no user {user_id}")
             if user.plan == plan:
                 return user
-            await uow.conn.execute(
-                update(users).where(users.c.id == user_id).values(plan=plan, updated_at=utcnow())
-            )
+            await uow.users.change_plan(user_id, plan, utcnow())
             uow.emit(PlanChanged(user_id=user_id, plan=plan, previous_plan=user.plan))
         return dataclasses.replace(user, plan=plan)
 
@@ -157,55 +150,50 @@ class IdentityHandlers:
         client's IP before the password is checked, and kept if it fails; an attempt with
         too many others in the throttle's window is refused unchecked (`LoginThrottled`)."""
         email = normalise_email(email)
-        account, ip = f"account:{email}", f"ip:{client_ip}"
+        account_subject, ip = f"account:{email}", f"ip:{client_ip}"
         now = utcnow()
         # Recorded and committed before counting: of concurrent attempts, the later ones count
         # the earlier, so no burst gets more than the limit checked.
-        async with self._db.write() as conn:
-            attempt_ids = await store.record_attempts(conn, [account, ip], now)
+        async with self._unit_of_work() as uow:
+            attempt_ids = await uow.attempts.record([account_subject, ip], now)
         wait = await self._throttled(
             [
-                (account, attempt_ids[0], self._limits.per_account),
+                (account_subject, attempt_ids[0], self._limits.per_account),
                 (ip, attempt_ids[1], self._limits.per_ip),
             ],
             now,
         )
         if wait is not None:
-            async with self._db.write() as conn:
-                await store.forget_attempts(conn, ids=attempt_ids)
+            async with self._unit_of_work() as uow:
+                await uow.attempts.forget(ids=attempt_ids)
             raise LoginThrottled(wait)
-        async with self._db.read() as conn:
-            row = await store.find_by_email(conn, email)
-        if not await self._passwords.check(None if row is None else row.password_hash, password):
-            async with self._db.write() as conn:
-                await store.forget_attempts_before(conn, now - self._limits.window)
+        async with self._read() as read:
+            account = await read.users.account(email)
+        known_hash = None if account is None else account.password_hash
+        if not await self._passwords.check(known_hash, password):
+            async with self._unit_of_work() as uow:
+                await uow.attempts.forget_before(now - self._limits.window)
             raise InvalidCredentials("wrong e-mail address or password")
-        assert row is not None
-        user = store.user_of(row)
+        assert account is not None
+        user = account.user
         session_id = new_id()
         rehashed = None
-        if self._passwords.needs_rehash(row.password_hash):
+        if self._passwords.needs_rehash(account.password_hash):
             rehashed = await self._passwords.hash(password)
-        async with self._db.write() as conn:
-            await store.forget_attempts(conn, ids=attempt_ids[1:], subject=account)
+        async with self._unit_of_work() as uow:
+            await uow.attempts.forget(ids=attempt_ids[1:], subject=account_subject)
             if rehashed is not None:
-                await conn.execute(
-                    update(users).where(users.c.id == user.id).values(password_hash=rehashed)
-                )
-            await conn.execute(
-                insert(sessions).values(
-                    id=session_id, user_id=user.id, created_at=utcnow(), revoked_at=None
-                )
-            )
-            refresh_token = await self._add_refresh_token(conn, session_id)
+                await uow.users.change_password_hash(user.id, rehashed)
+            await uow.sessions.open(session_id, user.id, utcnow())
+            refresh_token = await self._add_refresh_token(uow.sessions, session_id)
         return await self._tokens(user, session_id, refresh_token)
 
     async def _throttled(self, subjects: list[tuple[str, int, int]], now: datetime) -> int | None:
         since = now - self._limits.window
         waits = []
-        async with self._db.read() as conn:
+        async with self._read() as read:
             for subject, attempt_id, limit in subjects:
-                earlier = await store.attempts_since(conn, subject, since, excluding=attempt_id)
+                earlier = await read.attempts.since(subject, since, excluding=attempt_id)
                 wait = throttled_for(earlier, limit, self._limits.window, now)
                 if wait is not None:
                     waits.append(wait)
@@ -219,29 +207,25 @@ class IdentityHandlers:
         refused = ""
         reused_session: str | None = None
         issued: tuple[User, str, str] | None = None
-        async with self._db.write() as conn:
-            row = (
-                await conn.execute(
-                    select(refresh_tokens, sessions.c.user_id, sessions.c.revoked_at)
-                    .join(sessions, sessions.c.id == refresh_tokens.c.session_id)
-                    .where(refresh_tokens.c.token_hash == digest)
-                )
-            ).first()
-            if row is None:
+        async with self._unit_of_work() as uow:
+            stored = await uow.sessions.refresh_token(digest)
+            if stored is None:
                 refused = "unknown refresh token"
-            elif row.revoked_at is not None:
+            elif stored.session_revoked_at is not None:
                 refused = "the refresh token's session was revoked (logged out, or reused)"
-            elif row.used_at is not None or not await self._use(conn, digest, now):
-                await self._revoke(conn, row.session_id, now)
-                reused_session = row.session_id
+            elif stored.used_at is not None or not await uow.sessions.use_refresh_token(
+                digest, now
+            ):
+                await uow.sessions.revoke(stored.session_id, now)
+                reused_session = stored.session_id
                 refused = "the refresh token was used before: its session is now revoked"
-            elif row.expires_at <= now:
+            elif stored.expires_at <= now:
                 refused = "the refresh token has expired"
             else:
-                user = await store.load_user(conn, row.user_id)
+                user = await uow.users.user(stored.user_id)
                 assert user is not None
-                new_token = await self._add_refresh_token(conn, row.session_id)
-                issued = (user, row.session_id, new_token)
+                new_token = await self._add_refresh_token(uow.sessions, stored.session_id)
+                issued = (user, stored.session_id, new_token)
         if reused_session is not None:
             await self._announce(reused_session, now)
         if issued is None:
@@ -251,66 +235,35 @@ class IdentityHandlers:
     async def logout(self, session_id: str) -> None:
         """Revoke the session: its refresh tokens and its access tokens are refused."""
         now = utcnow()
-        async with self._db.write() as conn:
-            await self._revoke(conn, session_id, now)
+        async with self._unit_of_work() as uow:
+            await uow.sessions.revoke(session_id, now)
         await self._announce(session_id, now)
 
     async def announce_revocations(self) -> int:
         """Tell the revocation list every session revoked recently enough that its access
         tokens could still be valid (an in-process list starts empty)."""
-        now = utcnow()
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(sessions.c.id, sessions.c.revoked_at).where(
-                        sessions.c.revoked_at > now - self._lifetimes.revocation
-                    )
-                )
-            ).all()
-        for row in rows:
-            await self._announce(row.id, row.revoked_at)
-        return len(rows)
+        async with self._read() as read:
+            revoked = await read.sessions.revoked_since(utcnow() - self._lifetimes.revocation)
+        for session_id, revoked_at in revoked:
+            await self._announce(session_id, revoked_at)
+        return len(revoked)
 
     async def _announce(self, session_id: str, revoked_at: datetime) -> None:
         remaining = revoked_at + self._lifetimes.revocation - utcnow()
         if remaining.total_seconds() > 0:
             await self._revocations.revoke(session_id, ttl=remaining.total_seconds())
 
-    @staticmethod
-    async def _use(conn: AsyncConnection, digest: str, now: datetime) -> bool:
-        """Mark the token used; False if another request used it first."""
-        result = await conn.execute(
-            update(refresh_tokens)
-            .where(refresh_tokens.c.token_hash == digest, refresh_tokens.c.used_at.is_(None))
-            .values(used_at=now)
-        )
-        return result.rowcount == 1
-
-    @staticmethod
-    async def _revoke(conn: AsyncConnection, session_id: str, now: datetime) -> None:
-        await conn.execute(
-            update(sessions)
-            .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
-
-    async def _add_refresh_token(self, conn: AsyncConnection, session_id: str) -> str:
+    async def _add_refresh_token(self, sessions: SessionsRepository, session_id: str) -> str:
         token = new_refresh_token()
         now = utcnow()
-        await conn.execute(
-            insert(refresh_tokens).values(
-                token_hash=hash_refresh_token(token),
-                session_id=session_id,
-                created_at=now,
-                expires_at=now + self._lifetimes.refresh,
-                used_at=None,
-            )
+        await sessions.add_refresh_token(
+            hash_refresh_token(token), session_id, now, now + self._lifetimes.refresh
         )
         return token
 
     async def _tokens(self, user: User, session_id: str, refresh_token: str) -> Tokens:
         access_token = issue_access_token(
-            await self._keys.current(),
+            await self._current_key(),
             user_id=user.id,
             role=user.role,
             plan=user.plan,

@@ -3,10 +3,6 @@ tokens, and recent login attempts (the throttle's memory, shared by every replic
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
-
 from sqlalchemy import (
     BigInteger,
     Column,
@@ -17,15 +13,9 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
-    delete,
-    insert,
-    select,
 )
-from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging import UtcDateTime
-from agora.services.identity.domain import User
 
 metadata = MetaData()
 
@@ -81,57 +71,3 @@ login_attempts = Table(
 )
 Index("ix_login_attempts_subject", login_attempts.c.subject, login_attempts.c.attempted_at)
 Index("ix_login_attempts_attempted_at", login_attempts.c.attempted_at)
-
-
-def user_of(row: Row[Any]) -> User:
-    return User(id=row.id, email=row.email, role=row.role, plan=row.plan, created_at=row.created_at)
-
-
-async def load_user(conn: AsyncConnection, user_id: str) -> User | None:
-    row = (await conn.execute(select(users).where(users.c.id == user_id))).first()
-    return None if row is None else user_of(row)
-
-
-async def find_by_email(conn: AsyncConnection, email: str) -> Row[Any] | None:
-    return (await conn.execute(select(users).where(users.c.email == email))).first()
-
-
-async def record_attempts(
-    conn: AsyncConnection, subjects: Sequence[str], at: datetime
-) -> list[int]:
-    """Record an attempt against each of `subjects`; the rows' ids, in order."""
-    ids = []
-    for subject in subjects:
-        result = await conn.execute(
-            insert(login_attempts)
-            .values(subject=subject, attempted_at=at)
-            .returning(login_attempts.c.id)
-        )
-        ids.append(int(result.scalar_one()))
-    return ids
-
-
-async def attempts_since(
-    conn: AsyncConnection, subject: str, since: datetime, *, excluding: int
-) -> list[datetime]:
-    rows = await conn.execute(
-        select(login_attempts.c.attempted_at).where(
-            login_attempts.c.subject == subject,
-            login_attempts.c.attempted_at > since,
-            login_attempts.c.id != excluding,
-        )
-    )
-    return [row.attempted_at for row in rows]
-
-
-async def forget_attempts(
-    conn: AsyncConnection, *, ids: Sequence[int] = (), subject: str | None = None
-) -> None:
-    if ids:
-        await conn.execute(delete(login_attempts).where(login_attempts.c.id.in_(ids)))
-    if subject is not None:
-        await conn.execute(delete(login_attempts).where(login_attempts.c.subject == subject))
-
-
-async def forget_attempts_before(conn: AsyncConnection, before: datetime) -> None:
-    await conn.execute(delete(login_attempts).where(login_attempts.c.attempted_at <= before))

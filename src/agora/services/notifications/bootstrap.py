@@ -8,6 +8,7 @@ from agora.messaging import Infrastructure, Service
 from agora.services.notifications import store
 from agora.services.notifications.handlers import NotificationHandlers
 from agora.services.notifications.mail import MailSender, SmtpSender, SmtpSettings
+from agora.services.notifications.repository import NotificationsUnitOfWork
 from agora.services.notifications.workers import MailDispatcher
 from agora.services.spec import ServiceContext
 
@@ -33,6 +34,9 @@ class NotificationsService(Service):
             loop = self.platform.add_loop("mail-dispatcher", dispatcher.step, idle=5.0)
             handlers = NotificationHandlers(smtp=True, wake_sender=loop.wake)
         self.platform.subscribe(handlers.table, self.unit_of_work)
+
+    def unit_of_work(self) -> NotificationsUnitOfWork:
+        return self.platform.unit_of_work(NotificationsUnitOfWork)
 
 
 def bootstrap(context: ServiceContext) -> NotificationsService:

@@ -5,22 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from sqlalchemy import Row, bindparam, func, insert, select
+from sqlalchemy import Row, func, select
 
 from agora.auth import Principal, may_read
 from agora.contracts import identity, orders
-from agora.messaging import Database, Event, Handler, UnitOfWork, new_id, utcnow
+from agora.messaging import Database, Event, Handler, new_id, utcnow
 from agora.services.notifications.mail import Mail
-from agora.services.notifications.store import (
-    DELIVERED_LOCALLY,
-    QUEUED,
-    messages,
-    user_addresses,
-)
-
-# Prepared statements (docs/architecture.md).
-ADDRESS_OF = select(user_addresses.c.email).where(user_addresses.c.user_id == bindparam("user"))
-NEW_MESSAGE = insert(messages)
+from agora.services.notifications.repository import NewMessage, NotificationsUnitOfWork
+from agora.services.notifications.store import DELIVERED_LOCALLY, QUEUED, messages
 
 
 class NotYourMessages(Exception):
@@ -80,7 +72,7 @@ class NotificationHandlers:
         self._wake_sender = wake_sender
 
     @property
-    def table(self) -> Mapping[type[Event], Handler[Any]]:
+    def table(self) -> Mapping[type[Event], Handler[NotificationsUnitOfWork]]:
         return {
             identity.UserRegistered: self.on_user_registered,
             orders.OrderConfirmed: self.on_order_outcome,
@@ -91,22 +83,16 @@ class NotificationHandlers:
     async def on_order_outcome(
         self,
         event: orders.OrderConfirmed | orders.OrderCancelled | orders.OrderExpired,
-        uow: UnitOfWork,
+        uow: NotificationsUnitOfWork,
     ) -> None:
-        address = await uow.conn.scalar(ADDRESS_OF, {"user": event.customer_id})
+        address = await uow.addresses.address_of(event.customer_id)
         mail = compose(event, address or recipient_for(event.customer_id))
         await self._queue(uow, event, event.customer_id, event.order_id, mail)
 
-    async def on_user_registered(self, event: identity.UserRegistered, uow: UnitOfWork) -> None:
-        known = await uow.conn.scalar(
-            select(user_addresses.c.user_id).where(user_addresses.c.user_id == event.user_id)
-        )
-        if known is None:
-            await uow.conn.execute(
-                insert(user_addresses).values(
-                    user_id=event.user_id, email=event.email, registered_at=utcnow()
-                )
-            )
+    async def on_user_registered(
+        self, event: identity.UserRegistered, uow: NotificationsUnitOfWork
+    ) -> None:
+        await uow.addresses.remember(event.user_id, event.email, utcnow())
         mail = Mail(
             event.email,
             "Welcome to Agora",
@@ -116,25 +102,27 @@ class NotificationHandlers:
         await self._queue(uow, event, event.user_id, None, mail)
 
     async def _queue(
-        self, uow: UnitOfWork, event: Event, customer_id: str, order_id: str | None, mail: Mail
+        self,
+        uow: NotificationsUnitOfWork,
+        event: Event,
+        customer_id: str,
+        order_id: str | None,
+        mail: Mail,
     ) -> None:
         assert uow.cause is not None
         now = utcnow()
-        await uow.conn.execute(
-            NEW_MESSAGE,
-            {
-                "id": new_id(),
-                "event_id": uow.cause.id,
-                "customer_id": customer_id,
-                "order_id": order_id,
-                "kind": event.type_name(),
-                "recipient": mail.recipient,
-                "subject": mail.subject,
-                "body": mail.body,
-                "status": QUEUED if self._smtp else DELIVERED_LOCALLY,
-                "created_at": now,
-                "sent_at": None if self._smtp else now,
-            },
+        await uow.messages.add(
+            NewMessage(
+                id=new_id(),
+                event_id=uow.cause.id,
+                customer_id=customer_id,
+                order_id=order_id,
+                kind=event.type_name(),
+                mail=mail,
+                status=QUEUED if self._smtp else DELIVERED_LOCALLY,
+                created_at=now,
+                sent_at=None if self._smtp else now,
+            )
         )
         if self._smtp:
             uow.after_commit(self._wake_sender)

@@ -7,11 +7,9 @@ import logging
 import random
 import time
 
-from sqlalchemy import select, update
-
 from agora.messaging import Database, utcnow
-from agora.services.notifications.mail import Mail, MailSender, MailUnavailable
-from agora.services.notifications.store import QUEUED, SENT, messages
+from agora.services.notifications.mail import MailSender, MailUnavailable
+from agora.services.notifications.repository import MessagesRepository
 
 __all__ = ["Backoff", "MailDispatcher"]
 
@@ -59,32 +57,22 @@ class MailDispatcher:
         wait = self._retry_at - time.monotonic()
         if wait > 0:
             return wait
+        # No events to emit: a plain transaction, not a unit of work.
         async with self._db.write() as conn:
+            outgoing = MessagesRepository(conn)
             # Rows stay locked while they are sent: a replica's dispatcher skips them.
-            queued = (
-                await conn.execute(
-                    select(messages.c.id, messages.c.recipient, messages.c.subject, messages.c.body)
-                    .where(messages.c.status == QUEUED)
-                    .order_by(messages.c.created_at)
-                    .limit(self._batch_size)
-                    .with_for_update(skip_locked=True)
-                )
-            ).all()
+            queued = await outgoing.take_queued(self._batch_size)
             sent: list[str] = []
             failure: Exception | None = None
-            for row in queued:
+            for message in queued:
                 try:
-                    await self._sender.send(Mail(row.recipient, row.subject, row.body))
+                    await self._sender.send(message.mail)
                 except Exception as error:
                     failure = error
                     break
-                sent.append(row.id)
+                sent.append(message.message_id)
             if sent:
-                await conn.execute(
-                    update(messages)
-                    .where(messages.c.id.in_(sent))
-                    .values(status=SENT, sent_at=utcnow())
-                )
+                await outgoing.mark_sent(sent, utcnow())
         # After the commit: what was sent stays marked sent.
         if failure is not None:
             return self._failed(failure, len(sent))
