@@ -286,3 +286,63 @@ async def test_refusals_at_the_door_are_problems(api: Any) -> None:
     api.problem(late, 409, "sales-not-open")
     event = (await api.client.get(f"/api/events/{event_id}")).json()
     assert event["sessions"][0]["sales"]["open"] is False
+
+
+async def tickets_of(api: Any, buyer: Session, count: int) -> list[dict[str, Any]]:
+    async def probe() -> list[dict[str, Any]] | None:
+        found = (await api.client.get("/api/tickets", headers=buyer.headers)).json()["items"]
+        return found if len(found) >= count else None
+
+    return await api.eventually(probe, what=f"{count} tickets to be issued")
+
+
+async def test_paid_places_become_tickets_checked_in_once(api: Any) -> None:
+    seller, _, session_id = await on_sale(api)
+    buyer = await register_and_login(api.client)
+    placed = await order(
+        api, buyer, tickets=[{"session_id": session_id, "seat_ids": ["main-C-1", "main-C-2"]}]
+    )
+    assert (await final(api, buyer, placed.json()["id"]))["status"] == "CONFIRMED"
+
+    tickets = await tickets_of(api, buyer, 2)
+    assert sorted(t["seat_id"] for t in tickets) == ["main-C-1", "main-C-2"]
+    assert {t["price"] for t in tickets} == {"30.00"}
+    ticket = tickets[0]
+    svg = await api.client.get(f"/api/tickets/{ticket['id']}/qr.svg", headers=buyer.headers)
+    assert svg.status_code == 200
+    assert svg.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in svg.content
+    png = await api.client.get(f"/api/tickets/{ticket['id']}/qr.png", headers=buyer.headers)
+    assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    stranger = await register_and_login(api.client)
+    hidden = await api.client.get(f"/api/tickets/{ticket['id']}", headers=stranger.headers)
+    api.problem(hidden, 404, "ticket-not-found")
+
+    def scan(code: str, who: Session = seller, session: str = session_id) -> Any:
+        return api.client.post(
+            "/api/checkins",
+            json={"code": code, "session_id": session, "gate": "north"},
+            headers=who.headers,
+        )
+
+    api.problem(await scan(ticket["code"], who=buyer), 403)
+    admitted = await scan(ticket["code"])
+    assert admitted.status_code == 200, admitted.text
+    assert admitted.json()["ticket"]["checked_in_gate"] == "north"
+    again = api.problem(await scan(ticket["code"]), 409, "already-checked-in")
+    assert again["checked_in_at"] == admitted.json()["ticket"]["checked_in_at"]
+    assert again["gate"] == "north"
+
+    code = tickets[1]["code"]
+    head, payload, signature = code.split(".")
+    flipped = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
+    api.problem(await scan(f"{head}.{payload}.{flipped}"), 422, "invalid-ticket-code")
+    api.problem(await scan(buyer.headers["Authorization"].split()[1]), 422, "invalid-ticket-code")
+    _, _, other_session = await on_sale(api)
+    api.problem(await scan(code, session=other_session), 403)  # another seller's door
+
+    counts = await api.client.get(f"/api/sessions/{session_id}/checkins", headers=seller.headers)
+    assert counts.json() == {"session_id": session_id, "tickets": 2, "checked_in": 1}
+    keys = (await api.client.get("/api/tickets/keys")).json()["keys"]
+    assert keys
+    assert all("d" not in key for key in keys)  # public halves only

@@ -28,6 +28,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ticketing.EventScheduled,
     ticketing.SalesOpened,
     ticketing.SalesClosed,
+    ticketing.TicketIssued,
+    ticketing.TicketCheckedIn,
     inventory.StockReserved,
     inventory.StockRejected,
     inventory.StockReleased,

@@ -8,6 +8,7 @@ from agora.contracts.types import Amount, Currency, Quantity
 from agora.messaging import Event
 
 __all__ = [
+    "ConfirmedPlace",
     "OrderCancelled",
     "OrderConfirmed",
     "OrderExpired",
@@ -59,12 +60,24 @@ class PaymentRequested(_OrderEvent):
     payment_token: str
 
 
+class ConfirmedPlace(BaseModel):
+    """One admission paid for: a seat, or a place in a general-admission area, at its price."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    session_id: str
+    category: str
+    price: Amount
+    seat_id: str | None = None
+    area_id: str | None = None
+
+
 class OrderConfirmed(_OrderEvent):
     order_id: str
     customer_id: str
     total: Amount
     currency: Currency
     lines: tuple[OrderLine, ...] = ()
+    places: tuple[ConfirmedPlace, ...] = ()
 
 
 class OrderCancelled(_OrderEvent):

@@ -15,6 +15,8 @@ __all__ = [
     "SalesClosed",
     "SalesOpened",
     "ScheduledSession",
+    "TicketCheckedIn",
+    "TicketIssued",
 ]
 
 
@@ -72,3 +74,30 @@ class SalesClosed(_EventOfEvents):
     event_id: str
     session_id: str
     closes_at: datetime
+
+
+class _TicketEvent(Event):
+    topic: ClassVar[str] = "ticketing"
+    key_field: ClassVar[str] = "ticket_id"
+
+
+class TicketIssued(_TicketEvent):
+    """A paid place became a ticket; `code` is what its QR code carries (a signed JWT that a
+    scanner verifies offline against `GET /api/tickets/keys`)."""
+
+    ticket_id: str
+    order_id: str
+    customer_id: str
+    event_id: str
+    session_id: str
+    category: str
+    seat_id: str | None = None
+    area_id: str | None = None
+    code: str
+
+
+class TicketCheckedIn(_TicketEvent):
+    ticket_id: str
+    session_id: str
+    checked_in_at: datetime
+    gate: str | None = None

@@ -19,6 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from agora.contracts import orders as events
+from agora.contracts.orders import ConfirmedPlace
 from agora.contracts.orders import OrderLine as EventLine
 from agora.messaging import Event, new_id, utcnow
 
@@ -229,7 +230,21 @@ class Order:
                 total=self.total,
                 currency=self.currency,
                 lines=self.event_lines(),
+                places=self.confirmed_places(),
             )
+        )
+
+    def confirmed_places(self) -> tuple[ConfirmedPlace, ...]:
+        prices = {(t.session_id, t.category): t.unit_price for t in self.tickets}
+        return tuple(
+            events.ConfirmedPlace(
+                session_id=place.session_id,
+                category=place.category,
+                price=prices[(place.session_id, place.category)],
+                seat_id=place.seat_id,
+                area_id=place.area_id,
+            )
+            for place in self.places
         )
 
     def payment_failed(self, reason: str) -> None:

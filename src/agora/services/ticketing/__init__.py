@@ -1,5 +1,6 @@
 """The ticketing service: venues and their seating plans, events with price categories and
-sessions, and each session's sales (docs/ticketing.md)."""
+sessions, each session's sales, and the tickets issued for paid places with their check-ins
+(docs/ticketing.md)."""
 
 from agora.services.spec import ServiceSpec
 from agora.services.ticketing.api import build_router
@@ -18,6 +19,9 @@ SPEC = ServiceSpec(
         "/api/venues",
         "/api/events",
         "/api/sessions/{session_id}/sales",
+        "/api/sessions/{session_id}/checkins",
+        "/api/tickets",
+        "/api/checkins",
     ),
     consumer_groups=("ticketing",),
     workers=(),

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BaseModel
 
 from agora.auth import AUTHORIZE, SellerOrAdmin
-from agora.services.ticketing import handlers
+from agora.services.ticketing import handlers, tickets_api
 from agora.services.ticketing.deps import TicketingServiceDep
 from agora.services.ticketing.domain import EventPlan
 from agora.services.ticketing.schemas import (
@@ -186,4 +186,5 @@ def build_router() -> APIRouter:
             session = await handlers.close_sales(uow, seller, session_id, at)
         return SessionOut.of(session)
 
+    router.include_router(tickets_api.build_router())
     return router

@@ -9,6 +9,7 @@ from agora.services.spec import ServiceContext
 from agora.services.ticketing import store
 from agora.services.ticketing.handlers import HANDLERS
 from agora.services.ticketing.repository import TicketingUnitOfWork
+from agora.services.ticketing.tickets import ensure_signing_key
 
 
 class TicketingService(Service):
@@ -21,6 +22,10 @@ class TicketingService(Service):
 
     def unit_of_work(self) -> TicketingUnitOfWork:
         return self.platform.unit_of_work(TicketingUnitOfWork)
+
+    async def start(self) -> None:
+        async with self.unit_of_work() as uow:
+            await ensure_signing_key(uow)
 
 
 def bootstrap(context: ServiceContext) -> TicketingService:

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import bindparam, insert, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agora.auth.keys import SigningKey
 from agora.messaging import UnitOfWork, insert_new
 from agora.services.ticketing import store
 from agora.services.ticketing.store import (
+    VALID,
     Event,
     Session,
+    Ticket,
     Venue,
     events,
     price_categories,
     sessions,
     stores,
+    ticket_keys,
+    tickets,
     venues,
 )
 
@@ -109,6 +114,58 @@ class TicketingRepository:
             SET_SALES, {"session": session_id, "opens": opens_at, "closes": closes_at}
         )
 
+    async def signing_keys(self) -> list[SigningKey]:
+        """Every key that signs ticket codes, oldest first (the last one signs new codes)."""
+        rows = await self._conn.execute(
+            select(ticket_keys.c.kid, ticket_keys.c.private_pem).order_by(
+                ticket_keys.c.created_at, ticket_keys.c.kid
+            )
+        )
+        return [SigningKey(kid=row.kid, private_pem=row.private_pem) for row in rows]
+
+    async def add_signing_key(self, key: SigningKey, now: dt.datetime) -> None:
+        await self._conn.execute(
+            insert_new(ticket_keys, self._conn.dialect.name),
+            {"kid": key.kid, "private_pem": key.private_pem, "created_at": now},
+        )
+
+    async def add_ticket(self, ticket: Ticket, place_no: int) -> bool:
+        """Record the ticket of the order's `place_no`-th place; False (nothing written) if that
+        place has its ticket already."""
+        values = {
+            "id": ticket.id,
+            "order_id": ticket.order_id,
+            "place_no": place_no,
+            "customer_id": ticket.customer_id,
+            "event_id": ticket.event_id,
+            "session_id": ticket.session_id,
+            "category": ticket.category,
+            "seat_id": ticket.seat_id,
+            "area_id": ticket.area_id,
+            "price": ticket.price,
+            "currency": ticket.currency,
+            "code": ticket.code,
+            "state": ticket.state,
+            "issued_at": ticket.issued_at,
+            "checked_in_at": None,
+            "checked_in_gate": None,
+        }
+        result = await self._conn.execute(
+            insert_new(tickets, self._conn.dialect.name, tickets.c.id), values
+        )
+        return result.first() is not None
+
+    async def ticket(self, ticket_id: str) -> Ticket | None:
+        return await store.ticket_by_id(self._conn, ticket_id)
+
+    async def check_in(self, ticket_id: str, at: dt.datetime, gate: str | None) -> bool:
+        """Mark a valid ticket used, once: False if it was used (or cancelled) before. One
+        conditional update, so two scanners reading one code at once admit it once."""
+        result = await self._conn.execute(
+            CHECK_IN, {"ticket": ticket_id, "at": at, "gate": gate, "valid": VALID}
+        )
+        return result.rowcount == 1
+
 
 class TicketingUnitOfWork(UnitOfWork):
     @property
@@ -120,4 +177,13 @@ SET_SALES = (
     update(sessions)
     .where(sessions.c.id == bindparam("session"))
     .values(opens_at=bindparam("opens"), closes_at=bindparam("closes"))
+)
+CHECK_IN = (
+    update(tickets)
+    .where(
+        tickets.c.id == bindparam("ticket"),
+        tickets.c.state == bindparam("valid"),
+        tickets.c.checked_in_at.is_(None),
+    )
+    .values(checked_in_at=bindparam("at"), checked_in_gate=bindparam("gate"))
 )

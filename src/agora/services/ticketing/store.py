@@ -1,22 +1,26 @@
 """Ticketing's tables and read queries: the stores it sells in (a read model of catalog's
-events), venues with their plans, events with price categories and sessions."""
+events), venues with their plans, events with price categories and sessions, the tickets issued
+for paid places with their check-ins, and the keys that sign ticket codes."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     Column,
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
     Table,
     Text,
+    UniqueConstraint,
     bindparam,
     func,
     or_,
@@ -91,6 +95,40 @@ sessions = Table(
 )
 Index("ix_sessions_event", sessions.c.event_id, sessions.c.starts_at)
 
+ticket_keys = Table(
+    "ticket_keys",
+    metadata,
+    Column("kid", String, primary_key=True),
+    Column("private_pem", LargeBinary, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+)
+
+VALID, CANCELLED = "VALID", "CANCELLED"
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("order_id", String(36), nullable=False),
+    Column("place_no", Integer, nullable=False),
+    Column("customer_id", String, nullable=False),
+    Column("event_id", String(36), nullable=False),
+    Column("session_id", String(36), nullable=False),
+    Column("category", String, nullable=False),
+    Column("seat_id", String, nullable=True),
+    Column("area_id", String, nullable=True),
+    Column("price", DecimalText, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("code", Text, nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("issued_at", UtcDateTime, nullable=False),
+    Column("checked_in_at", UtcDateTime, nullable=True),
+    Column("checked_in_gate", String, nullable=True),
+    UniqueConstraint("order_id", "place_no", name="uq_tickets_place"),
+)
+Index("ix_tickets_customer", tickets.c.customer_id, tickets.c.issued_at)
+Index("ix_tickets_session", tickets.c.session_id)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Venue:
@@ -136,6 +174,60 @@ class Event:
     created_at: dt.datetime
     categories: tuple[tuple[str, Decimal], ...]
     sessions: tuple[Session, ...]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Ticket:
+    id: str
+    order_id: str
+    customer_id: str
+    event_id: str
+    session_id: str
+    category: str
+    seat_id: str | None
+    area_id: str | None
+    price: Decimal
+    currency: str
+    code: str
+    state: str
+    issued_at: dt.datetime
+    checked_in_at: dt.datetime | None
+    checked_in_gate: str | None
+
+
+def _ticket(row: Any) -> Ticket:
+    return Ticket(**{k: v for k, v in row._mapping.items() if k != "place_no"})
+
+
+async def ticket_by_id(conn: AsyncConnection, ticket_id: str) -> Ticket | None:
+    row = (await conn.execute(TICKET, {"ticket": ticket_id})).first()
+    return None if row is None else _ticket(row)
+
+
+async def tickets_of(
+    conn: AsyncConnection, customer_id: str, page: int, page_size: int
+) -> tuple[list[Ticket], int]:
+    """The customer's tickets, newest first."""
+    total = int(
+        await conn.scalar(
+            select(func.count()).select_from(tickets).where(tickets.c.customer_id == customer_id)
+        )
+        or 0
+    )
+    rows = await conn.execute(
+        select(tickets)
+        .where(tickets.c.customer_id == customer_id)
+        .order_by(tickets.c.issued_at.desc(), tickets.c.id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    return [_ticket(row) for row in rows], total
+
+
+async def checkin_counts(conn: AsyncConnection, session_id: str) -> tuple[int, int]:
+    """(valid tickets, of which checked in) of the session."""
+    row = (await conn.execute(CHECKIN_COUNTS, {"session": session_id})).one()
+    return int(row.issued or 0), int(row.checked_in or 0)
 
 
 async def store_owner(conn: AsyncConnection, store_id: str) -> tuple[bool, str | None]:
@@ -259,3 +351,7 @@ SESSIONS = (
     .order_by(sessions.c.event_id, sessions.c.starts_at)
 )
 SESSION = select(sessions).where(sessions.c.id == bindparam("session"))
+TICKET = select(tickets).where(tickets.c.id == bindparam("ticket"))
+CHECKIN_COUNTS = select(
+    func.count().label("issued"), func.count(tickets.c.checked_in_at).label("checked_in")
+).where(tickets.c.session_id == bindparam("session"), tickets.c.state == VALID)
