@@ -341,6 +341,14 @@ async def test_paid_places_become_tickets_checked_in_once(api: Any) -> None:
     _, _, other_session = await on_sale(api)
     api.problem(await scan(code, session=other_session), 403)  # another seller's door
 
+    async def mailed() -> list[dict[str, Any]] | None:
+        found = (await api.client.get("/api/notifications", headers=buyer.headers)).json()
+        mails = [m for m in found["items"] if m["subject"].startswith("Your ticket")]
+        return mails if len(mails) == 2 else None
+
+    mails = await api.eventually(mailed, what="an email per ticket")
+    assert any(ticket["code"] in mail["body"] for mail in mails)
+
     counts = await api.client.get(f"/api/sessions/{session_id}/checkins", headers=seller.headers)
     assert counts.json() == {"session_id": session_id, "tickets": 2, "checked_in": 1}
     keys = (await api.client.get("/api/tickets/keys")).json()["keys"]

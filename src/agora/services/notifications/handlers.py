@@ -1,4 +1,5 @@
-"""Notifications: a welcome email for every new account, an email for every order outcome."""
+"""Notifications: a welcome email for every new account, an email for every order outcome and
+every ticket issued."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row, func, select
 
 from agora.auth import Principal, may_read
-from agora.contracts import identity, orders
+from agora.contracts import identity, orders, ticketing
 from agora.messaging import Database, Event, Handler, new_id, utcnow
 from agora.services.notifications.mail import Mail
 from agora.services.notifications.repository import NewMessage, NotificationsUnitOfWork
@@ -78,7 +79,23 @@ class NotificationHandlers:
             orders.OrderConfirmed: self.on_order_outcome,
             orders.OrderCancelled: self.on_order_outcome,
             orders.OrderExpired: self.on_order_outcome,
+            ticketing.TicketIssued: self.on_ticket_issued,
         }
+
+    async def on_ticket_issued(
+        self, event: ticketing.TicketIssued, uow: NotificationsUnitOfWork
+    ) -> None:
+        address = await uow.addresses.address_of(event.customer_id)
+        place = f"seat {event.seat_id}" if event.seat_id else f"a place in {event.area_id}"
+        mail = Mail(
+            address or recipient_for(event.customer_id),
+            f"Your ticket: {place}",
+            f"Your ticket {event.ticket_id} ({event.category}, {place}) for session "
+            f"{event.session_id} of order {event.order_id}.\n\n"
+            f"Show its QR code at the door: /api/tickets/{event.ticket_id}/qr.svg (or .png).\n"
+            f"The code it carries, should a scanner ask for it:\n{event.code}\n",
+        )
+        await self._queue(uow, event, event.customer_id, event.order_id, mail)
 
     async def on_order_outcome(
         self,
