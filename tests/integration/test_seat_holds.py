@@ -336,3 +336,31 @@ async def test_an_order_of_places_alone_expires(inventory: Inventory) -> None:
         # The sweeper compares with the real clock: the hold (in 2026-12-01) is long past.
         assert await announce_expired_holds(unit) == ["o1"]  # type: ignore[arg-type]
         assert await announce_expired_holds(unit) == []  # type: ignore[arg-type]
+
+
+async def test_a_hold_ends_once_expired_then_confirmed_or_confirmed_then_expired(
+    inventory: Inventory,
+) -> None:
+    """The race of a hold's expiry with its payment, as inventory sees it: whichever end comes
+    first decides; the other changes nothing (orders never sends both, and payments refunds a
+    charge that lands after the expiry)."""
+    await inventory.apply(opened())
+    await inventory.apply(placed("late", seats("main-A-1")))
+    await inventory.apply(placed("paid", seats("main-A-2")))
+    confirm = orders.OrderConfirmed
+    expire = orders.OrderExpired
+
+    await inventory.apply(expire(order_id="late", customer_id="buyer-1"))
+    assert (
+        await inventory.apply(
+            confirm(order_id="late", customer_id="buyer-1", total=0, currency="EUR")
+        )
+        == []
+    )
+    await inventory.apply(confirm(order_id="paid", customer_id="buyer-1", total=0, currency="EUR"))
+    assert await inventory.apply(expire(order_id="paid", customer_id="buyer-1")) == []
+
+    states = await inventory.seat_states("s1")
+    assert (states["main-A-1"], states["main-A-2"]) == ("FREE", "SOLD")
+    [again] = await inventory.apply(placed("next", seats("main-A-1")))
+    assert isinstance(again, StockReserved)

@@ -11,7 +11,7 @@ import segno
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, StringConstraints
 
-from agora.auth import CurrentUser, SellerOrAdmin
+from agora.auth import AUTHORIZE, CurrentUser, SellerOrAdmin
 from agora.contracts.types import RequestModel
 from agora.services.ticketing import tickets
 from agora.services.ticketing.deps import TicketingServiceDep
@@ -23,8 +23,8 @@ __all__ = ["build_router"]
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     described = {
-        401: "Not logged in",
-        403: "Not the event's seller (nor an admin)",
+        **{code: value["description"] for code, value in AUTHORIZE.items()},
+        403: "Not the event's seller (nor an admin), or a role that may not do this",
         404: "No such ticket or session, or not yours",
         409: "The ticket was checked in before (the body says when and where)",
         422: "Not a ticket code we signed, or of another session",
@@ -109,7 +109,12 @@ def qr(code: str, kind: Literal["svg", "png"]) -> bytes:
 def build_router() -> APIRouter:
     router = APIRouter(tags=["tickets"])
 
-    @router.get("/api/tickets", response_model=TicketsOut, summary="My tickets, newest first")
+    @router.get(
+        "/api/tickets",
+        response_model=TicketsOut,
+        summary="My tickets, newest first",
+        responses=_problems(401, 403),
+    )
     async def my_tickets(
         service: TicketingServiceDep, caller: CurrentUser, page: Page = 1, page_size: PageSize = 20
     ) -> TicketsOut:
@@ -130,7 +135,7 @@ def build_router() -> APIRouter:
         "/api/tickets/{ticket_id}",
         response_model=TicketOut,
         summary="A ticket (its buyer, the event's seller, admins)",
-        responses=_problems(401, 404),
+        responses=_problems(401, 403, 404),
     )
     async def get_ticket(
         service: TicketingServiceDep, ticket_id: Id, caller: CurrentUser
@@ -158,7 +163,7 @@ def build_router() -> APIRouter:
             methods=["GET"],
             summary=f"A ticket's QR code ({kind.upper()})",
             response_class=Response,
-            responses={200: {"content": {media_type: {}}}, **_problems(401, 404)},
+            responses={200: {"content": {media_type: {}}}, **_problems(401, 403, 404)},
         )
 
     @router.post(
@@ -183,7 +188,7 @@ def build_router() -> APIRouter:
         "/api/sessions/{session_id}/checkins",
         response_model=CheckInsOut,
         summary="How many of a session's tickets are checked in (its seller, admins)",
-        responses=_problems(401, 404),
+        responses=_problems(401, 403, 404),
     )
     async def checkins(
         service: TicketingServiceDep, session_id: Id, caller: SellerOrAdmin
