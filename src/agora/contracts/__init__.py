@@ -21,6 +21,7 @@ __all__ = [
 ALL_EVENTS: tuple[type[Event], ...] = (
     identity.UserRegistered,
     identity.PlanChanged,
+    identity.UserProfileChanged,
     catalog.ProductListed,
     catalog.PriceChanged,
     catalog.ListingChanged,

@@ -93,6 +93,7 @@ class TicketIssued(_TicketEvent):
     category: str
     seat_id: str | None = None
     area_id: str | None = None
+    attendee: str | None = None
     code: str
 
 

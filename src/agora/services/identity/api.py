@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Request, Response
-from pydantic import AfterValidator, BaseModel, StringConstraints
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from agora.auth import AUTHORIZE, Admin, CurrentUser, Plan, Role, client_ip
 from agora.contracts.types import RequestModel
@@ -17,6 +17,7 @@ from agora.services.identity.domain import (
     EMAIL_MAX_LENGTH,
     PASSWORD_MAX_LENGTH,
     PASSWORD_MIN_LENGTH,
+    Profile,
     User,
     is_valid_email,
     normalise_email,
@@ -88,6 +89,27 @@ class UserOut(BaseModel):
 
 class PlanIn(RequestModel):
     plan: Plan
+
+
+Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+
+
+class ProfileIn(RequestModel):
+    """The whole profile: a field left out is cleared."""
+
+    name: Text200 | None = Field(None, description="Printed on tickets")
+    phone: Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()./-]{3,40}$")] | None = None
+    address: Annotated[str, StringConstraints(min_length=1, max_length=500)] | None = None
+
+
+class ProfileOut(BaseModel):
+    name: str | None
+    phone: str | None
+    address: str | None
+
+    @classmethod
+    def of(cls, profile: Profile) -> ProfileOut:
+        return cls(name=profile.name, phone=profile.phone, address=profile.address)
 
 
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
@@ -218,6 +240,34 @@ def build_router() -> APIRouter:
     async def me(identity: IdentityHandlersDep, principal: CurrentUser) -> UserOut:
         try:
             return UserOut.of(await identity.user(principal.user_id))
+        except handlers.UserNotFound:
+            raise user_not_found(principal.user_id) from None
+
+    @router.get(
+        "/api/auth/me/profile",
+        response_model=ProfileOut,
+        summary="The caller's profile (name for tickets, phone, postal address)",
+        responses=AUTHORIZE,
+    )
+    async def my_profile(identity: IdentityHandlersDep, principal: CurrentUser) -> ProfileOut:
+        try:
+            return ProfileOut.of(await identity.profile(principal.user_id))
+        except handlers.UserNotFound:
+            raise user_not_found(principal.user_id) from None
+
+    @router.put(
+        "/api/auth/me/profile",
+        response_model=ProfileOut,
+        summary="Replace the caller's profile",
+        description="Tickets issued from now on carry the name.",
+        responses={**AUTHORIZE, **_problems(422)},
+    )
+    async def change_my_profile(
+        identity: IdentityHandlersDep, principal: CurrentUser, body: ProfileIn
+    ) -> ProfileOut:
+        profile = Profile(name=body.name, phone=body.phone, address=body.address)
+        try:
+            return ProfileOut.of(await identity.change_profile(principal.user_id, profile))
         except handlers.UserNotFound:
             raise user_not_found(principal.user_id) from None
 

@@ -18,6 +18,7 @@ __all__ = [
     "PASSWORD_MAX_LENGTH",
     "PASSWORD_MIN_LENGTH",
     "Lifetimes",
+    "Profile",
     "ThrottleLimits",
     "User",
     "hash_refresh_token",
@@ -55,6 +56,13 @@ class User:
     role: Role
     plan: Plan
     created_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Profile:
+    name: str | None = None
+    phone: str | None = None
+    address: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -11,10 +11,11 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from agora.auth import Plan, Role, SigningKey, issue_access_token
-from agora.contracts.identity import PlanChanged, UserRegistered
+from agora.contracts.identity import PlanChanged, UserProfileChanged, UserRegistered
 from agora.messaging import new_id, utcnow
 from agora.services.identity.domain import (
     Lifetimes,
+    Profile,
     ThrottleLimits,
     User,
     hash_refresh_token,
@@ -129,6 +130,30 @@ class IdentityHandlers:
         if user is None:
             raise UserNotFound(f"no user {user_id}")
         return user
+
+    async def profile(self, user_id: str) -> Profile:
+        async with self._read() as read:
+            if await read.users.user(user_id) is None:
+                raise UserNotFound(f"no user {user_id}")
+            return await read.users.profile(user_id)
+
+    async def change_profile(self, user_id: str, profile: Profile) -> Profile:
+        """Replace the user's profile (UserProfileChanged; nothing when it is unchanged)."""
+        async with self._unit_of_work() as uow:
+            if await uow.users.user(user_id) is None:
+                raise UserNotFound(f"no user {user_id}")
+            if await uow.users.profile(user_id) == profile:
+                return profile
+            await uow.users.save_profile(user_id, profile, utcnow())
+            uow.emit(
+                UserProfileChanged(
+                    user_id=user_id,
+                    name=profile.name,
+                    phone=profile.phone,
+                    address=profile.address,
+                )
+            )
+        return profile
 
     async def change_plan(self, user_id: str, plan: Plan) -> User:
         """Put the user on `plan` (PlanChanged; nothing when it is the plan already). Access

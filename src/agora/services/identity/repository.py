@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.auth import Plan
 from agora.messaging import Database, UnitOfWork
-from agora.services.identity.domain import User
-from agora.services.identity.store import login_attempts, refresh_tokens, sessions, users
+from agora.services.identity.domain import Profile, User
+from agora.services.identity.store import login_attempts, profiles, refresh_tokens, sessions, users
 
 __all__ = [
     "Account",
@@ -73,6 +73,23 @@ class UsersRepository:
                 plan=user.plan,
                 created_at=user.created_at,
                 updated_at=user.created_at,
+            )
+        )
+
+    async def profile(self, user_id: str) -> Profile:
+        """The user's profile (empty if they never gave one)."""
+        row = (await self._conn.execute(PROFILE_OF, {"user": user_id})).first()
+        return Profile() if row is None else Profile(row.name, row.phone, row.address)
+
+    async def save_profile(self, user_id: str, profile: Profile, at: datetime) -> None:
+        await self._conn.execute(delete(profiles).where(profiles.c.user_id == user_id))
+        await self._conn.execute(
+            insert(profiles).values(
+                user_id=user_id,
+                name=profile.name,
+                phone=profile.phone,
+                address=profile.address,
+                updated_at=at,
             )
         )
 
@@ -239,4 +256,8 @@ ATTEMPTS_SINCE = select(login_attempts.c.attempted_at).where(
     login_attempts.c.subject == bindparam("subject"),
     login_attempts.c.attempted_at > bindparam("since"),
     login_attempts.c.id != bindparam("excluding"),
+)
+
+PROFILE_OF = select(profiles.c.name, profiles.c.phone, profiles.c.address).where(
+    profiles.c.user_id == bindparam("user")
 )

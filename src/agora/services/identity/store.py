@@ -31,6 +31,17 @@ users = Table(
     Column("updated_at", UtcDateTime, nullable=False),
 )
 
+# What a user tells about themselves, for tickets and deliveries; every field optional.
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("user_id", String(36), ForeignKey("users.id"), primary_key=True),
+    Column("name", String(200), nullable=True),
+    Column("phone", String(40), nullable=True),
+    Column("address", String(500), nullable=True),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
 signing_keys = Table(
     "signing_keys",
     metadata,

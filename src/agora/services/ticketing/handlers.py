@@ -7,7 +7,7 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 
 from agora.auth import Principal, may_manage
-from agora.contracts import catalog, orders
+from agora.contracts import catalog, identity, orders
 from agora.contracts.seating import SeatingPlan
 from agora.contracts.ticketing import (
     EventScheduled,
@@ -31,7 +31,7 @@ from agora.services.ticketing.domain import (
 from agora.services.ticketing.repository import TicketingUnitOfWork
 from agora.services.ticketing.store import Event as TicketedEvent
 from agora.services.ticketing.store import Session, Venue
-from agora.services.ticketing.tickets import on_order_confirmed
+from agora.services.ticketing.tickets import on_order_confirmed, on_profile_changed
 
 __all__ = [
     "HANDLERS",
@@ -57,6 +57,7 @@ async def on_store_opened(event: catalog.StoreOpened, uow: TicketingUnitOfWork) 
 HANDLERS: Mapping[type[Event], Handler[TicketingUnitOfWork]] = {
     catalog.StoreOpened: on_store_opened,
     orders.OrderConfirmed: on_order_confirmed,
+    identity.UserProfileChanged: on_profile_changed,
 }
 
 

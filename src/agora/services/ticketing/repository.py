@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.auth.keys import SigningKey
@@ -16,6 +16,7 @@ from agora.services.ticketing.store import (
     Session,
     Ticket,
     Venue,
+    attendees,
     events,
     price_categories,
     sessions,
@@ -144,6 +145,7 @@ class TicketingRepository:
             "area_id": ticket.area_id,
             "price": ticket.price,
             "currency": ticket.currency,
+            "attendee": ticket.attendee,
             "code": ticket.code,
             "state": ticket.state,
             "issued_at": ticket.issued_at,
@@ -154,6 +156,16 @@ class TicketingRepository:
             insert_new(tickets, self._conn.dialect.name, tickets.c.id), values
         )
         return result.first() is not None
+
+    async def set_attendee(self, customer_id: str, name: str | None) -> None:
+        await self._conn.execute(delete(attendees).where(attendees.c.customer_id == customer_id))
+        await self._conn.execute(insert(attendees).values(customer_id=customer_id, name=name))
+
+    async def attendee(self, customer_id: str) -> str | None:
+        name: str | None = await self._conn.scalar(
+            select(attendees.c.name).where(attendees.c.customer_id == customer_id)
+        )
+        return name
 
     async def ticket(self, ticket_id: str) -> Ticket | None:
         return await store.ticket_by_id(self._conn, ticket_id)

@@ -95,6 +95,14 @@ sessions = Table(
 )
 Index("ix_sessions_event", sessions.c.event_id, sessions.c.starts_at)
 
+# The names buyers gave in their profiles (identity's UserProfileChanged), printed on tickets.
+attendees = Table(
+    "attendees",
+    metadata,
+    Column("customer_id", String, primary_key=True),
+    Column("name", String(200), nullable=True),
+)
+
 ticket_keys = Table(
     "ticket_keys",
     metadata,
@@ -119,6 +127,7 @@ tickets = Table(
     Column("area_id", String, nullable=True),
     Column("price", DecimalText, nullable=False),
     Column("currency", String(3), nullable=False),
+    Column("attendee", String(200), nullable=True),
     Column("code", Text, nullable=False),
     Column("state", String(10), nullable=False),
     Column("issued_at", UtcDateTime, nullable=False),
@@ -188,6 +197,7 @@ class Ticket:
     area_id: str | None
     price: Decimal
     currency: str
+    attendee: str | None
     code: str
     state: str
     issued_at: dt.datetime

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 from agora.auth import Principal, may_manage, may_read
 from agora.auth.keys import SigningKey
+from agora.contracts.identity import UserProfileChanged
 from agora.contracts.orders import OrderConfirmed
 from agora.contracts.ticketing import TicketCheckedIn, TicketIssued
 from agora.messaging import Database, new_id, utcnow
@@ -29,6 +30,7 @@ __all__ = [
     "checkins_of",
     "ensure_signing_key",
     "on_order_confirmed",
+    "on_profile_changed",
     "read_ticket",
     "signing_key_set",
     "tickets_of",
@@ -73,6 +75,11 @@ async def ensure_signing_key(uow: TicketingUnitOfWork, clock: Clock = utcnow) ->
         await uow.ticketing.add_signing_key(SigningKey.generate(), clock())
 
 
+async def on_profile_changed(event: UserProfileChanged, uow: TicketingUnitOfWork) -> None:
+    """The name tickets issued from now on carry (tickets issued before keep theirs)."""
+    await uow.ticketing.set_attendee(event.user_id, event.name)
+
+
 async def on_order_confirmed(event: OrderConfirmed, uow: TicketingUnitOfWork) -> None:
     """One ticket per paid place, each with a signed code."""
     if not event.places:
@@ -82,6 +89,7 @@ async def on_order_confirmed(event: OrderConfirmed, uow: TicketingUnitOfWork) ->
         await ensure_signing_key(uow)
         keys = await uow.ticketing.signing_keys()
     key = keys[-1]
+    attendee = await uow.ticketing.attendee(event.customer_id)
     now = utcnow()
     for place_no, place in enumerate(event.places):
         session = await uow.ticketing.session(place.session_id)
@@ -102,6 +110,7 @@ async def on_order_confirmed(event: OrderConfirmed, uow: TicketingUnitOfWork) ->
             area_id=place.area_id,
             price=place.price,
             currency=event.currency,
+            attendee=attendee,
             code=code,
             state=VALID,
             issued_at=now,
@@ -119,6 +128,7 @@ async def on_order_confirmed(event: OrderConfirmed, uow: TicketingUnitOfWork) ->
                     category=place.category,
                     seat_id=place.seat_id,
                     area_id=place.area_id,
+                    attendee=attendee,
                     code=code,
                 )
             )

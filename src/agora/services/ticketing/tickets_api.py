@@ -45,6 +45,7 @@ class TicketOut(BaseModel):
     area_id: str | None
     price: str
     currency: str
+    attendee: str | None = Field(description="The buyer's name when the ticket was issued")
     state: Literal["VALID", "CANCELLED"]
     code: str = Field(description="What the QR code carries: a signed JWT (docs/ticketing.md)")
     issued_at: dt.datetime
@@ -63,6 +64,7 @@ class TicketOut(BaseModel):
             area_id=ticket.area_id,
             price=str(ticket.price),
             currency=ticket.currency,
+            attendee=ticket.attendee,
             state="VALID" if ticket.state == "VALID" else "CANCELLED",
             code=ticket.code,
             issued_at=ticket.issued_at,

@@ -1,4 +1,4 @@
-"""tickets and the keys that sign their codes
+"""tickets, the keys that sign their codes, and the attendees' names
 
 Revision ID: 0002
 Revises: 0001
@@ -20,6 +20,12 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
+        "attendees",
+        sa.Column("customer_id", sa.String(), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=True),
+        sa.PrimaryKeyConstraint("customer_id"),
+    )
+    op.create_table(
         "ticket_keys",
         sa.Column("kid", sa.String(), nullable=False),
         sa.Column("private_pem", sa.LargeBinary(), nullable=False),
@@ -39,6 +45,7 @@ def upgrade() -> None:
         sa.Column("area_id", sa.String(), nullable=True),
         sa.Column("price", agora.messaging.sql.DecimalText(), nullable=False),
         sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("attendee", sa.String(length=200), nullable=True),
         sa.Column("code", sa.Text(), nullable=False),
         sa.Column("state", sa.String(length=10), nullable=False),
         sa.Column("issued_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=False),
@@ -58,3 +65,4 @@ def downgrade() -> None:
         batch_op.drop_index("ix_tickets_customer")
     op.drop_table("tickets")
     op.drop_table("ticket_keys")
+    op.drop_table("attendees")
