@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
 
 from agora.messaging import Infrastructure, Service
 from agora.services.spec import ServiceContext
 from agora.services.ticketing import store
 from agora.services.ticketing.handlers import HANDLERS
 from agora.services.ticketing.repository import TicketingUnitOfWork
+from agora.services.ticketing.seed import seed_ticketing
 
 
 class TicketingService(Service):
@@ -21,6 +25,11 @@ class TicketingService(Service):
 
     def unit_of_work(self) -> TicketingUnitOfWork:
         return self.platform.unit_of_work(TicketingUnitOfWork)
+
+    async def start(self) -> None:
+        with contextlib.suppress(IntegrityError):  # another replica seeded it meanwhile
+            async with self.unit_of_work() as uow:
+                await seed_ticketing(uow)
 
 
 def bootstrap(context: ServiceContext) -> TicketingService:
