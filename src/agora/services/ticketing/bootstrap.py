@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
+
+from sqlalchemy.exc import IntegrityError
 
 from agora.messaging import Infrastructure, Service
 from agora.services.spec import ServiceContext
 from agora.services.ticketing import store
 from agora.services.ticketing.handlers import HANDLERS
 from agora.services.ticketing.repository import TicketingUnitOfWork
+from agora.services.ticketing.seed import seed_ticketing
 from agora.services.ticketing.tickets import ensure_signing_key
 
 
@@ -26,6 +30,9 @@ class TicketingService(Service):
     async def start(self) -> None:
         async with self.unit_of_work() as uow:
             await ensure_signing_key(uow)
+        with contextlib.suppress(IntegrityError):  # another replica seeded it meanwhile
+            async with self.unit_of_work() as uow:
+                await seed_ticketing(uow)
 
 
 def bootstrap(context: ServiceContext) -> TicketingService:
