@@ -299,6 +299,18 @@ async def tickets_of(api: Any, buyer: Session, count: int) -> list[dict[str, Any
 async def test_paid_places_become_tickets_checked_in_once(api: Any) -> None:
     seller, _, session_id = await on_sale(api)
     buyer = await register_and_login(api.client)
+    profile = {"name": "Ada Lovelace", "phone": "+44 20 7946 0958"}
+    changed = await api.client.put("/api/auth/me/profile", json=profile, headers=buyer.headers)
+    assert changed.json() == {**profile, "address": None}, changed.text
+    assert (await api.client.get("/api/auth/me/profile", headers=buyer.headers)).json() == (
+        changed.json()
+    )
+    bad_phone = await api.client.put(
+        "/api/auth/me/profile", json={"phone": "call me"}, headers=buyer.headers
+    )
+    api.problem(bad_phone, 422, "validation-error")
+
+    # The profile reaches ticketing in one hop; the order's confirmation, four hops later.
     placed = await order(
         api, buyer, tickets=[{"session_id": session_id, "seat_ids": ["main-C-1", "main-C-2"]}]
     )
@@ -307,6 +319,7 @@ async def test_paid_places_become_tickets_checked_in_once(api: Any) -> None:
     tickets = await tickets_of(api, buyer, 2)
     assert sorted(t["seat_id"] for t in tickets) == ["main-C-1", "main-C-2"]
     assert {t["price"] for t in tickets} == {"30.00"}
+    assert {t["attendee"] for t in tickets} == {"Ada Lovelace"}
     ticket = tickets[0]
     svg = await api.client.get(f"/api/tickets/{ticket['id']}/qr.svg", headers=buyer.headers)
     assert svg.status_code == 200
