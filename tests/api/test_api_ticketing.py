@@ -148,7 +148,12 @@ async def test_an_event_prices_every_category_of_its_venue(api: Any) -> None:
     made = await schedule(api, seller, store_id, venue_id)
     assert made.status_code == 201, made.text
     event = made.json()
-    assert event["sessions"][0]["sales"] == {"open": False, "opens_at": None, "closes_at": None}
+    assert event["sessions"][0]["sales"] == {
+        "open": False,
+        "opens_at": None,
+        "closes_at": None,
+        "cancelled_at": None,
+    }
     listed = (
         await api.client.get("/api/events", params={"q": "tragedy", "store": store_id})
     ).json()
@@ -367,3 +372,120 @@ async def test_paid_places_become_tickets_checked_in_once(api: Any) -> None:
     keys = (await api.client.get("/api/tickets/keys")).json()["keys"]
     assert keys
     assert all("d" not in key for key in keys)  # public halves only
+
+
+async def seat_state(api: Any, session_id: str, seat_id: str) -> str:
+    return str((await api.client.get(f"/api/sessions/{session_id}/seats")).json()["seats"][seat_id])
+
+
+async def test_a_cancelled_ticket_is_refunded_and_its_seat_sold_again(api: Any) -> None:
+    seller, _, session_id = await on_sale(api)
+    buyer = await register_and_login(api.client)
+    placed = await order(
+        api, buyer, tickets=[{"session_id": session_id, "seat_ids": ["main-D-1", "main-D-2"]}]
+    )
+    order_id = placed.json()["id"]
+    assert (await final(api, buyer, order_id))["status"] == "CONFIRMED"
+    first, second = sorted(await tickets_of(api, buyer, 2), key=lambda t: str(t["seat_id"]))
+
+    stranger = await register_and_login(api.client)
+    theirs = await api.client.post(f"/api/tickets/{first['id']}/cancel", headers=stranger.headers)
+    api.problem(theirs, 404, "ticket-not-found")
+    gone = await api.client.post(f"/api/tickets/{first['id']}/cancel", headers=buyer.headers)
+    assert gone.status_code == 200, gone.text
+    assert gone.json()["state"] == "CANCELLED"
+    again = await api.client.post(f"/api/tickets/{first['id']}/cancel", headers=buyer.headers)
+    api.problem(again, 409, "ticket-not-cancellable")
+    door = await api.client.post(
+        "/api/checkins",
+        json={"code": first["code"], "session_id": session_id},
+        headers=seller.headers,
+    )
+    api.problem(door, 422, "invalid-ticket-code")
+
+    async def refunded() -> dict[str, Any] | None:
+        payment = (await api.client.get(f"/api/payments/{order_id}", headers=buyer.headers)).json()
+        return payment if payment["refunded"] == "30.00" else None
+
+    payment = await api.eventually(refunded, what="the ticket's price to be refunded")
+    assert payment["amount"] == "60.00"
+    assert payment["state"] == "SUCCEEDED"  # the rest stays charged
+
+    async def free_again() -> bool | None:
+        return await seat_state(api, session_id, "main-D-1") == "available" or None
+
+    await api.eventually(free_again, what="the seat to go back on sale")
+    assert await seat_state(api, session_id, "main-D-2") == "sold"
+    other = await register_and_login(api.client)
+    resold = await order(api, other, tickets=[{"session_id": session_id, "seat_ids": ["main-D-1"]}])
+    assert (await final(api, other, resold.json()["id"]))["status"] == "CONFIRMED"
+    assert second["state"] == "VALID"
+
+
+async def test_cancelling_is_refused_past_the_organizers_deadline(api: Any) -> None:
+    seller = await register_and_login(api.client, "seller")
+    store_id = await open_store(api, seller)
+
+    async def known() -> Any:
+        made = await venue(api, seller, store_id)
+        return made if made.status_code == 201 else None
+
+    venue_id = (await api.eventually(known, what="ticketing to learn of the store")).json()["id"]
+    event = await schedule(api, seller, store_id, venue_id, cancel_until_hours=24 * 60)
+    session_id = event.json()["sessions"][0]["id"]
+    await api.client.post(f"/api/sessions/{session_id}/sales", headers=seller.headers)
+    buyer = await register_and_login(api.client)
+
+    async def held() -> Any:
+        placed = await order(
+            api, buyer, tickets=[{"session_id": session_id, "category": "standard", "quantity": 1}]
+        )
+        return placed if placed.status_code == 202 else None
+
+    placed = await api.eventually(held, what="orders to learn that sales opened")
+    assert (await final(api, buyer, placed.json()["id"]))["status"] == "CONFIRMED"
+    [ticket] = await tickets_of(api, buyer, 1)
+    late = await api.client.post(f"/api/tickets/{ticket['id']}/cancel", headers=buyer.headers)
+    assert "until" in api.problem(late, 409, "ticket-not-cancellable")["detail"]
+
+
+async def test_a_cancelled_session_refunds_every_ticket(api: Any) -> None:
+    seller, _, session_id = await on_sale(api)
+    buyers = [await register_and_login(api.client) for _ in range(2)]
+    order_ids = []
+    for buyer in buyers:
+        placed = await order(
+            api, buyer, tickets=[{"session_id": session_id, "category": "standard", "quantity": 2}]
+        )
+        order_ids.append(placed.json()["id"])
+        assert (await final(api, buyer, placed.json()["id"]))["status"] == "CONFIRMED"
+        await tickets_of(api, buyer, 2)
+
+    called_off = await api.client.post(f"/api/sessions/{session_id}/cancel", headers=seller.headers)
+    assert called_off.status_code == 200, called_off.text
+    assert called_off.json()["tickets_cancelled"] == 4
+    assert called_off.json()["session"]["sales"]["cancelled_at"] is not None
+    reopen = await api.client.post(f"/api/sessions/{session_id}/sales", headers=seller.headers)
+    api.problem(reopen, 422, "invalid-event")
+
+    for buyer in buyers:
+        states = {t["state"] for t in await tickets_of(api, buyer, 2)}
+        assert states == {"CANCELLED"}
+
+        async def mailed(who: Session = buyer) -> list[dict[str, Any]] | None:
+            found = (await api.client.get("/api/notifications", headers=who.headers)).json()
+            mails = [m for m in found["items"] if "cancelled" in m["subject"]]
+            return mails if len(mails) == 2 else None
+
+        await api.eventually(mailed, what="a cancellation email per ticket")
+    for buyer, order_id in zip(buyers, order_ids, strict=True):
+
+        async def refunded(who: Session = buyer, of: str = order_id) -> bool | None:
+            payment = (await api.client.get(f"/api/payments/{of}", headers=who.headers)).json()
+            return payment["refunded"] == payment["amount"] == "60.00" or None
+
+        await api.eventually(refunded, what="both tickets' prices refunded")
+    late = await order(
+        api, buyers[0], tickets=[{"session_id": session_id, "category": "standard", "quantity": 1}]
+    )
+    api.problem(late, 409, "sales-not-open")

@@ -364,3 +364,40 @@ async def test_a_hold_ends_once_expired_then_confirmed_or_confirmed_then_expired
     assert (states["main-A-1"], states["main-A-2"]) == ("FREE", "SOLD")
     [again] = await inventory.apply(placed("next", seats("main-A-1")))
     assert isinstance(again, StockReserved)
+
+
+async def test_a_cancelled_tickets_place_goes_back_on_sale(inventory: Inventory) -> None:
+    await inventory.apply(opened())
+    await inventory.apply(placed("o1", seats("main-B-1", "main-B-2"), best(3, "standing")))
+    await inventory.apply(
+        orders.OrderConfirmed(order_id="o1", customer_id="buyer-1", total=0, currency="EUR")
+    )
+
+    def cancelled(**place: str) -> ticketing.TicketCancelled:
+        return ticketing.TicketCancelled(
+            ticket_id=f"t-{place}",
+            order_id="o1",
+            customer_id="buyer-1",
+            session_id="s1",
+            category="standing" if "area_id" in place else "stalls",
+            price=Decimal("10"),
+            currency="EUR",
+            reason="cancelled by the buyer",
+            **place,
+        )
+
+    version = await inventory.version("s1")
+    await inventory.apply(cancelled(seat_id="main-B-1"))
+    await inventory.apply(cancelled(area_id="pit"))
+    await inventory.apply(cancelled(seat_id="main-C-6"))  # not this order's: nothing
+
+    states = await inventory.seat_states("s1")
+    assert (states["main-B-1"], states["main-B-2"], states["main-C-6"]) == ("FREE", "SOLD", "FREE")
+    async with inventory.db.read() as conn:
+        pit = (await conn.execute(select(store.areas))).one()
+        rows = {r.row_key: r.free for r in await conn.execute(select(store.seat_rows))}
+    assert pit.available == 5 - 3 + 1
+    assert rows["main/B"] == 6 - 1
+    assert await inventory.version("s1") == version + 2
+    [again] = await inventory.apply(placed("o2", seats("main-B-1")))
+    assert isinstance(again, StockReserved)

@@ -14,14 +14,14 @@ from typing import Any, Protocol
 
 import pytest
 
-from agora.contracts import orders
+from agora.contracts import orders, ticketing
 from agora.contracts.payments import PaymentFailed, PaymentSucceeded, RefundIssued
 from agora.messaging import Event, new_id, utcnow
 from agora.messaging.sql import Database, sqlite_url
 from agora.services.payments import store
 from agora.services.payments.handlers import PaymentsHandlers
 from agora.services.payments.provider import Charge, MockCardProvider
-from agora.services.payments.repository import DuePayment, PaymentsRepository
+from agora.services.payments.repository import DuePayment, DueRefund, PaymentsRepository
 from agora.services.payments.store import (
     CHARGING,
     FAILED,
@@ -39,9 +39,77 @@ REQUEST_ID = "request-envelope-1"
 class InMemoryPayments:
     """`PaymentsRepository`'s twin: the same answers, kept in dicts."""
 
-    def __init__(self, rows: dict[str, dict[str, Any]], tries: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        rows: dict[str, dict[str, Any]],
+        tries: list[dict[str, Any]],
+        parts: dict[str, dict[str, Any]] | None = None,
+    ) -> None:
         self._rows = rows  # by payment id
         self._tries = tries
+        self._parts = {} if parts is None else parts  # partial refunds, by key
+
+    async def refund_part(
+        self, order_id: str, key: str, amount: Any, requested_by: str, now: dt.datetime
+    ) -> bool:
+        charged = [
+            row
+            for row in self._rows.values()
+            if row["order_id"] == order_id and row["state"] == "SUCCEEDED" and row["charge_id"]
+        ]
+        if not charged or key in self._parts:
+            return False
+        self._parts[key] = {
+            "id": f"part-{len(self._parts)}",
+            "payment_id": charged[0]["id"],
+            "amount": amount,
+            "requested_by": requested_by,
+            "state": "REFUNDING",
+            "attempts": 0,
+            "next_attempt_at": now,
+        }
+        return True
+
+    async def claim_due_refunds(
+        self, now: dt.datetime, until: dt.datetime, *, limit: int
+    ) -> list[DueRefund]:
+        claimed = []
+        for key, part in self._parts.items():
+            if part["state"] == "REFUNDING" and part["next_attempt_at"] <= now:
+                part["next_attempt_at"] = until
+                payment = self._rows[part["payment_id"]]
+                claimed.append(
+                    DueRefund(
+                        id=part["id"],
+                        payment_id=part["payment_id"],
+                        order_id=payment["order_id"],
+                        key=key,
+                        requested_by=part["requested_by"],
+                        amount=part["amount"],
+                        currency=payment["currency"],
+                        charge_id=payment["charge_id"],
+                        attempts=part["attempts"],
+                    )
+                )
+        return claimed[:limit]
+
+    async def next_due_refund(self) -> dt.datetime | None:
+        due = [p["next_attempt_at"] for p in self._parts.values() if p["state"] == "REFUNDING"]
+        return min(due, default=None)
+
+    async def settle_refund(
+        self,
+        refund_id: str,
+        state: str,
+        *,
+        provider_refund_id: str | None,
+        failure: str | None,
+        attempts: int,
+        next_attempt_at: dt.datetime,
+        now: dt.datetime,
+    ) -> None:
+        (part,) = (p for p in self._parts.values() if p["id"] == refund_id)
+        part.update(state=state, attempts=attempts, next_attempt_at=next_attempt_at)
 
     def _of_order(self, order_id: str) -> dict[str, Any] | None:
         return next((row for row in self._rows.values() if row["order_id"] == order_id), None)
@@ -185,13 +253,15 @@ class Work(Protocol):
 
 class MemoryWork:
     def __init__(self) -> None:
-        self.state: dict[str, Any] = {"payments": {}, "attempts": []}
+        self.state: dict[str, Any] = {"payments": {}, "attempts": [], "parts": {}}
         self.emitted: list[Event] = []
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[Unit]:
         before = copy.deepcopy(self.state)  # a rollback puts it back
-        unit = Unit(InMemoryPayments(self.state["payments"], self.state["attempts"]))
+        unit = Unit(
+            InMemoryPayments(self.state["payments"], self.state["attempts"], self.state["parts"])
+        )
         try:
             yield unit
         except BaseException:
@@ -358,6 +428,42 @@ async def test_an_order_ended_after_its_charge_is_refunded(
             amount=Decimal("12.50"),
             currency="EUR",
         )
+    ]
+
+
+def ticket_cancelled(order_id: str, ticket_id: str, price: str) -> ticketing.TicketCancelled:
+    return ticketing.TicketCancelled(
+        ticket_id=ticket_id,
+        order_id=order_id,
+        customer_id="b",
+        session_id="s",
+        category="standard",
+        seat_id=f"seat-{ticket_id}",
+        price=Decimal(price),
+        currency="EUR",
+        reason="cancelled by the buyer",
+    )
+
+
+async def test_a_cancelled_tickets_price_is_refunded_once_and_the_rest_stays_charged(
+    work: Work, handlers: PaymentsHandlers, wakes: Wakes
+) -> None:
+    await apply(work, handlers.on_payment_requested, requested("o1"))
+    await apply(work, handlers.on_ticket_cancelled, ticket_cancelled("o1", "t0", "5.00"))
+    assert wakes.count == 1, "nothing to refund before the charge"
+    await run(processor(work))
+    work.emitted.clear()
+
+    await apply(work, handlers.on_ticket_cancelled, ticket_cancelled("o1", "t1", "2.50"))
+    await apply(work, handlers.on_ticket_cancelled, ticket_cancelled("o1", "t1", "2.50"))
+    assert wakes.count == 2, "the second cancellation of one ticket refunds nothing"
+    await run(processor(work))
+
+    state, _, tries = await work.payment("o1")
+    assert state == SUCCEEDED
+    assert tries == [("charge", "succeeded"), ("refund", "succeeded")]
+    assert [(e.amount, e.ticket_id) for e in work.emitted] == [  # type: ignore[attr-defined]
+        (Decimal("2.50"), "t1")
     ]
 
 

@@ -31,6 +31,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     ticketing.SalesClosed,
     ticketing.TicketIssued,
     ticketing.TicketCheckedIn,
+    ticketing.TicketCancelled,
     inventory.StockReserved,
     inventory.StockRejected,
     inventory.StockReleased,

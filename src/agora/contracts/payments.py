@@ -27,7 +27,11 @@ class PaymentFailed(_PaymentEvent):
 
 
 class RefundIssued(_PaymentEvent):
+    """Money went back to the buyer: the whole payment, or (`ticket_id` set) one cancelled
+    ticket's price."""
+
     order_id: str
     payment_id: str
     amount: Amount
     currency: Currency
+    ticket_id: str | None = None

@@ -15,6 +15,7 @@ __all__ = [
     "SalesClosed",
     "SalesOpened",
     "ScheduledSession",
+    "TicketCancelled",
     "TicketCheckedIn",
     "TicketIssued",
 ]
@@ -102,3 +103,19 @@ class TicketCheckedIn(_TicketEvent):
     session_id: str
     checked_in_at: datetime
     gate: str | None = None
+
+
+class TicketCancelled(_TicketEvent):
+    """The ticket is void (its buyer cancelled it, or the organizer the session): its price is
+    refunded and its place goes back on sale."""
+
+    ticket_id: str
+    order_id: str
+    customer_id: str
+    session_id: str
+    category: str
+    seat_id: str | None = None
+    area_id: str | None = None
+    price: Amount
+    currency: Currency
+    reason: str

@@ -50,6 +50,7 @@ class InventoryHandlers:
             ticketing.EventScheduled: self.on_event_scheduled,
             ticketing.SalesOpened: self.on_sales_opened,
             ticketing.SalesClosed: self.on_sales_closed,
+            ticketing.TicketCancelled: self.on_ticket_cancelled,
             orders.OrderPlaced: self.on_order_placed,
             orders.OrderConfirmed: self.on_order_confirmed,
             orders.OrderCancelled: self.on_order_ended,
@@ -78,6 +79,9 @@ class InventoryHandlers:
             if isinstance(event, orders.OrderPlaced)
             for line in event.tickets
         }
+        sessions.update(
+            event.session_id for event in events if isinstance(event, ticketing.TicketCancelled)
+        )
         await uow.places.lock(sessions, ending, timeout=self.lock_timeout)
 
     async def on_product_listed(
@@ -98,6 +102,12 @@ class InventoryHandlers:
 
     async def on_sales_closed(self, event: ticketing.SalesClosed, uow: InventoryUnitOfWork) -> None:
         await uow.places.close_sales(event.session_id, event.closes_at)
+
+    async def on_ticket_cancelled(
+        self, event: ticketing.TicketCancelled, uow: InventoryUnitOfWork
+    ) -> None:
+        """The ticket's place goes back on sale."""
+        await uow.places.give_back(event.order_id, event.session_id, event.seat_id, event.area_id)
 
     async def on_order_placed(self, event: orders.OrderPlaced, uow: InventoryUnitOfWork) -> None:
         if event.tickets:

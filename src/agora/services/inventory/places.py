@@ -301,6 +301,42 @@ class PlaceRepository:
             await self._conn.execute(BUMP_VERSION, {"session": session})
         return sessions
 
+    async def give_back(
+        self, order_id: str, session_id: str, seat_id: str | None, area_id: str | None
+    ) -> bool:
+        """A sold place of the order is free again (its ticket was cancelled); False if it was
+        not sold to the order."""
+        if seat_id is not None:
+            ended = await self._conn.execute(
+                GIVE_BACK_SEAT,
+                {"order": order_id, "session": session_id, "place": seat_id, "sold": SOLD},
+            )
+            if ended.rowcount != 1:
+                return False
+            freed = await self._conn.execute(
+                update(seats)
+                .where(seats.c.session_id == session_id, seats.c.seat_id == seat_id)
+                .values(state=FREE, order_id=None)
+                .returning(seats.c.row_key, seats.c.category)
+            )
+            await self._count_free(
+                session_id, Counter((r.row_key, r.category) for r in freed), sign=+1
+            )
+        elif area_id is not None:
+            fewer = await self._conn.execute(
+                GIVE_BACK_AREA_PLACE,
+                {"order": order_id, "session": session_id, "place": area_id, "sold": SOLD},
+            )
+            if fewer.rowcount != 1:
+                return False
+            await self._conn.execute(
+                RETURN_AREA_PLACES, {"session": session_id, "area": area_id, "quantity": 1}
+            )
+        else:
+            return False
+        await self._conn.execute(BUMP_VERSION, {"session": session_id})
+        return True
+
     async def _take_area_places(
         self, session_id: str, area_ids: Sequence[str], quantity: int
     ) -> str | None:
@@ -511,3 +547,18 @@ async def hold_seats(
             order_id, line.session_id, [(seat, SEAT, line) for seat in wanted], expires_at
         )
     return tuple(wanted)
+
+
+THE_SOLD_PLACE = (
+    place_holds.c.order_id == bindparam("order"),
+    place_holds.c.session_id == bindparam("session"),
+    place_holds.c.place_id == bindparam("place"),
+    place_holds.c.state == bindparam("sold"),
+)
+GIVE_BACK_SEAT = update(place_holds).where(*THE_SOLD_PLACE).values(state=RELEASED)
+# An area's places of one order are one row: one place fewer (a row of none stays, counting 0).
+GIVE_BACK_AREA_PLACE = (
+    update(place_holds)
+    .where(*THE_SOLD_PLACE, place_holds.c.quantity >= 1)
+    .values(quantity=place_holds.c.quantity - 1)
+)

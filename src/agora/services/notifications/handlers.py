@@ -80,7 +80,20 @@ class NotificationHandlers:
             orders.OrderCancelled: self.on_order_outcome,
             orders.OrderExpired: self.on_order_outcome,
             ticketing.TicketIssued: self.on_ticket_issued,
+            ticketing.TicketCancelled: self.on_ticket_cancelled,
         }
+
+    async def on_ticket_cancelled(
+        self, event: ticketing.TicketCancelled, uow: NotificationsUnitOfWork
+    ) -> None:
+        address = await uow.addresses.address_of(event.customer_id)
+        mail = Mail(
+            address or recipient_for(event.customer_id),
+            f"Ticket {event.ticket_id} cancelled",
+            f"Your ticket {event.ticket_id} for session {event.session_id} is cancelled: "
+            f"{event.reason}. {event.price} {event.currency} is refunded to your card.",
+        )
+        await self._queue(uow, event, event.customer_id, event.order_id, mail)
 
     async def on_ticket_issued(
         self, event: ticketing.TicketIssued, uow: NotificationsUnitOfWork

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from agora.auth import AUTHORIZE, CurrentUser
 from agora.services.payments import handlers
@@ -27,6 +27,7 @@ class PaymentOut(BaseModel):
     currency: str
     state: str
     failure_reason: str | None
+    refunded: str = Field(description="Refunded so far: all of it, or cancelled tickets' prices")
     attempts: list[AttemptOut]
 
 
@@ -53,6 +54,7 @@ def build_router() -> APIRouter:
             currency=payment.currency,
             state=payment.state,
             failure_reason=payment.failure_reason,
+            refunded=str(payment.refunded),
             attempts=[
                 AttemptOut(kind=a.kind, outcome=a.outcome, detail=a.detail, at=a.at)
                 for a in payment.attempts

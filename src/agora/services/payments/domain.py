@@ -29,6 +29,7 @@ class Payment:
     state: str
     failure_reason: str | None
     attempts: tuple[Attempt, ...]
+    refunded: Decimal = Decimal(0)
 
 
 class PaymentNotFound(NotFound):

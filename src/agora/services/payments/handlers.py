@@ -1,12 +1,13 @@
 """Payments' use cases: take a payment request, charge at the provider (retrying transient
-failures with backoff), refund what an ended order was charged."""
+failures with backoff), refund what an ended order was charged, and a cancelled ticket's
+price."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
 from agora.auth import Principal, may_read
-from agora.contracts import orders
+from agora.contracts import orders, ticketing
 from agora.messaging import Database, Event, Handler, utcnow
 from agora.services.payments.domain import Payment, PaymentNotFound
 from agora.services.payments.repository import PaymentsUnitOfWork
@@ -26,7 +27,17 @@ class PaymentsHandlers:
             orders.PaymentRequested: self.on_payment_requested,
             orders.OrderCancelled: self.on_order_ended,
             orders.OrderExpired: self.on_order_ended,
+            ticketing.TicketCancelled: self.on_ticket_cancelled,
         }
+
+    async def on_ticket_cancelled(
+        self, event: ticketing.TicketCancelled, uow: PaymentsUnitOfWork
+    ) -> None:
+        """The ticket's price goes back, once per ticket, from the order's charged payment."""
+        assert uow.cause is not None
+        key = f"ticket:{event.ticket_id}"
+        if await uow.payments.refund_part(event.order_id, key, event.price, uow.cause.id, utcnow()):
+            uow.after_commit(self._wake_processor)
 
     async def on_payment_requested(
         self, event: orders.PaymentRequested, uow: PaymentsUnitOfWork

@@ -38,8 +38,11 @@ class CardProvider(Protocol):
         """Charge once per idempotency key; raises Declined or ProviderUnavailable."""
         ...
 
-    async def refund(self, idempotency_key: str, charge_id: str) -> str:
-        """Refund a charge in full once per idempotency key; returns the refund's id."""
+    async def refund(
+        self, idempotency_key: str, charge_id: str, amount: Decimal | None = None
+    ) -> str:
+        """Refund `amount` of a charge (all of it if None) once per idempotency key; returns
+        the refund's id. Raises Declined for more than is left to refund."""
         ...
 
 
@@ -50,6 +53,7 @@ class MockCardProvider:
         self._charges: dict[str, Charge] = {}
         self._failures: dict[str, int] = {}
         self._refunds: dict[str, str] = {}
+        self._refunded: dict[str, Decimal] = {}
 
     async def charge(
         self, idempotency_key: str, token: str, amount: Decimal, currency: str
@@ -69,5 +73,16 @@ class MockCardProvider:
         self._charges[idempotency_key] = charge
         return charge
 
-    async def refund(self, idempotency_key: str, charge_id: str) -> str:
+    async def refund(
+        self, idempotency_key: str, charge_id: str, amount: Decimal | None = None
+    ) -> str:
+        if idempotency_key in self._refunds:
+            return self._refunds[idempotency_key]
+        charged = next((c for c in self._charges.values() if c.id == charge_id), None)
+        if charged is not None:
+            left = charged.amount - self._refunded.get(charge_id, Decimal(0))
+            wanted = left if amount is None else amount
+            if wanted > left:
+                raise Declined(f"refund of {wanted} exceeds the {left} left on {charge_id}")
+            self._refunded[charge_id] = self._refunded.get(charge_id, Decimal(0)) + wanted
         return self._refunds.setdefault(idempotency_key, f"re_{new_id()}")

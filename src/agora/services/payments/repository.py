@@ -10,7 +10,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agora.messaging import UnitOfWork, new_id
+from agora.messaging import UnitOfWork, insert_new, new_id
 from agora.services.payments.store import (
     CHARGING,
     REFUNDED,
@@ -19,10 +19,11 @@ from agora.services.payments.store import (
     VOIDED,
     WORK_STATES,
     attempts,
+    partial_refunds,
     payments,
 )
 
-__all__ = ["DuePayment", "PaymentsRepository", "PaymentsUnitOfWork"]
+__all__ = ["DuePayment", "DueRefund", "PaymentsRepository", "PaymentsUnitOfWork"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -39,6 +40,21 @@ class DuePayment:
     state: str
     attempts: int
     charge_id: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DueRefund:
+    """A partial refund that is the provider's turn, as the processor claimed it."""
+
+    id: str
+    payment_id: str
+    order_id: str
+    key: str
+    requested_by: str
+    amount: Decimal
+    currency: str
+    charge_id: str
+    attempts: int
 
 
 class PaymentsRepository:
@@ -187,6 +203,89 @@ class PaymentsRepository:
     async def _set(self, payment_id: str, **values: object) -> None:
         await self._conn.execute(UPDATE_PAYMENT, {"payment": payment_id, **values})
 
+    # -- partial refunds --------------------------------------------------------------------
+
+    async def refund_part(
+        self, order_id: str, key: str, amount: Decimal, requested_by: str, now: dt.datetime
+    ) -> bool:
+        """Refund `amount` of the order's payment once per `key`, if it was charged and is not
+        being refunded whole; False if nothing is to be done."""
+        payment = (await self._conn.execute(CHARGED_PAYMENT, {"order": order_id})).first()
+        if payment is None:
+            return False
+        result = await self._conn.execute(
+            insert_new(partial_refunds, self._conn.dialect.name, partial_refunds.c.id),
+            {
+                "id": new_id(),
+                "payment_id": payment.id,
+                "key": key,
+                "amount": amount,
+                "requested_by": requested_by,
+                "state": REFUNDING,
+                "refund_id": None,
+                "failure_reason": None,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        return result.first() is not None
+
+    async def claim_due_refunds(
+        self, now: dt.datetime, until: dt.datetime, *, limit: int
+    ) -> list[DueRefund]:
+        """As `claim_due`, for partial refunds."""
+        rows = (await self._conn.execute(DUE_REFUNDS, {"now": now, "limit": limit})).all()
+        if rows:
+            await self._conn.execute(
+                update(partial_refunds)
+                .where(partial_refunds.c.id.in_([row.id for row in rows]))
+                .values(next_attempt_at=until)
+            )
+        return [
+            DueRefund(
+                id=row.id,
+                payment_id=row.payment_id,
+                order_id=row.order_id,
+                key=row.key,
+                requested_by=row.requested_by,
+                amount=row.amount,
+                currency=row.currency,
+                charge_id=row.charge_id,
+                attempts=row.attempts,
+            )
+            for row in rows
+        ]
+
+    async def next_due_refund(self) -> dt.datetime | None:
+        upcoming: dt.datetime | None = await self._conn.scalar(NEXT_DUE_REFUND)
+        return upcoming
+
+    async def settle_refund(
+        self,
+        refund_id: str,
+        state: str,
+        *,
+        provider_refund_id: str | None,
+        failure: str | None,
+        attempts: int,
+        next_attempt_at: dt.datetime,
+        now: dt.datetime,
+    ) -> None:
+        await self._conn.execute(
+            update(partial_refunds)
+            .where(partial_refunds.c.id == refund_id)
+            .values(
+                state=state,
+                refund_id=provider_refund_id,
+                failure_reason=failure,
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+                updated_at=now,
+            )
+        )
+
 
 class PaymentsUnitOfWork(UnitOfWork):
     @property
@@ -221,5 +320,32 @@ NEXT_DUE = (
     select(payments.c.next_attempt_at)
     .where(payments.c.state.in_(WORK_STATES))
     .order_by(payments.c.next_attempt_at)
+    .limit(1)
+)
+CHARGED_PAYMENT = select(payments.c.id).where(
+    payments.c.order_id == bindparam("order"),
+    payments.c.state == SUCCEEDED,
+    payments.c.charge_id.is_not(None),
+)
+DUE_REFUNDS = (
+    select(
+        partial_refunds,
+        payments.c.order_id,
+        payments.c.currency,
+        payments.c.charge_id,
+    )
+    .join(payments, payments.c.id == partial_refunds.c.payment_id)
+    .where(
+        partial_refunds.c.state == REFUNDING,
+        partial_refunds.c.next_attempt_at <= bindparam("now"),
+    )
+    .order_by(partial_refunds.c.next_attempt_at)
+    .limit(bindparam("limit"))
+    .with_for_update(of=partial_refunds, skip_locked=True)
+)
+NEXT_DUE_REFUND = (
+    select(partial_refunds.c.next_attempt_at)
+    .where(partial_refunds.c.state == REFUNDING)
+    .order_by(partial_refunds.c.next_attempt_at)
     .limit(1)
 )

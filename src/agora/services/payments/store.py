@@ -3,6 +3,8 @@ query its routes read. Handlers and the processor write through `repository`."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from sqlalchemy import (
     Column,
     ForeignKey,
@@ -66,8 +68,31 @@ attempts = Table(
 )
 
 
+# Refunds of part of a payment (a cancelled ticket's price), each once per `key`. REFUNDING is
+# the provider's turn; REFUNDED and FAILED are settled.
+partial_refunds = Table(
+    "partial_refunds",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("payment_id", String(36), ForeignKey("payments.id"), nullable=False),
+    Column("key", String, nullable=False, unique=True),
+    Column("amount", DecimalText, nullable=False),
+    Column("requested_by", String(36), nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("refund_id", String, nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+Index("ix_partial_refunds_due", partial_refunds.c.state, partial_refunds.c.next_attempt_at)
+
 # The routes' reads.
 PAYMENT_BY_ORDER = select(payments).where(payments.c.order_id == bindparam("order"))
+PARTIAL_REFUNDS_OF = select(partial_refunds.c.amount, partial_refunds.c.state).where(
+    partial_refunds.c.payment_id == bindparam("payment")
+)
 ATTEMPTS_OF = (
     select(attempts)
     .where(attempts.c.payment_id == bindparam("payment"))
@@ -80,6 +105,11 @@ async def payment_of_order(conn: AsyncConnection, order_id: str) -> Payment | No
     if row is None:
         return None
     tries = (await conn.execute(ATTEMPTS_OF, {"payment": row.id})).all()
+    parts = (await conn.execute(PARTIAL_REFUNDS_OF, {"payment": row.id})).all()
+    if row.state == REFUNDED:
+        refunded = row.amount
+    else:
+        refunded = sum((part.amount for part in parts if part.state == REFUNDED), Decimal(0))
     return Payment(
         id=row.id,
         order_id=row.order_id,
@@ -91,4 +121,5 @@ async def payment_of_order(conn: AsyncConnection, order_id: str) -> Payment | No
         attempts=tuple(
             Attempt(kind=a.kind, outcome=a.outcome, detail=a.detail, at=a.at) for a in tries
         ),
+        refunded=refunded,
     )

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from agora.contracts.payments import PaymentFailed, PaymentSucceeded, RefundIssued
 from agora.messaging import utcnow
 from agora.services.payments.provider import CardProvider, Declined, ProviderUnavailable
-from agora.services.payments.repository import DuePayment, PaymentsUnitOfWork
-from agora.services.payments.store import CHARGING, FAILED, REFUNDING, SUCCEEDED
+from agora.services.payments.repository import DuePayment, DueRefund, PaymentsUnitOfWork
+from agora.services.payments.store import CHARGING, FAILED, REFUNDED, REFUNDING, SUCCEEDED
 
 __all__ = ["PaymentProcessor", "ProviderRetry"]
 
@@ -55,19 +55,89 @@ class PaymentProcessor:
         async with self._unit_of_work() as uow:
             # Claim due payments for a lease: another replica skips them, and a replica that dies
             # mid-charge leaves them due again when the lease runs out.
-            due = await uow.payments.claim_due(now, now + self._retry.lease, limit=self._batch_size)
-            upcoming = None if due else await uow.payments.next_due()
-        if not due:
-            if upcoming is None:
+            lease = now + self._retry.lease
+            due = await uow.payments.claim_due(now, lease, limit=self._batch_size)
+            parts = await uow.payments.claim_due_refunds(now, lease, limit=self._batch_size)
+            upcoming = [
+                at
+                for at in (
+                    None if due else await uow.payments.next_due(),
+                    None if parts else await uow.payments.next_due_refund(),
+                )
+                if at is not None
+            ]
+        if not due and not parts:
+            if not upcoming:
                 return None
-            seconds: float = (upcoming - utcnow()).total_seconds()
+            seconds: float = (min(upcoming) - utcnow()).total_seconds()
             return max(0.0, seconds)
         for payment in due:
             if payment.state == CHARGING:
                 await self._charge(payment)
             else:
                 await self._refund(payment)
+        for part in parts:
+            await self._refund_part(part)
         return 0
+
+    async def _refund_part(self, part: DueRefund) -> None:
+        failure: str | None = None
+        refund_id: str | None = None
+        transient = False
+        try:
+            refund_id = await self._provider.refund(
+                f"refund-{part.id}", part.charge_id, part.amount
+            )
+        except Declined as declined:
+            failure = str(declined)
+        except ProviderUnavailable as unavailable:
+            failure, transient = str(unavailable), True
+        async with self._unit_of_work() as uow:
+            uow.correlation_id, uow.causation_id = part.order_id, part.requested_by
+            outcome = "succeeded" if refund_id else ("error" if transient else "declined")
+            await uow.payments.record_attempt(part.payment_id, "refund", outcome, failure, utcnow())
+            now = utcnow()
+            tries = part.attempts + 1
+            if refund_id is not None:
+                await uow.payments.settle_refund(
+                    part.id,
+                    REFUNDED,
+                    provider_refund_id=refund_id,
+                    failure=None,
+                    attempts=tries,
+                    next_attempt_at=now,
+                    now=now,
+                )
+                uow.emit(
+                    RefundIssued(
+                        order_id=part.order_id,
+                        payment_id=part.payment_id,
+                        amount=part.amount,
+                        currency=part.currency,
+                        ticket_id=part.key.removeprefix("ticket:"),
+                    )
+                )
+            elif transient:  # the provider comes back: a refund owed is never given up
+                await uow.payments.settle_refund(
+                    part.id,
+                    REFUNDING,
+                    provider_refund_id=None,
+                    failure=failure,
+                    attempts=tries,
+                    next_attempt_at=now + self._retry.delay(tries),
+                    now=now,
+                )
+            else:
+                logger.error("refund %s of order %s refused: %s", part.id, part.order_id, failure)
+                await uow.payments.settle_refund(
+                    part.id,
+                    FAILED,
+                    provider_refund_id=None,
+                    failure=failure,
+                    attempts=tries,
+                    next_attempt_at=now,
+                    now=now,
+                )
 
     async def _charge(self, payment: DuePayment) -> None:
         charge_id: str | None = None

@@ -20,6 +20,7 @@ SPEC = ServiceSpec(
         "/api/events",
         "/api/sessions/{session_id}/sales",
         "/api/sessions/{session_id}/checkins",
+        "/api/sessions/{session_id}/cancel",
         "/api/tickets",
         "/api/checkins",
     ),

@@ -25,6 +25,12 @@ from agora.services.ticketing.schemas import (
 
 __all__ = ["build_router"]
 
+
+class CancelledSessionOut(BaseModel):
+    session: SessionOut
+    tickets_cancelled: int
+
+
 DESCRIBED = {
     403: "Not the store's seller (nor an admin)",
     404: "No such store, venue, event or session",
@@ -185,6 +191,19 @@ def build_router() -> APIRouter:
         async with service.unit_of_work() as uow:
             session = await handlers.close_sales(uow, seller, session_id, at)
         return SessionOut.of(session)
+
+    @router.post(
+        "/api/sessions/{session_id}/cancel",
+        response_model=CancelledSessionOut,
+        summary="Call a session off (the organizer): every ticket refunded, buyers mailed",
+        responses=problems(403, 404, 401),
+    )
+    async def cancel_session(
+        service: TicketingServiceDep, session_id: Id, seller: SellerOrAdmin
+    ) -> CancelledSessionOut:
+        async with service.unit_of_work() as uow:
+            session, voided = await handlers.cancel_session(uow, seller, session_id)
+        return CancelledSessionOut(session=SessionOut.of(session), tickets_cancelled=voided)
 
     router.include_router(tickets_api.build_router())
     return router

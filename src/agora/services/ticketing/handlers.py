@@ -3,6 +3,7 @@ or close their sales; everyone reads them. Plus the read model of catalog's stor
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable, Mapping
 
@@ -31,10 +32,11 @@ from agora.services.ticketing.domain import (
 from agora.services.ticketing.repository import TicketingUnitOfWork
 from agora.services.ticketing.store import Event as TicketedEvent
 from agora.services.ticketing.store import Session, Venue
-from agora.services.ticketing.tickets import on_order_confirmed, on_profile_changed
+from agora.services.ticketing.tickets import cancelled, on_order_confirmed, on_profile_changed
 
 __all__ = [
     "HANDLERS",
+    "cancel_session",
     "close_sales",
     "create_event",
     "create_venue",
@@ -220,6 +222,8 @@ async def open_sales(
 ) -> Session:
     """Sales of the session open `at` (now if None) and last until it starts."""
     event, session = await _managed_session(uow, caller, session_id)
+    if session.cancelled_at is not None:
+        raise InvalidEvent(f"session {session_id} was cancelled")
     opens_at = at or clock()
     if opens_at >= session.starts_at:
         raise InvalidEvent(
@@ -243,3 +247,23 @@ async def close_sales(
     await uow.ticketing.set_sales(session_id, session.opens_at, closes_at)
     uow.emit(SalesClosed(event_id=event.id, session_id=session_id, closes_at=closes_at))
     return Session(session.id, event.id, session.starts_at, session.opens_at, closes_at)
+
+
+async def cancel_session(
+    uow: TicketingUnitOfWork, caller: Principal, session_id: str, clock: Clock = utcnow
+) -> tuple[Session, int]:
+    """The organizer calls the session off: sales close, every valid ticket is cancelled (and
+    so refunded and mailed), and tickets of orders paid later are issued void. Returns the
+    session and how many tickets were cancelled."""
+    event, session = await _managed_session(uow, caller, session_id)
+    now = clock()
+    if session.cancelled_at is None:
+        await uow.ticketing.cancel_session(session_id, now)
+        uow.emit(SalesClosed(event_id=event.id, session_id=session_id, closes_at=now))
+    voided = 0
+    for ticket in await uow.ticketing.valid_tickets(session_id):
+        if await uow.ticketing.cancel_ticket(ticket.id):
+            uow.emit(cancelled(ticket, "the session was cancelled"))
+            voided += 1
+    at = session.cancelled_at or now
+    return dataclasses.replace(session, closes_at=at, cancelled_at=at), voided

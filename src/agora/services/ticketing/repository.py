@@ -11,6 +11,7 @@ from agora.auth.keys import SigningKey
 from agora.messaging import UnitOfWork, insert_new
 from agora.services.ticketing import store
 from agora.services.ticketing.store import (
+    CANCELLED,
     VALID,
     Event,
     Session,
@@ -97,6 +98,7 @@ class TicketingRepository:
                     "starts_at": session.starts_at,
                     "opens_at": session.opens_at,
                     "closes_at": session.closes_at,
+                    "cancelled_at": None,
                 }
                 for session in event.sessions
             ],
@@ -177,6 +179,29 @@ class TicketingRepository:
             CHECK_IN, {"ticket": ticket_id, "at": at, "gate": gate, "valid": VALID}
         )
         return result.rowcount == 1
+
+    async def cancel_ticket(self, ticket_id: str) -> bool:
+        """A valid ticket not used yet becomes CANCELLED; False if it was not."""
+        result = await self._conn.execute(
+            update(tickets)
+            .where(
+                tickets.c.id == ticket_id,
+                tickets.c.state == VALID,
+                tickets.c.checked_in_at.is_(None),
+            )
+            .values(state=CANCELLED)
+        )
+        return result.rowcount == 1
+
+    async def valid_tickets(self, session_id: str) -> list[Ticket]:
+        return await store.valid_tickets_of(self._conn, session_id)
+
+    async def cancel_session(self, session_id: str, at: dt.datetime) -> None:
+        await self._conn.execute(
+            update(sessions)
+            .where(sessions.c.id == session_id)
+            .values(cancelled_at=at, closes_at=at)
+        )
 
 
 class TicketingUnitOfWork(UnitOfWork):

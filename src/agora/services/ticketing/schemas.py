@@ -119,6 +119,7 @@ class EventIn(RequestModel):
 
 class SalesOut(BaseModel):
     open: bool
+    cancelled_at: dt.datetime | None = None
     opens_at: dt.datetime | None
     closes_at: dt.datetime | None
 
@@ -139,6 +140,7 @@ class SessionOut(BaseModel):
                 open=session.sales_open(utcnow()),
                 opens_at=session.opens_at,
                 closes_at=session.closes_at,
+                cancelled_at=session.cancelled_at,
             ),
         )
 

@@ -92,6 +92,7 @@ sessions = Table(
     Column("starts_at", UtcDateTime, nullable=False),
     Column("opens_at", UtcDateTime, nullable=True),
     Column("closes_at", UtcDateTime, nullable=True),
+    Column("cancelled_at", UtcDateTime, nullable=True),
 )
 Index("ix_sessions_event", sessions.c.event_id, sessions.c.starts_at)
 
@@ -158,10 +159,12 @@ class Session:
     starts_at: dt.datetime
     opens_at: dt.datetime | None
     closes_at: dt.datetime | None
+    cancelled_at: dt.datetime | None = None
 
     def sales_open(self, now: dt.datetime) -> bool:
         return (
-            self.opens_at is not None
+            self.cancelled_at is None
+            and self.opens_at is not None
             and self.opens_at <= now < self.starts_at
             and (self.closes_at is None or now < self.closes_at)
         )
@@ -232,6 +235,15 @@ async def tickets_of(
         .offset((page - 1) * page_size)
     )
     return [_ticket(row) for row in rows], total
+
+
+async def valid_tickets_of(conn: AsyncConnection, session_id: str) -> list[Ticket]:
+    rows = await conn.execute(
+        select(tickets)
+        .where(tickets.c.session_id == session_id, tickets.c.state == VALID)
+        .order_by(tickets.c.id)
+    )
+    return [_ticket(row) for row in rows]
 
 
 async def checkin_counts(conn: AsyncConnection, session_id: str) -> tuple[int, int]:

@@ -12,20 +12,23 @@ from agora.auth import Principal, may_manage, may_read
 from agora.auth.keys import SigningKey
 from agora.contracts.identity import UserProfileChanged
 from agora.contracts.orders import OrderConfirmed
-from agora.contracts.ticketing import TicketCheckedIn, TicketIssued
+from agora.contracts.ticketing import TicketCancelled, TicketCheckedIn, TicketIssued
 from agora.messaging import Database, new_id, utcnow
 from agora.problems import NotFound, ProblemError
 from agora.services.ticketing import store
 from agora.services.ticketing.codes import InvalidCode, TicketClaims, issue_code, verify_code
 from agora.services.ticketing.domain import NotYourStore, SessionNotFound
 from agora.services.ticketing.repository import TicketingUnitOfWork
-from agora.services.ticketing.store import VALID, Ticket
+from agora.services.ticketing.store import CANCELLED, VALID, Ticket
 
 __all__ = [
     "AlreadyCheckedIn",
     "CheckIn",
     "InvalidTicketCode",
+    "NotCancellable",
     "TicketNotFound",
+    "cancel_ticket",
+    "cancelled",
     "check_in",
     "checkins_of",
     "ensure_signing_key",
@@ -68,6 +71,26 @@ class AlreadyCheckedIn(ProblemError):
         )
 
 
+class NotCancellable(ProblemError):
+    def __init__(self, detail: str) -> None:
+        super().__init__(409, "ticket-not-cancellable", "The ticket cannot be cancelled", detail)
+
+
+def cancelled(ticket: Ticket, reason: str) -> TicketCancelled:
+    return TicketCancelled(
+        ticket_id=ticket.id,
+        order_id=ticket.order_id,
+        customer_id=ticket.customer_id,
+        session_id=ticket.session_id,
+        category=ticket.category,
+        seat_id=ticket.seat_id,
+        area_id=ticket.area_id,
+        price=ticket.price,
+        currency=ticket.currency,
+        reason=reason,
+    )
+
+
 async def ensure_signing_key(uow: TicketingUnitOfWork, clock: Clock = utcnow) -> None:
     """A key to sign ticket codes with, made at the first start (replicas racing both insert;
     the second's is ignored: the key ids differ, and either key verifies its own codes)."""
@@ -90,9 +113,10 @@ async def on_order_confirmed(event: OrderConfirmed, uow: TicketingUnitOfWork) ->
         keys = await uow.ticketing.signing_keys()
     key = keys[-1]
     attendee = await uow.ticketing.attendee(event.customer_id)
+    sessions = {p.session_id: await uow.ticketing.session(p.session_id) for p in event.places}
     now = utcnow()
     for place_no, place in enumerate(event.places):
-        session = await uow.ticketing.session(place.session_id)
+        session = sessions[place.session_id]
         if session is None:
             raise SessionNotFound(place.session_id)  # ticketing made it: never happens
         ticket_id = new_id()
@@ -112,7 +136,8 @@ async def on_order_confirmed(event: OrderConfirmed, uow: TicketingUnitOfWork) ->
             currency=event.currency,
             attendee=attendee,
             code=code,
-            state=VALID,
+            # paid after its session was cancelled: issued void, and so refunded
+            state=VALID if session.cancelled_at is None else CANCELLED,
             issued_at=now,
             checked_in_at=None,
             checked_in_gate=None,
@@ -132,6 +157,8 @@ async def on_order_confirmed(event: OrderConfirmed, uow: TicketingUnitOfWork) ->
                     code=code,
                 )
             )
+            if ticket.state == CANCELLED:
+                uow.emit(cancelled(ticket, "the session was cancelled"))
 
 
 async def read_ticket(db: Database, caller: Principal, ticket_id: str) -> Ticket:
@@ -213,3 +240,30 @@ async def checkins_of(db: Database, caller: Principal, session_id: str) -> tuple
         if session is None or event is None or not may_read(caller, event.seller_id):
             raise SessionNotFound(session_id)
         return await store.checkin_counts(conn, session_id)
+
+
+async def cancel_ticket(
+    uow: TicketingUnitOfWork, caller: Principal, ticket_id: str, clock: Clock = utcnow
+) -> Ticket:
+    """The buyer (or an admin) gives a ticket back before the organizer's deadline (the
+    event's `cancel_until_hours` before its session starts): refunded, its place on sale again."""
+    ticket = await uow.ticketing.ticket(ticket_id)
+    if ticket is None or not may_read(caller, ticket.customer_id):
+        raise TicketNotFound(ticket_id)
+    session = await uow.ticketing.session(ticket.session_id)
+    event = await uow.ticketing.event(ticket.event_id)
+    assert session is not None
+    assert event is not None
+    if ticket.state != VALID:
+        raise NotCancellable(f"ticket {ticket_id} is cancelled already")
+    if ticket.checked_in_at is not None:
+        raise NotCancellable(f"ticket {ticket_id} was used")
+    deadline = session.starts_at - dt.timedelta(hours=event.cancel_until_hours)
+    if clock() >= deadline:
+        raise NotCancellable(
+            f"tickets of this session can be cancelled until {deadline.isoformat()}"
+        )
+    if not await uow.ticketing.cancel_ticket(ticket_id):
+        raise NotCancellable(f"ticket {ticket_id} was used or cancelled meanwhile")
+    uow.emit(cancelled(ticket, "cancelled by the buyer"))
+    return dataclasses.replace(ticket, state=CANCELLED)

@@ -26,7 +26,7 @@ def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
         **{code: value["description"] for code, value in AUTHORIZE.items()},
         403: "Not the event's seller (nor an admin), or a role that may not do this",
         404: "No such ticket or session, or not yours",
-        409: "The ticket was checked in before (the body says when and where)",
+        409: "The ticket was used (the body says when and where) or cannot be cancelled",
         422: "Not a ticket code we signed, or of another session",
     }
     return {
@@ -167,6 +167,24 @@ def build_router() -> APIRouter:
             response_class=Response,
             responses={200: {"content": {media_type: {}}}, **_problems(401, 403, 404)},
         )
+
+    @router.post(
+        "/api/tickets/{ticket_id}/cancel",
+        response_model=TicketOut,
+        summary="Give a ticket back (its buyer) before the organizer's deadline",
+        description=(
+            "The ticket is void at once; its price is refunded to the card it was paid with "
+            "and its place goes back on sale. Refused (409 `ticket-not-cancellable`) once used, "
+            "cancelled, or later than the event's `cancel_until_hours` before the session."
+        ),
+        responses=_problems(401, 403, 404, 409),
+    )
+    async def cancel_ticket(
+        service: TicketingServiceDep, ticket_id: Id, caller: CurrentUser
+    ) -> TicketOut:
+        async with service.unit_of_work() as uow:
+            ticket = await tickets.cancel_ticket(uow, caller, ticket_id)
+        return TicketOut.of(ticket)
 
     @router.post(
         "/api/checkins",

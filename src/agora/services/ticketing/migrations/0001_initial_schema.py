@@ -77,6 +77,7 @@ def upgrade() -> None:
         sa.Column("starts_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=False),
         sa.Column("opens_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=True),
         sa.Column("closes_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(["event_id"], ["events.id"]),
         sa.PrimaryKeyConstraint("id"),
     )
