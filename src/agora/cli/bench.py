@@ -90,7 +90,8 @@ def bench_onsale(
         ),
     ] = None,
 ) -> None:
-    """Many buyers rush for few units: sell-out time, units sold (never more), refusals."""
+    """Many buyers rush for few units (with --seated, one session's best-available seats):
+    sell-out time, units or seats sold (never more, no seat twice), refusals."""
     _check_backend(backend)
     if seated:
         if units is not None:
