@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import pstats
 import signal
 import subprocess
 import sys
@@ -219,6 +220,35 @@ def test_bench_onsale_sells_exactly_the_stock() -> None:
     assert figures["errors"] == 0
     assert figures["sell_out_s"] is not None
     assert figures["p99_ms"] >= figures["p50_ms"] > 0
+
+
+def test_bench_onsale_seated_sells_each_seat_once(tmp_path: Any) -> None:
+    """`agora bench onsale --seated` on a tiny rush: every seat sold, none twice, the rest of
+    the buyers refused; the server's profile written when it stops."""
+    profile = tmp_path / "agora-up.pstats"
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "agora", "bench", "onsale", "--seated"),
+            *("--seats", "30", "--buyers", "60", "--concurrency", "10"),
+            *("--profile", str(profile)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=True,
+    )
+    assert "seats confirmed" in result.stderr
+    figures = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert (figures["scenario"], figures["seats"], figures["buyers"]) == ("onsale-seated", 30, 60)
+    assert (figures["sold"], figures["double_sold"], figures["held_at_end"]) == (30, 0, 0)
+    assert figures["confirmed_tickets"] == 30
+    assert figures["confirmed_orders"] + figures["cancelled_by_saga"] == 60
+    assert (figures["errors"], figures["refused_at_door"], figures["expired"]) == (0, 0, 0)
+    assert figures["sell_out_s"] is not None
+    assert figures["p99_ms"] >= figures["p50_ms"] > 0
+    assert figures["cpu_ms_per_ticket"] > 0
+    functions = pstats.Stats(str(profile)).stats  # type: ignore[attr-defined]
+    assert any(name == "place_order" for _, _, name in functions)
 
 
 @pytest.mark.kafka

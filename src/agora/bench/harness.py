@@ -26,14 +26,16 @@ def servers_env(replicas: int) -> dict[str, str]:
     return {**ensure_up().isolated_env("bench"), "AGORA_REPLICAS": str(replicas)}
 
 
-def wait_until_settled(base_url: str, timeout: float = 180) -> None:
+def wait_until_settled(base_url: str, timeout: float = 180, *, stocked: bool = True) -> None:
     """Until the server answers and every event is published and consumed (so that orders
-    knows the seeded product's price)."""
+    knows the seeded product's price; `stocked`: until a product is on sale)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             health = httpx.get(f"{base_url}/healthz").json()
             if health.get("status") == "ok" and health.get("settled"):
+                if not stocked:
+                    return
                 items = httpx.get(f"{base_url}/api/products").json()["items"]
                 if items and items[0]["available"] > 0:
                     return
@@ -43,20 +45,28 @@ def wait_until_settled(base_url: str, timeout: float = 180) -> None:
     raise SystemExit(f"agora up at {base_url} did not settle within {timeout}s")
 
 
-async def buyer_accounts(client: httpx.AsyncClient, count: int) -> list[dict[str, str]]:
-    """`count` buyers registered and logged in over HTTP: their Authorization headers."""
-    accounts = []
-    for n in range(count):
-        email = f"bench-buyer-{n}-{os.getpid()}@example.test"
+async def buyer_accounts(
+    client: httpx.AsyncClient, count: int, *, role: str = "buyer", at_once: int = 1
+) -> list[dict[str, str]]:
+    """`count` accounts of `role` registered and logged in over HTTP, `at_once` at a time:
+    their Authorization headers. Each costs the server two password hashes."""
+    limit = asyncio.Semaphore(at_once)
+
+    async def account(n: int) -> dict[str, str]:
+        email = f"bench-{role}-{n}-{os.getpid()}@example.test"
         password = "bench password, not a secret"
-        registered = await client.post(
-            "/api/auth/register", json={"email": email, "password": password, "role": "buyer"}
-        )
-        registered.raise_for_status()
-        login = await client.post("/api/auth/login", json={"email": email, "password": password})
-        login.raise_for_status()
-        accounts.append({"Authorization": f"Bearer {login.json()['access_token']}"})
-    return accounts
+        async with limit:
+            registered = await client.post(
+                "/api/auth/register", json={"email": email, "password": password, "role": role}
+            )
+            registered.raise_for_status()
+            login = await client.post(
+                "/api/auth/login", json={"email": email, "password": password}
+            )
+            login.raise_for_status()
+        return {"Authorization": f"Bearer {login.json()['access_token']}"}
+
+    return list(await asyncio.gather(*(account(n) for n in range(count))))
 
 
 @contextlib.asynccontextmanager
@@ -82,6 +92,9 @@ async def client_pool(
 RESENT: dict[str, int] = {}
 """Requests `request` sent again, by cause: reported with the figures."""
 
+SENT: list[int] = [0]
+"""Requests `request` sent, resent ones included: for requests/s."""
+
 
 async def request(
     client: httpx.AsyncClient, method: str, url: str, **options: Any
@@ -92,6 +105,7 @@ async def request(
     benchmarks' requests: GETs, and POSTs carrying an Idempotency-Key."""
     for attempt in range(5):
         last = attempt == 4
+        SENT[0] += 1
         try:
             response = await client.request(method, url, **options)
         except httpx.TransportError as error:
@@ -116,20 +130,31 @@ async def follow(
     """Follow the order `placed` (the 202 of its POST) until its status is in `final`; return
     that status. `poll` > 0: a GET every `poll` seconds, as a naive browser would; 0: one GET
     per change, each waiting for the next (`If-None-Match` + `Prefer: wait`)."""
-    order_id = placed.json()["id"]
-    status, etag = placed.json()["status"], placed.headers["ETag"]
-    while status not in final:
+    return str((await follow_order(client, placed, auth, final, poll))["status"])
+
+
+async def follow_order(
+    client: httpx.AsyncClient,
+    placed: httpx.Response,
+    auth: dict[str, str],
+    final: Collection[str],
+    poll: float,
+) -> dict[str, Any]:
+    """`follow`, returning the order as last read (its status in `final`)."""
+    order: dict[str, Any] = placed.json()
+    etag = placed.headers["ETag"]
+    while order["status"] not in final:
         if poll:
             await asyncio.sleep(poll)
             headers = auth
         else:
             headers = {**auth, "If-None-Match": etag, "Prefer": "wait=20"}
-        response = await request(client, "GET", f"/api/orders/{order_id}", headers=headers)
+        response = await request(client, "GET", f"/api/orders/{order['id']}", headers=headers)
         if response.status_code == 304:
             continue
         response.raise_for_status()
-        status, etag = response.json()["status"], response.headers["ETag"]
-    return str(status)
+        order, etag = response.json(), response.headers["ETag"]
+    return order
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -162,18 +187,22 @@ def cpu_seconds(pid: int) -> float:
 
 
 @contextlib.contextmanager
-def running_agora(backend: str, replicas: int, seed: Sequence[dict[str, Any]]) -> Iterator[str]:
+def running_agora(
+    backend: str, replicas: int, seed: Sequence[dict[str, Any]], *, profile: Path | None = None
+) -> Iterator[str]:
     """`agora up` on a fresh data folder (on servers: fresh databases and topics) with `seed`,
     settled; yields its base URL and stops it afterwards."""
-    with running_agora_process(backend, replicas, seed) as (base_url, _pid):
+    with running_agora_process(backend, replicas, seed, profile=profile) as (base_url, _pid):
         yield base_url
 
 
 @contextlib.contextmanager
 def running_agora_process(
-    backend: str, replicas: int, seed: Sequence[dict[str, Any]]
+    backend: str, replicas: int, seed: Sequence[dict[str, Any]], *, profile: Path | None = None
 ) -> Iterator[tuple[str, int]]:
-    """`running_agora`, yielding the process id of `agora up` too."""
+    """`running_agora`, yielding the process id of `agora up` too. `profile`: run `agora up`
+    under cProfile (every thread; on servers only the supervisor, not the services) and write
+    its statistics there when it stops (`python -m pstats` reads them)."""
     port = free_port(LOOPBACK)
     with tempfile.TemporaryDirectory() as folder:
         seed_file = Path(folder) / "seed.json"
@@ -182,11 +211,11 @@ def running_agora_process(
         env = {**os.environ, "AGORA_LOG_LEVEL": "WARNING", "AGORA_RATE_LIMITS": "false"}
         if backend == "servers":
             env |= servers_env(replicas)
+        profiled = ["-m", "agora.bench.profiled", str(profile)] if profile else ["-m", "agora"]
         server = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "agora",
+                *profiled,
                 "up",
                 "--port",
                 str(port),
@@ -199,7 +228,7 @@ def running_agora_process(
         )
         try:
             base_url = f"http://{LOOPBACK}:{port}"
-            wait_until_settled(base_url)
+            wait_until_settled(base_url, stocked=bool(seed))
             yield base_url, server.pid
         finally:
             server.terminate()

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from pathlib import Path
 
 from agora.bench.harness import (
     RESENT,
@@ -113,7 +114,14 @@ async def rush(
 
 
 def bench_onsale(
-    *, backend: str, replicas: int, units: int, buyers: int, concurrency: int, poll: float
+    *,
+    backend: str,
+    replicas: int,
+    units: int,
+    buyers: int,
+    concurrency: int,
+    poll: float,
+    profile: Path | None = None,
 ) -> dict[str, object]:
     seed = [
         {
@@ -124,5 +132,5 @@ def bench_onsale(
             "stock": units,
         }
     ]
-    with running_agora(backend, replicas, seed) as base_url:
+    with running_agora(backend, replicas, seed, profile=profile) as base_url:
         return asyncio.run(rush(base_url, backend, units, buyers, concurrency, poll))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import orjson
@@ -59,23 +60,67 @@ def bench_saga(
 def bench_onsale(
     backend: Backend = "embedded",
     replicas: Annotated[int, typer.Option(help="servers: processes per service")] = 1,
-    units: Annotated[int, typer.Option(help="units on sale")] = 1000,
-    buyers: Annotated[int, typer.Option(help="buyers, one unit each")] = 10_000,
-    concurrency: Annotated[int, typer.Option(help="buyers at once")] = 500,
+    units: Annotated[
+        int | None, typer.Option(help="units on sale (default 1,000; not with --seated)")
+    ] = None,
+    buyers: Annotated[
+        int | None,
+        typer.Option(help="buyers, one order each (default 10,000; 100,000 with --seated)"),
+    ] = None,
+    concurrency: Annotated[
+        int | None, typer.Option(help="buyers at once (default 500; 1,000 with --seated)")
+    ] = None,
     poll: Annotated[float, typer.Option(help=POLL_HELP, min=0)] = 0,
+    seated: Annotated[
+        bool,
+        typer.Option(
+            help="one session's seats instead of a product's units: each buyer asks for 1 to 4 "
+            "best-available seats"
+        ),
+    ] = False,
+    seats: Annotated[int, typer.Option(help="--seated: seats of the session", min=1)] = 10_000,
+    random_seed: Annotated[
+        int, typer.Option(help="--seated: seed of the seats each buyer asks for")
+    ] = 0,
+    profile: Annotated[
+        Path | None,
+        typer.Option(
+            help="run `agora up` under cProfile and write its statistics here "
+            "(`python -m pstats FILE`; on servers the supervisor only)"
+        ),
+    ] = None,
 ) -> None:
-    """Many buyers rush for few units: sell-out time, units sold (never more), refusals."""
-    from agora.bench.onsale import bench_onsale as run
-
+    """Many buyers rush for few units (with --seated, one session's best-available seats):
+    sell-out time, units or seats sold (never more, no seat twice), refusals."""
     _check_backend(backend)
-    result = run(
-        backend=backend,
-        replicas=replicas,
-        units=units,
-        buyers=buyers,
-        concurrency=concurrency,
-        poll=poll,
-    )
+    if seated:
+        if units is not None:
+            typer.echo("agora: --units is for goods; give --seats with --seated", err=True)
+            raise typer.Exit(2)
+        from agora.bench.seated import bench_seated
+
+        result = bench_seated(
+            backend=backend,
+            replicas=replicas,
+            seats=seats,
+            buyers=100_000 if buyers is None else buyers,
+            concurrency=1000 if concurrency is None else concurrency,
+            poll=poll,
+            random_seed=random_seed,
+            profile=profile,
+        )
+    else:
+        from agora.bench.onsale import bench_onsale as run
+
+        result = run(
+            backend=backend,
+            replicas=replicas,
+            units=1000 if units is None else units,
+            buyers=10_000 if buyers is None else buyers,
+            concurrency=500 if concurrency is None else concurrency,
+            poll=poll,
+            profile=profile,
+        )
     typer.echo(orjson.dumps(result))
 
 
