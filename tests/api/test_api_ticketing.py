@@ -489,3 +489,52 @@ async def test_a_cancelled_session_refunds_every_ticket(api: Any) -> None:
         api, buyers[0], tickets=[{"session_id": session_id, "category": "standard", "quantity": 1}]
     )
     api.problem(late, 409, "sales-not-open")
+
+
+async def test_a_sold_out_category_is_refused_at_the_door_until_places_come_back(
+    api: Any,
+) -> None:
+    seller = await register_and_login(api.client, "seller")
+    store_id = await open_store(api, seller)
+    small = {"name": "Box", "rows": {"rows": "A-A", "seats_per_row": 2}}
+
+    async def known() -> Any:
+        made = await venue(api, seller, store_id, **small)
+        return made if made.status_code == 201 else None
+
+    venue_id = (await api.eventually(known, what="ticketing to learn of the store")).json()["id"]
+    event = await schedule(api, seller, store_id, venue_id)
+    session_id = event.json()["sessions"][0]["id"]
+    await api.client.post(f"/api/sessions/{session_id}/sales", headers=seller.headers)
+    buyer = await register_and_login(api.client)
+    two = [{"session_id": session_id, "category": "standard", "quantity": 2}]
+
+    async def held() -> Any:
+        placed = await order(api, buyer, tickets=two)
+        return placed if placed.status_code == 202 else None
+
+    placed = await api.eventually(held, what="orders to learn that sales opened")
+    assert (await final(api, buyer, placed.json()["id"]))["status"] == "CONFIRMED"
+    one = [{"session_id": session_id, "category": "standard", "quantity": 1}]
+
+    async def refused() -> Any:
+        late = await order(api, buyer, tickets=one)
+        if late.status_code == 202:  # not known yet: the saga refuses it instead
+            assert (await final(api, buyer, late.json()["id"]))["status"] == "CANCELLED"
+            return None
+        return late
+
+    late = await api.eventually(refused, what="orders to learn the session is sold out")
+    assert api.problem(late, 409, "sold-out")["category"] == "standard"
+
+    [ticket, _] = await tickets_of(api, buyer, 2)
+    gone = await api.client.post(f"/api/tickets/{ticket['id']}/cancel", headers=buyer.headers)
+    assert gone.status_code == 200, gone.text
+    other = await register_and_login(api.client)
+
+    async def back() -> Any:
+        again = await order(api, other, tickets=one)
+        return again if again.status_code == 202 else None
+
+    again = await api.eventually(back, what="orders to learn a place came back")
+    assert (await final(api, other, again.json()["id"]))["status"] == "CONFIRMED"

@@ -591,6 +591,7 @@ def test_every_saga_event_has_its_handler() -> None:
         catalog.PriceChanged,
         catalog.ListingChanged,
         inventory.AvailabilityChanged,
+        inventory.PlacesAvailable,
         ticketing.EventScheduled,
         ticketing.SalesOpened,
         ticketing.SalesClosed,

@@ -37,6 +37,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     inventory.StockReleased,
     inventory.HoldExpired,
     inventory.AvailabilityChanged,
+    inventory.PlacesAvailable,
     orders.OrderPlaced,
     orders.PaymentRequested,
     orders.OrderConfirmed,

@@ -12,6 +12,7 @@ __all__ = [
     "AvailabilityChanged",
     "HeldPlace",
     "HoldExpired",
+    "PlacesAvailable",
     "ReservedLine",
     "StockRejected",
     "StockReleased",
@@ -77,4 +78,17 @@ class AvailabilityChanged(Event):
     key_field: ClassVar[str] = "product_id"
 
     product_id: str
+    available: int
+
+
+class PlacesAvailable(Event):
+    """How many places of a category of a session are free: sent when a hold takes the last
+    ones, and whenever places come back, so that orders can refuse a sold-out category at the
+    door."""
+
+    topic: ClassVar[str] = "inventory"
+    key_field: ClassVar[str] = "session_id"
+
+    session_id: str
+    category: str
     available: int

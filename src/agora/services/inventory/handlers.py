@@ -10,6 +10,7 @@ from agora.contracts import catalog, orders, ticketing
 from agora.contracts.inventory import (
     AvailabilityChanged,
     HeldPlace,
+    PlacesAvailable,
     ReservedLine,
     StockRejected,
     StockReleased,
@@ -107,7 +108,23 @@ class InventoryHandlers:
         self, event: ticketing.TicketCancelled, uow: InventoryUnitOfWork
     ) -> None:
         """The ticket's place goes back on sale."""
-        await uow.places.give_back(event.order_id, event.session_id, event.seat_id, event.area_id)
+        if await uow.places.give_back(
+            event.order_id, event.session_id, event.seat_id, event.area_id
+        ):
+            await self._announce(uow, event.session_id)
+
+    async def _announce(
+        self,
+        uow: InventoryUnitOfWork,
+        session_id: str,
+        *,
+        only_sold_out: set[str] | None = None,
+    ) -> None:
+        """PlacesAvailable for the session's categories: all of them (places came back), or
+        those of `only_sold_out` that have none left (a hold took the last)."""
+        for category, free in sorted((await uow.places.free(session_id)).items()):
+            if only_sold_out is None or (category in only_sold_out and free == 0):
+                uow.emit(PlacesAvailable(session_id=session_id, category=category, available=free))
 
     async def on_order_placed(self, event: orders.OrderPlaced, uow: InventoryUnitOfWork) -> None:
         if event.tickets:
@@ -185,6 +202,9 @@ class InventoryHandlers:
                 places=tuple(places),
             )
         )
+        for session_id in sorted({t.session_id for t in event.tickets}):
+            asked = {t.category for t in event.tickets if t.session_id == session_id}
+            await self._announce(uow, session_id, only_sold_out=asked)
         for product_id, count in available.items():
             uow.emit(AvailabilityChanged(product_id=product_id, available=count))
 
@@ -200,6 +220,8 @@ class InventoryHandlers:
     ) -> None:
         released = await uow.stock.end_holds(event.order_id, RELEASED)
         sessions = await uow.places.end(event.order_id, RELEASED)
+        for session_id in sessions:
+            await self._announce(uow, session_id)
         if not released and not sessions:
             return
         for product_id, quantity in sorted(released):

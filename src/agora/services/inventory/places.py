@@ -337,6 +337,15 @@ class PlaceRepository:
         await self._conn.execute(BUMP_VERSION, {"session": session_id})
         return True
 
+    async def free(self, session_id: str) -> dict[str, int]:
+        """Free places of the session, by category (seats and areas)."""
+        counts: dict[str, int] = {}
+        for row in await self._conn.execute(FREE_SEATS, {"session": session_id}):
+            counts[row.category] = counts.get(row.category, 0) + int(row.free)
+        for row in await self._conn.execute(FREE_AREA_PLACES, {"session": session_id}):
+            counts[row.category] = counts.get(row.category, 0) + int(row.free)
+        return counts
+
     async def _take_area_places(
         self, session_id: str, area_ids: Sequence[str], quantity: int
     ) -> str | None:
@@ -561,4 +570,14 @@ GIVE_BACK_AREA_PLACE = (
     update(place_holds)
     .where(*THE_SOLD_PLACE, place_holds.c.quantity >= 1)
     .values(quantity=place_holds.c.quantity - 1)
+)
+FREE_SEATS = (
+    select(seat_rows.c.category, func.sum(seat_rows.c.free).label("free"))
+    .where(seat_rows.c.session_id == bindparam("session"))
+    .group_by(seat_rows.c.category)
+)
+FREE_AREA_PLACES = (
+    select(areas.c.category, func.sum(areas.c.available).label("free"))
+    .where(areas.c.session_id == bindparam("session"))
+    .group_by(areas.c.category)
 )

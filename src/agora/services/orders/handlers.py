@@ -80,6 +80,21 @@ class InvalidTickets(ProblemError):
         super().__init__(422, "invalid-tickets", "These tickets cannot be asked for", detail)
 
 
+class CategorySoldOut(ProblemError):
+    """Inventory last announced no free places in the category: refused at the door, as a
+    sold-out product is (the same problem type)."""
+
+    def __init__(self, session_id: str, category: str) -> None:
+        super().__init__(
+            409,
+            "sold-out",
+            "Sold out",
+            f"no {category} places left in session {session_id}",
+            session_id=session_id,
+            category=category,
+        )
+
+
 class TicketLimit(ProblemError):
     def __init__(self, detail: str, session_id: str, limit: int) -> None:
         super().__init__(
@@ -224,6 +239,11 @@ async def _ticket_lines(
     for (session_id, category), quantity in sorted(counted.items()):
         price, _ = sessions[session_id].categories[category]
         lines.append(TicketLine(session_id, category, quantity, price))
+    for session_id in sorted({line.session_id for line in lines}):
+        gone = await uow.sessions.sold_out(session_id)
+        for line in lines:
+            if line.session_id == session_id and line.category in gone and not line.seat_ids:
+                raise CategorySoldOut(session_id, line.category)
     await _within_caps(uow, command.customer_id, sessions, lines)
     return lines, {sessions[line.session_id].currency for line in lines}
 
@@ -326,6 +346,10 @@ async def on_listing_changed(event: catalog.ListingChanged, uow: OrdersUnitOfWor
     await uow.prices.set_listed(event.product_id, event.listed)
 
 
+async def on_places_available(event: inventory.PlacesAvailable, uow: OrdersUnitOfWork) -> None:
+    await uow.sessions.set_available(event.session_id, event.category, event.available)
+
+
 async def on_event_scheduled(event: ticketing.EventScheduled, uow: OrdersUnitOfWork) -> None:
     await uow.sessions.schedule(event)
 
@@ -348,6 +372,7 @@ HANDLERS: Mapping[type[Event], Handler[OrdersUnitOfWork]] = {
     catalog.PriceChanged: on_price_changed,
     catalog.ListingChanged: on_listing_changed,
     inventory.AvailabilityChanged: on_availability_changed,
+    inventory.PlacesAvailable: on_places_available,
     ticketing.EventScheduled: on_event_scheduled,
     ticketing.SalesOpened: on_sales_opened,
     ticketing.SalesClosed: on_sales_closed,
@@ -355,6 +380,7 @@ HANDLERS: Mapping[type[Event], Handler[OrdersUnitOfWork]] = {
 
 __all__ = [
     "HANDLERS",
+    "CategorySoldOut",
     "IdempotencyKeyInFlight",
     "IdempotencyKeyReused",
     "InvalidTickets",

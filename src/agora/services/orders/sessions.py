@@ -8,7 +8,7 @@ import datetime as dt
 from collections.abc import Iterable
 from decimal import Decimal
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.contracts.ticketing import EventScheduled
@@ -18,6 +18,7 @@ from agora.services.orders.store import (
     orders,
     seat_categories,
     sessions_on_sale,
+    ticket_availability,
     ticket_prices,
 )
 
@@ -126,6 +127,29 @@ class SessionsOnSale:
             )
             for row in rows
         }
+
+    async def set_available(self, session_id: str, category: str, available: int) -> None:
+        """What inventory last announced free of the category."""
+        where = (
+            ticket_availability.c.session_id == session_id,
+            ticket_availability.c.category == category,
+        )
+        await self._conn.execute(delete(ticket_availability).where(*where))
+        await self._conn.execute(
+            insert(ticket_availability).values(
+                session_id=session_id, category=category, available=available
+            )
+        )
+
+    async def sold_out(self, session_id: str) -> set[str]:
+        """The categories of the session inventory last announced as having none free."""
+        rows = await self._conn.execute(
+            select(ticket_availability.c.category).where(
+                ticket_availability.c.session_id == session_id,
+                ticket_availability.c.available == 0,
+            )
+        )
+        return set(rows.scalars())
 
     async def seat_categories(self, event_id: str, seat_ids: Iterable[str]) -> dict[str, str]:
         """The category of each of `seat_ids` the event's plan has."""

@@ -114,6 +114,16 @@ ticket_prices = Table(
     PrimaryKeyConstraint("event_id", "category"),
 )
 
+# What inventory last announced free per category (PlacesAvailable); no row: not sold out.
+ticket_availability = Table(
+    "ticket_availability",
+    metadata,
+    Column("session_id", String, nullable=False),
+    Column("category", String, nullable=False),
+    Column("available", Integer, nullable=False),
+    PrimaryKeyConstraint("session_id", "category"),
+)
+
 seat_categories = Table(
     "seat_categories",
     metadata,

@@ -20,6 +20,13 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     op.create_table(
+        "ticket_availability",
+        sa.Column("session_id", sa.String(), nullable=False),
+        sa.Column("category", sa.String(), nullable=False),
+        sa.Column("available", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("session_id", "category"),
+    )
+    op.create_table(
         "seat_categories",
         sa.Column("event_id", sa.String(), nullable=False),
         sa.Column("seat_id", sa.String(), nullable=False),
@@ -89,3 +96,4 @@ def downgrade() -> None:
     op.drop_table("ticket_prices")
     op.drop_table("sessions_on_sale")
     op.drop_table("seat_categories")
+    op.drop_table("ticket_availability")
