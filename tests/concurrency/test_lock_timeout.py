@@ -61,7 +61,6 @@ async def poll(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool], wha
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DEADLINE
     while not done(result := await probe()):
-        print("POLL", loop.time(), result)
         assert loop.time() < deadline, f"no {what} within {DEADLINE} s (last: {result!r})"
         await asyncio.sleep(0.02)
     return result

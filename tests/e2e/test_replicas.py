@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agora.services.registry import SERVICE_NAMES
 from harness import FINAL, AgoraProcess, eventually, product, servers_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.kafka, pytest.mark.postgres]
@@ -179,7 +180,7 @@ def test_killing_agora_up_takes_its_children_and_a_restart_resumes(
         children = subprocess.run(
             ["pgrep", "-P", str(supervisor)], capture_output=True, text=True, check=False
         ).stdout.split()
-        assert len(children) == 8  # seven services (one replica each) and the gateway
+        assert len(children) == len(SERVICE_NAMES) + 1  # a replica of each, and the gateway
         pending = agora.place([("green", 1)], token=None).json()["id"]
         agora.wait_status(pending, "RESERVED")
 

@@ -18,6 +18,7 @@ from agora.contracts import orders, ticketing
 from agora.contracts.inventory import (
     AvailabilityChanged,
     HeldPlace,
+    PlacesAvailable,
     ReservedLine,
     StockRejected,
     StockReleased,
@@ -310,7 +311,11 @@ async def test_confirmed_seats_are_sold_and_released_ones_are_free_again(
 
     states = await inventory.seat_states("s1")
     assert (states["main-C-1"], states["main-C-2"]) == ("SOLD", "FREE")
-    assert released == [StockReleased(order_id="o2", reason="payment declined")]
+    assert released == [
+        PlacesAvailable(session_id="s1", category="stalls", available=17),
+        PlacesAvailable(session_id="s1", category="standing", available=3),
+        StockReleased(order_id="o2", reason="payment declined"),
+    ]
     async with inventory.db.read() as conn:
         pit = (await conn.execute(select(store.areas))).one()
     assert pit.available == 3  # 2 sold, 3 back
