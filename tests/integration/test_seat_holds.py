@@ -32,6 +32,7 @@ from agora.services.inventory import store
 from agora.services.inventory.handlers import InventoryHandlers
 from agora.services.inventory.places import PlaceRepository
 from agora.services.inventory.repository import StockRepository
+from agora.services.inventory.workers import announce_expired_holds
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
 SHOW = NOW + dt.timedelta(days=7)
@@ -325,19 +326,14 @@ async def test_confirmed_seats_are_sold_and_released_ones_are_free_again(
 
 
 async def test_an_order_of_places_alone_expires(inventory: Inventory) -> None:
-    from agora.services.inventory.workers import announce_expired_holds
-
     await inventory.apply(opened())
     await inventory.apply(placed("o1", best(2)))
     async with inventory.db.read() as conn:
         upcoming = await store.next_expiry(conn)
     assert upcoming == NOW + dt.timedelta(seconds=600)
 
-    class Sweep(Unit):
-        pass
-
     async with inventory.db.write() as conn:
-        unit = Sweep(conn, inventory.emitted)
+        unit = Unit(conn, inventory.emitted)
         # The sweeper compares with the real clock: the hold (in 2026-12-01) is long past.
         assert await announce_expired_holds(unit) == ["o1"]  # type: ignore[arg-type]
         assert await announce_expired_holds(unit) == []  # type: ignore[arg-type]

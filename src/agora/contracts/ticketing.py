@@ -1,5 +1,6 @@
 """Events of ticketing: events (shows, courses) scheduled in venues, their sessions' sales."""
 
+import dataclasses
 from datetime import datetime
 from typing import ClassVar
 
@@ -14,6 +15,7 @@ __all__ = [
     "PriceCategory",
     "SalesClosed",
     "SalesOpened",
+    "SalesWindow",
     "ScheduledSession",
     "TicketCancelled",
     "TicketCheckedIn",
@@ -67,6 +69,32 @@ class SalesOpened(_EventOfEvents):
     event_id: str
     session_id: str
     opens_at: datetime
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SalesWindow:
+    """What `SalesOpened` and `SalesClosed` mean, as every context that acts on them reads it:
+    places of a session may be held from `opens_at` (None: not opened) until `closes_at` (None:
+    until the session starts)."""
+
+    starts_at: datetime
+    opens_at: datetime | None
+    closes_at: datetime | None
+
+    def refusal(self, now: datetime) -> str | None:
+        """Why a hold is refused at `now`, or None while sales are open."""
+        if self.opens_at is None:
+            return "sales have not opened"
+        if now < self.opens_at:
+            return f"sales open at {self.opens_at.isoformat()}"
+        if self.closes_at is not None and now >= self.closes_at:
+            return "sales have closed"
+        if now >= self.starts_at:
+            return "the session has started"
+        return None
+
+    def is_open(self, now: datetime) -> bool:
+        return self.refusal(now) is None
 
 
 class SalesClosed(_EventOfEvents):

@@ -1,18 +1,17 @@
-"""Inventory's rules and values, without I/O: a product's stock level, a session's sales
-window, and why places cannot be held."""
+"""Inventory's rules and values, without I/O: a product's stock level, a session's seat map,
+and why places cannot be held (a session's sales window is the contract's `SalesWindow`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 
+from agora.contracts.ticketing import SalesWindow
 from agora.problems import NotFound
 
 __all__ = [
     "AreaPlaces",
     "PlacesUnavailable",
     "ProductNotFound",
-    "SalesWindow",
     "SeatMap",
     "SessionNotFound",
     "StockLevel",
@@ -39,31 +38,6 @@ class ProductNotFound(NotFound):
 class SessionNotFound(NotFound):
     def __init__(self, session_id: str) -> None:
         super().__init__("session-not-found", "Session not found", f"no session {session_id}")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class SalesWindow:
-    """When a session's places may be held: from `opens_at` (None: not opened yet) until
-    `closes_at` (None: until the session starts)."""
-
-    starts_at: dt.datetime
-    opens_at: dt.datetime | None
-    closes_at: dt.datetime | None
-
-    def refusal(self, now: dt.datetime) -> str | None:
-        """Why a hold is refused at `now`, or None if sales are open."""
-        if self.opens_at is None:
-            return "sales have not opened"
-        if now < self.opens_at:
-            return f"sales open at {self.opens_at.isoformat()}"
-        if self.closes_at is not None and now >= self.closes_at:
-            return "sales have closed"
-        if now >= self.starts_at:
-            return "the session has started"
-        return None
-
-    def is_open(self, now: dt.datetime) -> bool:
-        return self.refusal(now) is None
 
 
 class PlacesUnavailable(Exception):

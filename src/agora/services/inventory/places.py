@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.contracts.inventory import HeldPlace
 from agora.contracts.orders import TicketLine
-from agora.contracts.ticketing import EventScheduled
+from agora.contracts.ticketing import EventScheduled, SalesWindow
 from agora.messaging import Database, set_lock_timeout
-from agora.services.inventory.domain import PlacesUnavailable, SalesWindow
+from agora.services.inventory.domain import PlacesUnavailable
 from agora.services.inventory.seating import RowState, SeatState, best_available
 from agora.services.inventory.store import (
     AREA,

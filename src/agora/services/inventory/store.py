@@ -21,8 +21,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agora.contracts.ticketing import SalesWindow
 from agora.messaging import UtcDateTime
-from agora.services.inventory.domain import AreaPlaces, SalesWindow, SeatMap, StockLevel
+from agora.services.inventory.domain import AreaPlaces, SeatMap, StockLevel
 
 metadata = MetaData()
 

@@ -209,7 +209,7 @@ async def _ticket_lines(
     counted: dict[tuple[str, str], int] = {}
     for request in command.tickets:
         session = sessions[request.session_id]
-        if (refusal := session.refusal(now)) is not None:
+        if (refusal := session.window.refusal(now)) is not None:
             raise SalesNotOpen(session.session_id, refusal)
         if request.seat_ids:
             categories = await uow.sessions.seat_categories(session.event_id, request.seat_ids)

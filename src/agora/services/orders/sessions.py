@@ -11,7 +11,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agora.contracts.ticketing import EventScheduled
+from agora.contracts.ticketing import EventScheduled, SalesWindow
 from agora.services.orders.domain import OrderStatus
 from agora.services.orders.store import (
     order_tickets,
@@ -38,16 +38,9 @@ class SessionOnSale:
     # category → (price, general admission)
     categories: dict[str, tuple[Decimal, bool]]
 
-    def refusal(self, now: dt.datetime) -> str | None:
-        """Why sales are closed at `now`, or None while they are open (inventory, which holds
-        the places, decides the same from the same events)."""
-        if self.opens_at is None:
-            return "sales have not opened"
-        if now < self.opens_at:
-            return f"sales open at {self.opens_at.isoformat()}"
-        if (self.closes_at is not None and now >= self.closes_at) or now >= self.starts_at:
-            return "sales have closed"
-        return None
+    @property
+    def window(self) -> SalesWindow:
+        return SalesWindow(self.starts_at, self.opens_at, self.closes_at)
 
 
 class SessionsOnSale:

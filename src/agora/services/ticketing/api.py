@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 from pydantic import AwareDatetime, BaseModel
 
-from agora.auth import AUTHORIZE, SellerOrAdmin
+from agora.auth import SellerOrAdmin
 from agora.services.ticketing import handlers, tickets_api
 from agora.services.ticketing.deps import TicketingServiceDep
 from agora.services.ticketing.domain import EventPlan
@@ -21,6 +21,7 @@ from agora.services.ticketing.schemas import (
     SessionOut,
     VenueIn,
     VenueOut,
+    problems,
 )
 
 __all__ = ["build_router"]
@@ -29,21 +30,6 @@ __all__ = ["build_router"]
 class CancelledSessionOut(BaseModel):
     session: SessionOut
     tickets_cancelled: int
-
-
-DESCRIBED = {
-    403: "Not the store's seller (nor an admin)",
-    404: "No such store, venue, event or session",
-    422: "Invalid request (the problem names what)",
-    **{code: value["description"] for code, value in AUTHORIZE.items()},
-}
-
-
-def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {"description": DESCRIBED[code], "content": {"application/problem+json": {}}}
-        for code in codes
-    }
 
 
 def created(model: BaseModel, location: str) -> Response:

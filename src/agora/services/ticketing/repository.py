@@ -119,12 +119,7 @@ class TicketingRepository:
 
     async def signing_keys(self) -> list[SigningKey]:
         """Every key that signs ticket codes, oldest first (the last one signs new codes)."""
-        rows = await self._conn.execute(
-            select(ticket_keys.c.kid, ticket_keys.c.private_pem).order_by(
-                ticket_keys.c.created_at, ticket_keys.c.kid
-            )
-        )
-        return [SigningKey(kid=row.kid, private_pem=row.private_pem) for row in rows]
+        return await store.signing_keys(self._conn)
 
     async def add_signing_key(self, key: SigningKey, now: dt.datetime) -> None:
         await self._conn.execute(

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, model_validator
 
+from agora.auth import AUTHORIZE
 from agora.contracts.seating import SeatingPlan, rows_plan
 from agora.contracts.types import AmountIn, CurrencyIn, RequestModel, check_minor_units
 from agora.messaging import utcnow
@@ -191,5 +192,18 @@ class EventsOut(BaseModel):
     total: int
 
 
-def dump(model: BaseModel) -> dict[str, Any]:
-    return model.model_dump(mode="json")
+DESCRIBED = {
+    **{code: value["description"] for code, value in AUTHORIZE.items()},
+    403: "Not the store's or event's seller (nor an admin), or a role that may not do this",
+    404: "No such store, venue, event, session or ticket, or not the caller's",
+    409: "The ticket was used (the body says when and where) or cannot be cancelled",
+    422: "Invalid request, or a ticket code we did not sign (the problem names what)",
+}
+
+
+def problems(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The problems a route answers, for its OpenAPI `responses`."""
+    return {
+        code: {"description": DESCRIBED[code], "content": {"application/problem+json": {}}}
+        for code in codes
+    }

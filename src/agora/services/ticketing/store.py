@@ -28,6 +28,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agora.auth.keys import SigningKey
+from agora.contracts.ticketing import SalesWindow
 from agora.messaging import UtcDateTime
 from agora.messaging.sql import DecimalText
 
@@ -162,12 +164,8 @@ class Session:
     cancelled_at: dt.datetime | None = None
 
     def sales_open(self, now: dt.datetime) -> bool:
-        return (
-            self.cancelled_at is None
-            and self.opens_at is not None
-            and self.opens_at <= now < self.starts_at
-            and (self.closes_at is None or now < self.closes_at)
-        )
+        # a cancelled session's sales closed when it was cancelled
+        return SalesWindow(self.starts_at, self.opens_at, self.closes_at).is_open(now)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -210,6 +208,12 @@ class Ticket:
 
 def _ticket(row: Any) -> Ticket:
     return Ticket(**{k: v for k, v in row._mapping.items() if k != "place_no"})
+
+
+async def signing_keys(conn: AsyncConnection) -> list[SigningKey]:
+    """Every key that signs ticket codes, oldest first (the last one signs new codes)."""
+    rows = await conn.execute(SIGNING_KEYS)
+    return [SigningKey(kid=row.kid, private_pem=row.private_pem) for row in rows]
 
 
 async def ticket_by_id(conn: AsyncConnection, ticket_id: str) -> Ticket | None:
@@ -373,6 +377,9 @@ SESSIONS = (
     .order_by(sessions.c.event_id, sessions.c.starts_at)
 )
 SESSION = select(sessions).where(sessions.c.id == bindparam("session"))
+SIGNING_KEYS = select(ticket_keys.c.kid, ticket_keys.c.private_pem).order_by(
+    ticket_keys.c.created_at, ticket_keys.c.kid
+)
 TICKET = select(tickets).where(tickets.c.id == bindparam("ticket"))
 CHECKIN_COUNTS = select(
     func.count().label("issued"), func.count(tickets.c.checked_in_at).label("checked_in")

@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from agora.auth import Principal, may_manage, may_read
-from agora.auth.keys import SigningKey
+from agora.auth.keys import SigningKey, key_set
 from agora.contracts.identity import UserProfileChanged
 from agora.contracts.orders import OrderConfirmed
 from agora.contracts.ticketing import TicketCancelled, TicketCheckedIn, TicketIssued
@@ -23,7 +23,6 @@ from agora.services.ticketing.store import CANCELLED, VALID, Ticket
 
 __all__ = [
     "AlreadyCheckedIn",
-    "CheckIn",
     "InvalidTicketCode",
     "NotCancellable",
     "TicketNotFound",
@@ -182,16 +181,8 @@ async def tickets_of(
 async def signing_key_set(db: Database) -> dict[str, object]:
     """The public keys of ticket codes, as a JSON Web Key Set."""
     async with db.read() as conn:
-        rows = await conn.execute(
-            store.ticket_keys.select().order_by(store.ticket_keys.c.created_at)
-        )
-        keys = [SigningKey(kid=row.kid, private_pem=row.private_pem) for row in rows]
-    return {"keys": [key.public_jwk() for key in keys]}
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class CheckIn:
-    ticket: Ticket
+        keys = await store.signing_keys(conn)
+    return key_set(keys)
 
 
 async def check_in(
@@ -201,7 +192,7 @@ async def check_in(
     session_id: str,
     gate: str | None,
     clock: Clock = utcnow,
-) -> CheckIn:
+) -> Ticket:
     """Admit the code's ticket at the door of `session_id`, once: by the event's seller or an
     admin. A code we did not sign, or of another session, is refused; a second scan answers
     when (and at which gate) the ticket was used."""
@@ -229,7 +220,7 @@ async def check_in(
     uow.emit(
         TicketCheckedIn(ticket_id=ticket.id, session_id=session_id, checked_in_at=now, gate=gate)
     )
-    return CheckIn(dataclasses.replace(ticket, checked_in_at=now, checked_in_gate=gate))
+    return dataclasses.replace(ticket, checked_in_at=now, checked_in_gate=gate)
 
 
 async def checkins_of(db: Database, caller: Principal, session_id: str) -> tuple[int, int]:

@@ -11,28 +11,14 @@ import segno
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, StringConstraints
 
-from agora.auth import AUTHORIZE, CurrentUser, SellerOrAdmin
+from agora.auth import CurrentUser, SellerOrAdmin
 from agora.contracts.types import RequestModel
 from agora.services.ticketing import tickets
 from agora.services.ticketing.deps import TicketingServiceDep
-from agora.services.ticketing.schemas import Id, Page, PageSize
+from agora.services.ticketing.schemas import Id, Page, PageSize, problems
 from agora.services.ticketing.store import Ticket
 
 __all__ = ["build_router"]
-
-
-def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
-    described = {
-        **{code: value["description"] for code, value in AUTHORIZE.items()},
-        403: "Not the event's seller (nor an admin), or a role that may not do this",
-        404: "No such ticket or session, or not yours",
-        409: "The ticket was used (the body says when and where) or cannot be cancelled",
-        422: "Not a ticket code we signed, or of another session",
-    }
-    return {
-        code: {"description": described[code], "content": {"application/problem+json": {}}}
-        for code in codes
-    }
 
 
 class TicketOut(BaseModel):
@@ -115,7 +101,7 @@ def build_router() -> APIRouter:
         "/api/tickets",
         response_model=TicketsOut,
         summary="My tickets, newest first",
-        responses=_problems(401, 403),
+        responses=problems(401, 403),
     )
     async def my_tickets(
         service: TicketingServiceDep, caller: CurrentUser, page: Page = 1, page_size: PageSize = 20
@@ -137,7 +123,7 @@ def build_router() -> APIRouter:
         "/api/tickets/{ticket_id}",
         response_model=TicketOut,
         summary="A ticket (its buyer, the event's seller, admins)",
-        responses=_problems(401, 403, 404),
+        responses=problems(401, 403, 404),
     )
     async def get_ticket(
         service: TicketingServiceDep, ticket_id: Id, caller: CurrentUser
@@ -165,7 +151,7 @@ def build_router() -> APIRouter:
             methods=["GET"],
             summary=f"A ticket's QR code ({kind.upper()})",
             response_class=Response,
-            responses={200: {"content": {media_type: {}}}, **_problems(401, 403, 404)},
+            responses={200: {"content": {media_type: {}}}, **problems(401, 403, 404)},
         )
 
     @router.post(
@@ -177,7 +163,7 @@ def build_router() -> APIRouter:
             "and its place goes back on sale. Refused (409 `ticket-not-cancellable`) once used, "
             "cancelled, or later than the event's `cancel_until_hours` before the session."
         ),
-        responses=_problems(401, 403, 404, 409),
+        responses=problems(401, 403, 404, 409),
     )
     async def cancel_ticket(
         service: TicketingServiceDep, ticket_id: Id, caller: CurrentUser
@@ -195,20 +181,20 @@ def build_router() -> APIRouter:
             "`already-checked-in` with when and at which gate it was used; a code we did not "
             "sign, altered, or of another session is refused (422 `invalid-ticket-code`)."
         ),
-        responses=_problems(401, 403, 404, 409, 422),
+        responses=problems(401, 403, 404, 409, 422),
     )
     async def check_in(
         service: TicketingServiceDep, body: CheckInIn, caller: SellerOrAdmin
     ) -> CheckInOut:
         async with service.unit_of_work() as uow:
-            done = await tickets.check_in(uow, caller, body.code, body.session_id, body.gate)
-        return CheckInOut(ticket=TicketOut.of(done.ticket))
+            ticket = await tickets.check_in(uow, caller, body.code, body.session_id, body.gate)
+        return CheckInOut(ticket=TicketOut.of(ticket))
 
     @router.get(
         "/api/sessions/{session_id}/checkins",
         response_model=CheckInsOut,
         summary="How many of a session's tickets are checked in (its seller, admins)",
-        responses=_problems(401, 403, 404),
+        responses=problems(401, 403, 404),
     )
     async def checkins(
         service: TicketingServiceDep, session_id: Id, caller: SellerOrAdmin
