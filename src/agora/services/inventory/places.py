@@ -547,11 +547,14 @@ async def hold_seats(
     if free != set(wanted):
         return None
     async with db.write() as conn:
-        await conn.execute(
-            update(seats)
-            .where(seats.c.session_id == line.session_id, seats.c.seat_id.in_(wanted))
-            .values(state=HELD, order_id=order_id)
-        )
+        # One seat at a time in id order: the mistake under test is the stale look, not a
+        # deadlock between two multi-row updates taking the same rows in other orders.
+        for seat_id in sorted(wanted):
+            await conn.execute(
+                update(seats)
+                .where(seats.c.session_id == line.session_id, seats.c.seat_id == seat_id)
+                .values(state=HELD, order_id=order_id)
+            )
         await PlaceRepository(conn)._record(
             order_id, line.session_id, [(seat, SEAT, line) for seat in wanted], expires_at
         )
