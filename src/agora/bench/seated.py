@@ -187,22 +187,26 @@ async def rush(
                 for place in order["places"]:
                     holders.setdefault(str(place["seat_id"]), []).append(order["id"])
 
+        def report() -> None:
+            print(
+                f"  {time.monotonic() - started:6.1f}s  "
+                f"{final.total() + door.total() + errors.total()}/{buyers} buyers done, "
+                f"{sum(q for _, q in confirmed_at)}/{seats} seats confirmed, "
+                f"{door.total()} refused at the door, {final['CANCELLED']} cancelled",
+                file=sys.stderr,
+            )
+
         async def progress() -> None:
             while True:
                 await asyncio.sleep(1)
-                print(
-                    f"  {time.monotonic() - started:6.1f}s  "
-                    f"{final.total() + door.total() + errors.total()}/{buyers} buyers done, "
-                    f"{sum(q for _, q in confirmed_at)}/{seats} seats confirmed, "
-                    f"{door.total()} refused at the door, {final['CANCELLED']} cancelled",
-                    file=sys.stderr,
-                )
+                report()
 
         reporter = asyncio.create_task(progress())
         await asyncio.gather(*(buy(n) for n in range(buyers)))
         rush_s = time.monotonic() - started
         sent = SENT[0] - sent_before
         reporter.cancel()
+        report()  # the last line, however short the rush
         # Every order is final, so once inventory has caught up nothing is held: what the
         # seat map shows sold was sold.
         await settled(client, "agora to settle after the on-sale")
