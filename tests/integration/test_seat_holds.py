@@ -8,11 +8,9 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.contracts import orders, ticketing
 from agora.contracts.inventory import (
@@ -24,150 +22,27 @@ from agora.contracts.inventory import (
     StockReleased,
     StockReserved,
 )
-from agora.contracts.seating import SeatingPlan, rows_plan
-from agora.infra import InfraSettings
-from agora.messaging import Database, Event, sqlite_url
-from agora.runtime.supervisor import ensure_database
+from agora.messaging import Database
 from agora.services.inventory import store
-from agora.services.inventory.handlers import InventoryHandlers
-from agora.services.inventory.places import PlaceRepository
-from agora.services.inventory.repository import StockRepository
 from agora.services.inventory.workers import announce_expired_holds
+from inventory_on_db import (
+    DATABASES,
+    NOW,
+    Inventory,
+    Unit,
+    best,
+    inventory_database,
+    opened,
+    placed,
+    scheduled,
+    seats,
+)
 
-NOW = dt.datetime(2026, 12, 1, 12, 0, tzinfo=dt.UTC)
-SHOW = NOW + dt.timedelta(days=7)
-HOLD = dt.timedelta(minutes=15)
 
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+@pytest.fixture(params=DATABASES)
 async def db(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    if request.param == "sqlite":
-        url = sqlite_url(tmp_path / "inventory.db")
-    else:
-        servers: InfraSettings = request.getfixturevalue("servers")
-        template = servers.isolated_env("seatholds")["AGORA_DATABASE_URL_TEMPLATE"]
-        url = template.replace("{service}", "inventory")
-        await ensure_database(url)
-    database = Database(url, store.metadata)
-    await database.create_tables()
-    yield database
-    await database.dispose()
-
-
-class Unit:
-    """What inventory's handlers use of a unit of work, over one real transaction."""
-
-    def __init__(self, conn: AsyncConnection, emitted: list[Event]) -> None:
-        self.conn = conn
-        self.emitted = emitted
-
-    @property
-    def stock(self) -> StockRepository:
-        return StockRepository(self.conn)
-
-    @property
-    def places(self) -> PlaceRepository:
-        return PlaceRepository(self.conn)
-
-    def all_or_nothing(self) -> Any:
-        return self.conn.begin_nested()
-
-    def emit(self, event: Event) -> None:
-        self.emitted.append(event)
-
-
-class Inventory:
-    def __init__(self, db: Database) -> None:
-        self.db = db
-        self.emitted: list[Event] = []
-        self.now = NOW
-        self.handlers = InventoryHandlers(HOLD, clock=lambda: self.now)
-
-    async def apply(self, event: Event) -> list[Event]:
-        before = len(self.emitted)
-        handle = self.handlers.table[type(event)]
-        async with self.db.write() as conn:
-            unit = Unit(conn, self.emitted)
-            await self.handlers.lock_batch([event], unit)  # type: ignore[arg-type]
-            await handle(event, unit)  # type: ignore[arg-type]
-        return self.emitted[before:]
-
-    async def seat_states(self, session_id: str) -> dict[str, str]:
-        async with self.db.read() as conn:
-            found = await store.seat_map(conn, session_id)
-        assert found is not None
-        return found.seats
-
-    async def version(self, session_id: str) -> int:
-        async with self.db.read() as conn:
-            found = await store.seat_map(conn, session_id)
-        assert found is not None
-        return found.version
-
-
-def plan_with_standing() -> SeatingPlan:
-    seated = rows_plan("A-C", 6, category="stalls").model_dump()
-    seated["categories"].append("standing")
-    seated["areas"] = [{"id": "pit", "name": "Pit", "category": "standing", "capacity": 5}]
-    return SeatingPlan.model_validate(seated)
-
-
-def scheduled(plan: SeatingPlan | None = None, *sessions: str) -> ticketing.EventScheduled:
-    return ticketing.EventScheduled(
-        event_id="ev-1",
-        store_id="store-1",
-        seller_id="seller-1",
-        title="Hamlet",
-        currency="EUR",
-        categories=(
-            ticketing.PriceCategory(name="stalls", price=Decimal("30.00")),
-            ticketing.PriceCategory(name="standing", price=Decimal("10.00")),
-        ),
-        sessions=tuple(
-            ticketing.ScheduledSession(session_id=s, starts_at=SHOW) for s in sessions or ("s1",)
-        ),
-        venue_id="venue-1",
-        plan=plan or plan_with_standing(),
-        hold_seconds=600,
-        max_per_order=10,
-        max_per_buyer=10,
-        cancel_until_hours=24,
-    )
-
-
-def opened(session_id: str = "s1", at: dt.datetime = NOW) -> ticketing.SalesOpened:
-    return ticketing.SalesOpened(event_id="ev-1", session_id=session_id, opens_at=at)
-
-
-def placed(
-    order_id: str,
-    *tickets: orders.TicketLine,
-    items: tuple[orders.OrderLine, ...] = (),
-) -> orders.OrderPlaced:
-    return orders.OrderPlaced(
-        order_id=order_id,
-        customer_id="buyer-1",
-        lines=items,
-        total=Decimal("0"),
-        currency="EUR",
-        tickets=tickets,
-    )
-
-
-def seats(*seat_ids: str, session: str = "s1") -> orders.TicketLine:
-    return orders.TicketLine(
-        session_id=session,
-        category="stalls",
-        quantity=len(seat_ids),
-        unit_price=Decimal("30.00"),
-        seat_ids=seat_ids,
-    )
-
-
-def best(quantity: int, category: str = "stalls", session: str = "s1") -> orders.TicketLine:
-    return orders.TicketLine(
-        session_id=session, category=category, quantity=quantity, unit_price=Decimal("30.00")
-    )
+    async for database in inventory_database(request, tmp_path, "seatholds"):
+        yield database
 
 
 @pytest.fixture

@@ -595,4 +595,6 @@ def test_every_saga_event_has_its_handler() -> None:
         ticketing.EventScheduled,
         ticketing.SalesOpened,
         ticketing.SalesClosed,
+        inventory.WaitlistOffered,
+        inventory.WaitlistOfferLapsed,
     }

@@ -17,6 +17,8 @@ __all__ = [
     "StockRejected",
     "StockReleased",
     "StockReserved",
+    "WaitlistOfferLapsed",
+    "WaitlistOffered",
 ]
 
 
@@ -92,3 +94,31 @@ class PlacesAvailable(Event):
     session_id: str
     category: str
     available: int
+
+
+class _WaitlistEvent(Event):
+    topic: ClassVar[str] = "inventory"
+    key_field: ClassVar[str] = "entry_id"
+
+
+class WaitlistOffered(_WaitlistEvent):
+    """Places came back on a sold-out session and the waiting list's next entry that they fit
+    holds them until `expires_at`: its buyer takes them with an order naming `entry_id`."""
+
+    entry_id: str
+    session_id: str
+    customer_id: str
+    category: str
+    quantity: Quantity
+    places: tuple[HeldPlace, ...]
+    expires_at: datetime
+
+
+class WaitlistOfferLapsed(_WaitlistEvent):
+    """The offer was not taken (it ran out, or its buyer left the list): its places went on
+    to the next entry, or back on sale."""
+
+    entry_id: str
+    session_id: str
+    customer_id: str
+    reason: str

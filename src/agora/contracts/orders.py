@@ -33,7 +33,8 @@ class OrderLine(BaseModel):
 
 class TicketLine(BaseModel):
     """Places in one category of one session: the named `seat_ids`, or (none named) the
-    `quantity` best available ones; a general-admission category is always a count."""
+    `quantity` best available ones; a general-admission category is always a count. With
+    `waitlist_id`, the places the waiting list offered that entry's buyer."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     session_id: str
@@ -41,6 +42,7 @@ class TicketLine(BaseModel):
     quantity: Quantity
     unit_price: Amount
     seat_ids: tuple[str, ...] = ()
+    waitlist_id: str | None = None
 
 
 class OrderPlaced(_OrderEvent):

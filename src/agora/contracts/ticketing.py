@@ -60,6 +60,7 @@ class EventScheduled(_EventOfEvents):
     max_per_order: int = Field(ge=1)
     max_per_buyer: int = Field(ge=1)
     cancel_until_hours: int = Field(ge=0)
+    waitlist_offer_seconds: int = Field(3600, ge=60)
 
 
 class SalesOpened(_EventOfEvents):

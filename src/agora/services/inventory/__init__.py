@@ -11,7 +11,12 @@ SPEC = ServiceSpec(
     package=__name__,
     bootstrap=bootstrap,
     router=build_router,
-    paths=("/api/stock", "/api/sessions/{session_id}/seats"),
+    paths=(
+        "/api/stock",
+        "/api/sessions/{session_id}/seats",
+        "/api/sessions/{session_id}/waitlist",
+        "/api/waitlist",
+    ),
     consumer_groups=("inventory",),
     workers=("hold-sweeper",),
 )

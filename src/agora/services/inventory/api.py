@@ -1,5 +1,5 @@
-"""Inventory's HTTP API: stock levels, for operators and for checks of conservation, and each
-session's seat map, for buyers."""
+"""Inventory's HTTP API: stock levels, for operators and for checks of conservation; each
+session's seat map, for buyers; and the waiting lists of sold-out sessions."""
 
 from __future__ import annotations
 
@@ -8,15 +8,19 @@ from typing import Annotated, Literal
 
 import orjson
 from fastapi import APIRouter, Header, Path, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from agora.auth import AUTHORIZE, SellerOrAdmin
+from agora.auth import AUTHORIZE, Buyer, CurrentUser, SellerOrAdmin, may_read
 from agora.contracts.seating import SeatingPlan
-from agora.messaging import utcnow
-from agora.services.inventory import handlers
+from agora.contracts.types import RequestModel
+from agora.messaging import Database, utcnow
+from agora.services.inventory import handlers, waitlist
 from agora.services.inventory.deps import InventoryServiceDep
 from agora.services.inventory.domain import SeatMap
+from agora.services.inventory.store import AREA
 from agora.web import entity_tags
+
+Id = Annotated[str, Path(max_length=100)]
 
 SEAT_STATES: dict[str, Literal["available", "held", "sold"]] = {
     "FREE": "available",
@@ -51,6 +55,79 @@ class SeatMapOut(BaseModel):
     plan: SeatingPlan
     seats: dict[str, Literal["available", "held", "sold"]]
     areas: dict[str, AreaOut]
+
+
+class WaitlistIn(RequestModel):
+    category: Annotated[str, Field(min_length=1, max_length=100)]
+    quantity: int = Field(ge=1, le=20, description="A party, served whole or not at all")
+
+
+class OfferedPlaceOut(BaseModel):
+    seat_id: str | None
+    area_id: str | None
+    quantity: int
+
+
+class OfferTicketOut(BaseModel):
+    session_id: str
+    waitlist_id: str
+
+
+class OfferOut(BaseModel):
+    expires_at: dt.datetime
+    places: list[OfferedPlaceOut]
+    ticket: OfferTicketOut = Field(
+        description="Put this in `tickets` of `POST /api/orders` to take the places"
+    )
+
+
+class WaitlistEntryOut(BaseModel):
+    id: str
+    session_id: str
+    category: str
+    quantity: int
+    state: Literal["waiting", "offered", "taken", "lapsed", "left"]
+    ahead: int | None = Field(description="Entries still waiting that joined before (waiting)")
+    joined_at: dt.datetime
+    offer: OfferOut | None = Field(description="The places held for the entry (offered)")
+    order_id: str | None = Field(description="The order that took the offer (taken)")
+
+
+class WaitlistOut(BaseModel):
+    items: list[WaitlistEntryOut]
+
+
+async def describe(db: Database, entry: waitlist.Entry) -> WaitlistEntryOut:
+    async with db.read() as conn:
+        ahead = await waitlist.ahead_of(conn, entry) if entry.state == "WAITING" else None
+        places = (
+            await waitlist.offered_places(conn, entry.entry_id) if entry.state == "OFFERED" else []
+        )
+    offer = None
+    if entry.state == "OFFERED" and entry.offer_expires_at is not None:
+        offer = OfferOut(
+            expires_at=entry.offer_expires_at,
+            places=[
+                OfferedPlaceOut(
+                    seat_id=None if kind == AREA else place,
+                    area_id=place if kind == AREA else None,
+                    quantity=quantity,
+                )
+                for kind, place, quantity in places
+            ],
+            ticket=OfferTicketOut(session_id=entry.session_id, waitlist_id=entry.entry_id),
+        )
+    return WaitlistEntryOut(
+        id=entry.entry_id,
+        session_id=entry.session_id,
+        category=entry.category,
+        quantity=entry.quantity,
+        state=entry.state.lower(),
+        ahead=ahead,
+        joined_at=entry.joined_at,
+        offer=offer,
+        order_id=entry.order_id,
+    )
 
 
 def represent(found: SeatMap) -> bytes:
@@ -105,6 +182,83 @@ def build_router() -> APIRouter:
         if etag in known or "*" in known:
             return Response(status_code=304, headers=headers)
         return Response(represent(found), headers=headers, media_type="application/json")
+
+    @router.post(
+        "/api/sessions/{session_id}/waitlist",
+        status_code=201,
+        response_model=WaitlistEntryOut,
+        summary="Join a sold-out session's waiting list",
+        description=(
+            "For a party of `quantity` places in `category`, while sales are open and fewer "
+            "places than that are free; once per buyer and session. When places come back, "
+            "entries are served first come first, whole or not at all: the next one they fit "
+            "holds them until its offer runs out (the event's `waitlist_offer_minutes`) and "
+            "is emailed; an offer not taken passes on to the next."
+        ),
+        responses={
+            404: {"description": "Unknown session"},
+            409: {"description": "Places are available, already waiting, or sales not open"},
+            **AUTHORIZE,
+        },
+    )
+    async def join_waitlist(
+        service: InventoryServiceDep,
+        session_id: Id,
+        body: WaitlistIn,
+        buyer: Buyer,
+        response: Response,
+    ) -> WaitlistEntryOut:
+        async with service.unit_of_work() as uow:
+            entry = await service.handlers.waitlists.join(
+                uow, buyer.user_id, session_id, body.category, body.quantity
+            )
+        response.headers["Location"] = f"/api/waitlist/{entry.entry_id}"
+        return await describe(service.platform.db, entry)
+
+    @router.get(
+        "/api/waitlist",
+        response_model=WaitlistOut,
+        summary="My waiting-list entries, the latest first (at most 100)",
+        responses={**AUTHORIZE},
+    )
+    async def my_waitlist(service: InventoryServiceDep, caller: CurrentUser) -> WaitlistOut:
+        db = service.platform.db
+        async with db.read() as conn:
+            entries = await waitlist.entries_of(conn, caller.user_id)
+        return WaitlistOut(items=[await describe(db, entry) for entry in entries])
+
+    @router.get(
+        "/api/waitlist/{entry_id}",
+        response_model=WaitlistEntryOut,
+        summary="A waiting-list entry: its place in line, or the places offered",
+        responses={404: {"description": "Unknown entry (or another buyer's)"}, **AUTHORIZE},
+    )
+    async def get_waitlist_entry(
+        service: InventoryServiceDep, entry_id: Id, caller: CurrentUser
+    ) -> WaitlistEntryOut:
+        db = service.platform.db
+        async with db.read() as conn:
+            entry = await waitlist.entry_by_id(conn, entry_id)
+        if entry is None or not may_read(caller, entry.customer_id):
+            raise waitlist.EntryNotFound(entry_id)
+        return await describe(db, entry)
+
+    @router.delete(
+        "/api/waitlist/{entry_id}",
+        status_code=204,
+        summary="Leave a waiting list (an open offer passes on to the next)",
+        responses={
+            404: {"description": "Unknown entry (or another buyer's)"},
+            409: {"description": "The offer was ordered already: cancel the order instead"},
+            **AUTHORIZE,
+        },
+    )
+    async def leave_waitlist(
+        service: InventoryServiceDep, entry_id: Id, caller: CurrentUser
+    ) -> Response:
+        async with service.unit_of_work() as uow:
+            await service.handlers.waitlists.leave(uow, caller, entry_id)
+        return Response(status_code=204)
 
     @router.get(
         "/api/stock/{product_id}",

@@ -27,8 +27,9 @@ class InventoryService(Service):
     ) -> None:
         super().__init__(infrastructure, store.metadata)
         handlers = InventoryHandlers(hold_time, lock_timeout=lock_timeout)
+        self.handlers = handlers
         self.platform.subscribe(handlers.table, self.unit_of_work, prepare=handlers.lock_batch)
-        sweeper = HoldSweeper(self.platform.db, self.unit_of_work)
+        sweeper = HoldSweeper(self.platform.db, self.unit_of_work, handlers.pass_on_lapsed_offers)
         self.platform.add_loop("hold-sweeper", sweeper.step)
 
     def unit_of_work(self) -> InventoryUnitOfWork:

@@ -25,6 +25,7 @@ from agora.services.inventory.domain import (
     StockLevel,
 )
 from agora.services.inventory.locking import LOCK_TIMEOUT, Shortage
+from agora.services.inventory.offers import WaitingLists
 from agora.services.inventory.repository import InventoryUnitOfWork
 from agora.services.inventory.store import RELEASED, SOLD, seat_map, stock_level
 
@@ -43,6 +44,7 @@ class InventoryHandlers:
         self.hold_time = hold_time
         self.lock_timeout = lock_timeout
         self._clock = clock
+        self.waitlists = WaitingLists(clock, lock_timeout)
 
     @property
     def table(self) -> Mapping[type[Event], Handler[InventoryUnitOfWork]]:
@@ -81,7 +83,9 @@ class InventoryHandlers:
             for line in event.tickets
         }
         sessions.update(
-            event.session_id for event in events if isinstance(event, ticketing.TicketCancelled)
+            event.session_id
+            for event in events
+            if isinstance(event, ticketing.TicketCancelled | ticketing.SalesOpened)
         )
         await uow.places.lock(sessions, ending, timeout=self.lock_timeout)
 
@@ -99,7 +103,10 @@ class InventoryHandlers:
         await uow.places.add_event(event)
 
     async def on_sales_opened(self, event: ticketing.SalesOpened, uow: InventoryUnitOfWork) -> None:
-        await uow.places.open_sales(event.session_id, event.opens_at)
+        opened = await uow.places.open_sales(event.session_id, event.opens_at)
+        # Sales closed and opened again: whoever still waits is first in line.
+        if opened and await self.waitlists.serve(uow, event.session_id):
+            await self._announce(uow, event.session_id)
 
     async def on_sales_closed(self, event: ticketing.SalesClosed, uow: InventoryUnitOfWork) -> None:
         await uow.places.close_sales(event.session_id, event.closes_at)
@@ -111,7 +118,21 @@ class InventoryHandlers:
         if await uow.places.give_back(
             event.order_id, event.session_id, event.seat_id, event.area_id
         ):
-            await self._announce(uow, event.session_id)
+            await self._places_came_back(uow, event.session_id)
+
+    async def pass_on_lapsed_offers(self, uow: InventoryUnitOfWork) -> bool:
+        """Waiting-list offers that ran out pass on (the hold sweeper's second duty); True if
+        any did."""
+        sessions = await self.waitlists.pass_on_lapsed(uow)
+        for session_id in sessions:
+            await self._announce(uow, session_id)
+        return bool(sessions)
+
+    async def _places_came_back(self, uow: InventoryUnitOfWork, session_id: str) -> None:
+        """The waiting list has the first pick of places back on sale; what is left is
+        announced."""
+        await self.waitlists.serve(uow, session_id)
+        await self._announce(uow, session_id)
 
     async def _announce(
         self,
@@ -177,6 +198,12 @@ class InventoryHandlers:
                 available = await uow.stock.reserve(lines) if lines else {}
                 places: list[HeldPlace] = []
                 for ticket in sorted(event.tickets, key=lambda t: (t.session_id, t.category)):
+                    if ticket.waitlist_id is not None:
+                        offered = await self.waitlists.take(
+                            uow, event.order_id, event.customer_id, ticket, expires_at
+                        )
+                        places.extend(offered)
+                        continue
                     places.extend(await uow.places.hold(event.order_id, ticket, expires_at))
                 if lines:
                     await uow.stock.hold(event.order_id, lines, expires_at)
@@ -221,7 +248,7 @@ class InventoryHandlers:
         released = await uow.stock.end_holds(event.order_id, RELEASED)
         sessions = await uow.places.end(event.order_id, RELEASED)
         for session_id in sessions:
-            await self._announce(uow, session_id)
+            await self._places_came_back(uow, session_id)
         if not released and not sessions:
             return
         for product_id, quantity in sorted(released):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,7 +45,22 @@ from agora.services.inventory.store import (
     ticket_sessions,
 )
 
-__all__ = ["CANDIDATE_ROWS", "PlaceRepository", "hold_seats"]
+__all__ = ["CANDIDATE_ROWS", "PlaceRepository", "PlacesWanted", "hold_seats"]
+
+
+class PlacesWanted(Protocol):
+    """Places asked for in one category of a session: the named `seat_ids`, or (none named)
+    the `quantity` best available. An order's ticket line is one; so is a waiting-list entry."""
+
+    @property
+    def session_id(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def quantity(self) -> int: ...
+    @property
+    def seat_ids(self) -> tuple[str, ...]: ...
+
 
 CANDIDATE_ROWS = 8
 """Best-available looks at this many rows with room for the whole party at a time, best first,
@@ -93,6 +109,8 @@ class PlaceRepository:
                     seller_id=event.seller_id,
                     starts_at=session.starts_at,
                     hold_seconds=event.hold_seconds,
+                    max_per_order=event.max_per_order,
+                    waitlist_offer_seconds=event.waitlist_offer_seconds,
                     opens_at=None,
                     closes_at=None,
                     version=1,
@@ -140,6 +158,11 @@ class PlaceRepository:
     async def hold_seconds(self, session_id: str) -> int:
         return int(await self._conn.scalar(HOLD_SECONDS, {"session": session_id}) or 0)
 
+    async def limits(self, session_id: str) -> tuple[int, dt.timedelta]:
+        """The session's cap of places per order, and how long a waiting-list offer lasts."""
+        row = (await self._conn.execute(LIMITS, {"session": session_id})).one()
+        return int(row.max_per_order), dt.timedelta(seconds=row.waitlist_offer_seconds)
+
     async def open_sales(self, session_id: str, opens_at: dt.datetime) -> bool:
         """Sales open at `opens_at` and stay open until the session starts; False if unknown."""
         result = await self._conn.execute(
@@ -180,11 +203,17 @@ class PlaceRepository:
             )
 
     async def hold(
-        self, order_id: str, line: TicketLine, expires_at: dt.datetime
+        self,
+        order_id: str,
+        line: PlacesWanted,
+        expires_at: dt.datetime,
+        *,
+        swept: bool = True,
     ) -> list[HeldPlace]:
-        """Hold the line's places for the order, or raise `PlacesUnavailable`. Places of the
-        order's earlier lines stay taken when a later one fails: the caller holds an order's
-        lines in one savepoint."""
+        """Hold the line's places for the order (or a waiting list's entry: its offer is not
+        `swept` with orders' holds), or raise `PlacesUnavailable`. Places of the order's earlier
+        lines stay taken when a later one fails: the caller holds an order's lines in one
+        savepoint."""
         session = line.session_id
         area_ids = list(
             (
@@ -201,7 +230,7 @@ class PlaceRepository:
                 raise PlacesUnavailable(
                     session, f"not {line.quantity} places left in {line.category}"
                 )
-            await self._record(order_id, session, [(area_id, AREA, line)], expires_at)
+            await self._record(order_id, session, [(area_id, AREA, line)], expires_at, swept)
             return [
                 HeldPlace(session_id=session, category=line.category, area_id=area_id)
             ] * line.quantity
@@ -212,10 +241,38 @@ class PlaceRepository:
         if len(taken) != len(wanted):
             missing = sorted(set(wanted) - set(taken))
             raise PlacesUnavailable(session, f"not available: {', '.join(missing)}")
-        await self._record(order_id, session, [(seat, SEAT, line) for seat in wanted], expires_at)
+        await self._record(
+            order_id, session, [(seat, SEAT, line) for seat in wanted], expires_at, swept
+        )
         return [
             HeldPlace(session_id=session, category=line.category, seat_id=seat) for seat in wanted
         ]
+
+    async def transfer(
+        self, holder_id: str, order_id: str, expires_at: dt.datetime
+    ) -> list[HeldPlace]:
+        """What `holder_id` (a waiting list's entry) holds is the order's from now on, until
+        `expires_at`, and swept as the order's hold."""
+        moved = (
+            await self._conn.execute(
+                TRANSFER,
+                {"holder": holder_id, "held": HELD, "order": order_id, "expires_at": expires_at},
+            )
+        ).all()
+        places: list[HeldPlace] = []
+        for row in sorted(moved, key=lambda r: r.place_id):
+            session, category, place = row.session_id, row.category, row.place_id
+            if row.kind == SEAT:
+                await self._conn.execute(
+                    update(seats)
+                    .where(seats.c.session_id == session, seats.c.seat_id == place)
+                    .values(order_id=order_id)
+                )
+                places.append(HeldPlace(session_id=session, category=category, seat_id=place))
+            else:
+                held = HeldPlace(session_id=session, category=category, area_id=place)
+                places.extend([held] * row.quantity)
+        return places
 
     async def best(self, session_id: str, category: str, quantity: int) -> tuple[str, ...] | None:
         """The best `quantity` free seats of `category` (`seating.best_available`), looking at
@@ -393,8 +450,9 @@ class PlaceRepository:
         self,
         order_id: str,
         session_id: str,
-        places: Sequence[tuple[str, str, TicketLine]],
+        places: Sequence[tuple[str, str, PlacesWanted]],
         expires_at: dt.datetime,
+        swept: bool = True,
     ) -> None:
         await self._conn.execute(
             insert(place_holds),
@@ -408,7 +466,7 @@ class PlaceRepository:
                     "quantity": line.quantity if kind == AREA else 1,
                     "state": HELD,
                     "expires_at": expires_at,
-                    "expiry_announced": False,
+                    "expiry_announced": not swept,
                 }
                 for place_id, kind, line in places
             ],
@@ -438,6 +496,21 @@ PLAN_EXISTS = (
 WINDOW = select(
     ticket_sessions.c.starts_at, ticket_sessions.c.opens_at, ticket_sessions.c.closes_at
 ).where(ticket_sessions.c.session_id == bindparam("session"))
+LIMITS = select(ticket_sessions.c.max_per_order, ticket_sessions.c.waitlist_offer_seconds).where(
+    ticket_sessions.c.session_id == bindparam("session")
+)
+TRANSFER = (
+    update(place_holds)
+    .where(place_holds.c.order_id == bindparam("holder"), place_holds.c.state == bindparam("held"))
+    .values(order_id=bindparam("order"), expires_at=bindparam("expires_at"), expiry_announced=False)
+    .returning(
+        place_holds.c.session_id,
+        place_holds.c.place_id,
+        place_holds.c.kind,
+        place_holds.c.category,
+        place_holds.c.quantity,
+    )
+)
 HOLD_SECONDS = select(ticket_sessions.c.hold_seconds).where(
     ticket_sessions.c.session_id == bindparam("session")
 )

@@ -14,6 +14,7 @@ from agora.messaging import UnitOfWork
 from agora.services.inventory.locking import lock_stock, reserve_lines
 from agora.services.inventory.places import PlaceRepository
 from agora.services.inventory.store import HELD, holds, stock
+from agora.services.inventory.waitlist import WaitlistRepository
 
 __all__ = ["InventoryUnitOfWork", "StockRepository"]
 
@@ -96,6 +97,10 @@ class InventoryUnitOfWork(UnitOfWork):
     @property
     def places(self) -> PlaceRepository:
         return PlaceRepository(self.conn)
+
+    @property
+    def waitlist(self) -> WaitlistRepository:
+        return WaitlistRepository(self.conn)
 
     def all_or_nothing(self) -> AbstractAsyncContextManager[object]:
         """A savepoint: an error inside undoes what the block changed (and only that), so one

@@ -71,6 +71,8 @@ ticket_sessions = Table(
     Column("seller_id", String, nullable=True),
     Column("starts_at", UtcDateTime, nullable=False),
     Column("hold_seconds", Integer, nullable=False),
+    Column("max_per_order", Integer, nullable=False, server_default="10"),
+    Column("waitlist_offer_seconds", Integer, nullable=False, server_default="3600"),
     Column("opens_at", UtcDateTime, nullable=True),
     Column("closes_at", UtcDateTime, nullable=True),
     # Grows with every change of a seat's or an area's state: the seat map's version and ETag.
@@ -151,6 +153,46 @@ Index(
     postgresql_where=(place_holds.c.state == HELD) & ~place_holds.c.expiry_announced,
 )
 
+# -- waiting lists of sold-out sessions ---------------------------------------------------------
+
+WAITING, OFFERED, TAKEN, LAPSED, LEFT = "WAITING", "OFFERED", "TAKEN", "LAPSED", "LEFT"
+
+waitlist = Table(
+    "waitlist",
+    metadata,
+    Column("entry_id", String(36), primary_key=True),
+    Column("session_id", String, nullable=False),
+    Column("customer_id", String, nullable=False),
+    Column("category", String, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("state", String(8), nullable=False),  # WAITING, OFFERED, TAKEN, LAPSED or LEFT
+    Column("joined_at", UtcDateTime, nullable=False),
+    # Ties of `joined_at` break by this number, which grows with each entry of the session.
+    Column("position", Integer, nullable=False),
+    Column("offered_at", UtcDateTime, nullable=True),
+    # The offer's places are held in `place_holds` under the entry's id until this time.
+    Column("offer_expires_at", UtcDateTime, nullable=True),
+    Column("order_id", String(36), nullable=True),  # the order that took the offer
+    Column("ended_at", UtcDateTime, nullable=True),
+)
+Index("ix_waitlist_queue", waitlist.c.session_id, waitlist.c.state, waitlist.c.position)
+Index("ix_waitlist_customer", waitlist.c.customer_id, waitlist.c.joined_at)
+Index(
+    "ix_waitlist_offers_due",
+    waitlist.c.offer_expires_at,
+    sqlite_where=waitlist.c.state == OFFERED,
+    postgresql_where=waitlist.c.state == OFFERED,
+)
+# One entry per buyer and session on the list at a time.
+Index(
+    "ux_waitlist_active",
+    waitlist.c.session_id,
+    waitlist.c.customer_id,
+    unique=True,
+    sqlite_where=waitlist.c.state.in_([WAITING, OFFERED]),
+    postgresql_where=waitlist.c.state.in_([WAITING, OFFERED]),
+)
+
 
 async def stock_level(conn: AsyncConnection, product_id: str) -> StockLevel | None:
     row = (await conn.execute(STOCK_OF, {"product": product_id})).first()
@@ -169,7 +211,8 @@ STOCK_OF = select(stock).where(stock.c.product_id == bindparam("product"))
 
 
 async def next_expiry(conn: AsyncConnection) -> dt.datetime | None:
-    """When the first hold not yet announced (of stock or of places) runs out."""
+    """When the first hold not yet announced (of stock or of places), or the first open offer
+    of a waiting list, runs out."""
     upcoming = []
     for table in (holds, place_holds):
         value: dt.datetime | None = await conn.scalar(
@@ -180,6 +223,14 @@ async def next_expiry(conn: AsyncConnection) -> dt.datetime | None:
         )
         if value is not None:
             upcoming.append(value)
+    offer: dt.datetime | None = await conn.scalar(
+        select(waitlist.c.offer_expires_at)
+        .where(waitlist.c.state == OFFERED)
+        .order_by(waitlist.c.offer_expires_at)
+        .limit(1)
+    )
+    if offer is not None:
+        upcoming.append(offer)
     return min(upcoming, default=None)
 
 

@@ -1,13 +1,15 @@
-"""Inventory's background work: the hold sweeper, which announces each hold that has run out."""
+"""Inventory's background work: the hold sweeper, which announces each hold that has run out
+and passes on each waiting-list offer that has."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select, update
 
 from agora.contracts.inventory import HoldExpired
 from agora.messaging import Database, UnitOfWork, utcnow
+from agora.services.inventory.repository import InventoryUnitOfWork
 from agora.services.inventory.store import HELD, holds, next_expiry, place_holds
 
 __all__ = ["HoldSweeper", "announce_expired_holds"]
@@ -17,9 +19,15 @@ class HoldSweeper:
     """A durable sweep over the holds' indexed expiry (never a cache key's expiry: keyspace
     notifications are lost when nobody listens)."""
 
-    def __init__(self, db: Database, unit_of_work: Callable[[], UnitOfWork]) -> None:
+    def __init__(
+        self,
+        db: Database,
+        unit_of_work: Callable[[], InventoryUnitOfWork],
+        pass_on_offers: Callable[[InventoryUnitOfWork], Awaitable[bool]],
+    ) -> None:
         self._db = db
         self._unit_of_work = unit_of_work
+        self._pass_on_offers = pass_on_offers
 
     async def step(self) -> float | None:
         """Announce expired holds; returns seconds until the next hold expires."""
@@ -31,6 +39,8 @@ class HoldSweeper:
             return (upcoming - utcnow()).total_seconds()
         async with self._unit_of_work() as uow:
             await announce_expired_holds(uow)
+        async with self._unit_of_work() as uow:
+            await self._pass_on_offers(uow)
         return 0
 
 

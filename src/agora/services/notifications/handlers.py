@@ -1,5 +1,5 @@
-"""Notifications: a welcome email for every new account, an email for every order outcome and
-every ticket issued."""
+"""Notifications: a welcome email for every new account, an email for every order outcome,
+every ticket issued or cancelled, and every waiting-list offer made or lapsed."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Row, func, select
 
 from agora.auth import Principal, may_read
-from agora.contracts import identity, orders, ticketing
+from agora.contracts import identity, inventory, orders, ticketing
 from agora.messaging import Database, Event, Handler, new_id, utcnow
 from agora.services.notifications.mail import Mail
 from agora.services.notifications.repository import NewMessage, NotificationsUnitOfWork
@@ -81,7 +81,39 @@ class NotificationHandlers:
             orders.OrderExpired: self.on_order_outcome,
             ticketing.TicketIssued: self.on_ticket_issued,
             ticketing.TicketCancelled: self.on_ticket_cancelled,
+            inventory.WaitlistOffered: self.on_waitlist_offered,
+            inventory.WaitlistOfferLapsed: self.on_waitlist_offer_lapsed,
         }
+
+    async def on_waitlist_offered(
+        self, event: inventory.WaitlistOffered, uow: NotificationsUnitOfWork
+    ) -> None:
+        address = await uow.addresses.address_of(event.customer_id)
+        seats = [place.seat_id for place in event.places if place.seat_id]
+        places = f"seats {', '.join(seats)}" if seats else f"{event.quantity} places"
+        mail = Mail(
+            address or recipient_for(event.customer_id),
+            f"Places for you: {event.quantity} x {event.category}",
+            f"Places came back for session {event.session_id}, and they are yours until "
+            f"{event.expires_at.isoformat(timespec='minutes')}: {places} ({event.category}).\n\n"
+            f"See the offer: /api/waitlist/{event.entry_id}\n"
+            "Take it with POST /api/orders and this ticket line:\n"
+            f'{{"session_id": "{event.session_id}", "waitlist_id": "{event.entry_id}"}}\n\n'
+            "If you do not, the places go to the next on the waiting list.",
+        )
+        await self._queue(uow, event, event.customer_id, None, mail)
+
+    async def on_waitlist_offer_lapsed(
+        self, event: inventory.WaitlistOfferLapsed, uow: NotificationsUnitOfWork
+    ) -> None:
+        address = await uow.addresses.address_of(event.customer_id)
+        mail = Mail(
+            address or recipient_for(event.customer_id),
+            "Your waiting-list offer has passed on",
+            f"The places offered to you for session {event.session_id} were not taken "
+            f"({event.reason}); they went to the next on the waiting list.",
+        )
+        await self._queue(uow, event, event.customer_id, None, mail)
 
     async def on_ticket_cancelled(
         self, event: ticketing.TicketCancelled, uow: NotificationsUnitOfWork

@@ -35,21 +35,26 @@ class OrderItemIn(RequestModel):
 
 
 class TicketIn(RequestModel):
-    """Named seats of a session (`seat_ids`), or a `quantity` of the best available places in
-    one of its categories (`category`)."""
+    """Named seats of a session (`seat_ids`), a `quantity` of the best available places in
+    one of its categories (`category`), or the places a waiting list offered you
+    (`waitlist_id`, the entry's id)."""
 
     session_id: Id
     seat_ids: list[Id] | None = Field(None, min_length=1, max_length=MAX_TICKETS)
     category: Id | None = None
     quantity: int | None = Field(None, ge=1, le=MAX_TICKETS)
+    waitlist_id: Id | None = None
 
     @model_validator(mode="after")
     def _seats_or_count(self) -> TicketIn:
-        if self.seat_ids is not None:
+        if self.waitlist_id is not None:
+            if self.seat_ids is not None or self.category is not None or self.quantity:
+                raise ValueError("a waiting-list offer takes no seats, category or quantity")
+        elif self.seat_ids is not None:
             if self.category is not None or self.quantity is not None:
                 raise ValueError("named seats take no category or quantity: their own")
         elif self.category is None or self.quantity is None:
-            raise ValueError("give `seat_ids`, or a `category` and a `quantity`")
+            raise ValueError("give `seat_ids`, a `category` and a `quantity`, or a `waitlist_id`")
         return self
 
 
@@ -107,6 +112,7 @@ class TicketLineOut(BaseModel):
     quantity: int
     unit_price: str
     seat_ids: list[str] = Field(description="Named seats; empty for best available")
+    waitlist_id: str | None = Field(None, description="The waiting-list offer it takes")
 
 
 class PlaceOut(BaseModel):
@@ -151,6 +157,7 @@ class OrderOut(BaseModel):
                     quantity=t.quantity,
                     unit_price=str(t.unit_price),
                     seat_ids=list(t.seat_ids),
+                    waitlist_id=t.waitlist_id,
                 )
                 for t in order.tickets
             ],
@@ -273,6 +280,7 @@ def build_router() -> APIRouter:
                     seat_ids=tuple(t.seat_ids or ()),
                     category=t.category,
                     quantity=t.quantity or 0,
+                    waitlist_id=t.waitlist_id,
                 )
                 for t in body.tickets
             ),

@@ -91,6 +91,7 @@ class TicketLine:
     quantity: int
     unit_price: Decimal
     seat_ids: tuple[str, ...] = ()
+    waitlist_id: str | None = None  # the waiting-list offer whose places these are
 
     @property
     def subtotal(self) -> Decimal:
@@ -162,6 +163,7 @@ class Order:
                         quantity=t.quantity,
                         unit_price=t.unit_price,
                         seat_ids=t.seat_ids,
+                        waitlist_id=t.waitlist_id,
                     )
                     for t in order.tickets
                 ),

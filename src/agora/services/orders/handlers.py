@@ -95,6 +95,19 @@ class CategorySoldOut(ProblemError):
         )
 
 
+class OfferNotOpen(ProblemError):
+    def __init__(self, session_id: str, entry_id: str) -> None:
+        super().__init__(
+            409,
+            "waitlist-offer-not-open",
+            "No such offer open to you",
+            f"no waiting-list offer {entry_id} of session {session_id} is open to you (it may "
+            "have run out: see GET /api/waitlist)",
+            session_id=session_id,
+            entry_id=entry_id,
+        )
+
+
 class TicketLimit(ProblemError):
     def __init__(self, detail: str, session_id: str, limit: int) -> None:
         super().__init__(
@@ -110,6 +123,7 @@ class TicketRequest:
     seat_ids: tuple[str, ...] = ()
     category: str | None = None
     quantity: int = 0
+    waitlist_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -207,10 +221,14 @@ async def _ticket_lines(
     now = utcnow()
     named: dict[tuple[str, str], list[str]] = {}
     counted: dict[tuple[str, str], int] = {}
+    offered: list[TicketLine] = []
     for request in command.tickets:
         session = sessions[request.session_id]
         if (refusal := session.window.refusal(now)) is not None:
             raise SalesNotOpen(session.session_id, refusal)
+        if request.waitlist_id is not None:
+            offered.append(await _offered_line(uow, command.customer_id, session, request, now))
+            continue
         if request.seat_ids:
             categories = await uow.sessions.seat_categories(session.event_id, request.seat_ids)
             strangers = sorted(set(request.seat_ids) - set(categories))
@@ -244,8 +262,32 @@ async def _ticket_lines(
         for line in lines:
             if line.session_id == session_id and line.category in gone and not line.seat_ids:
                 raise CategorySoldOut(session_id, line.category)
+    lines.extend(offered)  # held for the buyer: a sold-out category does not refuse them
     await _within_caps(uow, command.customer_id, sessions, lines)
     return lines, {sessions[line.session_id].currency for line in lines}
+
+
+async def _offered_line(
+    uow: OrdersUnitOfWork,
+    customer_id: str,
+    session: SessionOnSale,
+    request: TicketRequest,
+    now: dt.datetime,
+) -> TicketLine:
+    """The line that takes a waiting-list offer: its places, at its category's price."""
+    assert request.waitlist_id is not None
+    offer = await uow.sessions.offer(request.waitlist_id)
+    if (
+        offer is None
+        or offer.customer_id != customer_id
+        or offer.session_id != session.session_id
+        or offer.expires_at <= now
+    ):
+        raise OfferNotOpen(session.session_id, request.waitlist_id)
+    price, _ = session.categories[offer.category]
+    return TicketLine(
+        session.session_id, offer.category, offer.quantity, price, waitlist_id=offer.entry_id
+    )
 
 
 async def _within_caps(
@@ -350,6 +392,16 @@ async def on_places_available(event: inventory.PlacesAvailable, uow: OrdersUnitO
     await uow.sessions.set_available(event.session_id, event.category, event.available)
 
 
+async def on_waitlist_offered(event: inventory.WaitlistOffered, uow: OrdersUnitOfWork) -> None:
+    await uow.sessions.offered(event)
+
+
+async def on_waitlist_offer_lapsed(
+    event: inventory.WaitlistOfferLapsed, uow: OrdersUnitOfWork
+) -> None:
+    await uow.sessions.offer_lapsed(event.entry_id)
+
+
 async def on_event_scheduled(event: ticketing.EventScheduled, uow: OrdersUnitOfWork) -> None:
     await uow.sessions.schedule(event)
 
@@ -373,6 +425,8 @@ HANDLERS: Mapping[type[Event], Handler[OrdersUnitOfWork]] = {
     catalog.ListingChanged: on_listing_changed,
     inventory.AvailabilityChanged: on_availability_changed,
     inventory.PlacesAvailable: on_places_available,
+    inventory.WaitlistOffered: on_waitlist_offered,
+    inventory.WaitlistOfferLapsed: on_waitlist_offer_lapsed,
     ticketing.EventScheduled: on_event_scheduled,
     ticketing.SalesOpened: on_sales_opened,
     ticketing.SalesClosed: on_sales_closed,

@@ -80,6 +80,7 @@ class OrderRepository:
                         "unit_price": ticket.unit_price,
                         "seat_ids": orjson.dumps(ticket.seat_ids).decode(),
                         "customer_id": order.customer_id,
+                        "waitlist_id": ticket.waitlist_id,
                     }
                     for number, ticket in enumerate(order.tickets)
                 ],

@@ -1,5 +1,6 @@
 """What orders knows of the sessions on sale, from ticketing's events: prices per category,
-which category each seat is in, sales windows and the caps per order and per buyer."""
+which category each seat is in, sales windows and the caps per order and per buyer; and, from
+inventory's, the waiting-list offers open to their buyers."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from decimal import Decimal
 from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from agora.contracts.inventory import WaitlistOffered
 from agora.contracts.ticketing import EventScheduled, SalesWindow
 from agora.services.orders.domain import OrderStatus
 from agora.services.orders.store import (
@@ -20,9 +22,20 @@ from agora.services.orders.store import (
     sessions_on_sale,
     ticket_availability,
     ticket_prices,
+    waitlist_offers,
 )
 
-__all__ = ["SessionOnSale", "SessionsOnSale"]
+__all__ = ["OpenOffer", "SessionOnSale", "SessionsOnSale"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class OpenOffer:
+    entry_id: str
+    session_id: str
+    customer_id: str
+    category: str
+    quantity: int
+    expires_at: dt.datetime
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -151,6 +164,30 @@ class SessionsOnSale:
         )
         return {row.seat_id: row.category for row in rows}
 
+    async def offered(self, event: WaitlistOffered) -> None:
+        """The waiting list offers the entry's buyer its places (once per entry)."""
+        if await self._conn.scalar(OFFER_KNOWN, {"entry": event.entry_id}):
+            return
+        await self._conn.execute(
+            insert(waitlist_offers).values(
+                entry_id=event.entry_id,
+                session_id=event.session_id,
+                customer_id=event.customer_id,
+                category=event.category,
+                quantity=event.quantity,
+                expires_at=event.expires_at,
+            )
+        )
+
+    async def offer_lapsed(self, entry_id: str) -> None:
+        await self._conn.execute(
+            delete(waitlist_offers).where(waitlist_offers.c.entry_id == entry_id)
+        )
+
+    async def offer(self, entry_id: str) -> OpenOffer | None:
+        row = (await self._conn.execute(OFFER, {"entry": entry_id})).first()
+        return None if row is None else OpenOffer(**row._mapping)
+
     async def held_by(self, customer_id: str, session_ids: Iterable[str]) -> dict[str, int]:
         """Tickets the customer has in each session, in orders not cancelled or expired."""
         rows = await self._conn.execute(
@@ -159,6 +196,12 @@ class SessionsOnSale:
         return {row.session_id: int(row.tickets) for row in rows}
 
 
+OFFER_KNOWN = (
+    select(func.count())
+    .select_from(waitlist_offers)
+    .where(waitlist_offers.c.entry_id == bindparam("entry"))
+)
+OFFER = select(waitlist_offers).where(waitlist_offers.c.entry_id == bindparam("entry"))
 EVENT_KNOWN = (
     select(func.count())
     .select_from(ticket_prices)

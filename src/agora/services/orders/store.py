@@ -71,7 +71,20 @@ order_tickets = Table(
     Column("unit_price", DecimalText, nullable=False),
     Column("seat_ids", Text, nullable=False),  # a JSON list, empty for best available
     Column("customer_id", String, nullable=False),  # for the cap per buyer and session
+    Column("waitlist_id", String(36), nullable=True),  # the waiting-list offer it takes
     PrimaryKeyConstraint("order_id", "line_no"),
+)
+
+# Waiting-list offers open to their buyers (from inventory's WaitlistOffered, until it lapses).
+waitlist_offers = Table(
+    "waitlist_offers",
+    metadata,
+    Column("entry_id", String(36), primary_key=True),
+    Column("session_id", String, nullable=False),
+    Column("customer_id", String, nullable=False),
+    Column("category", String, nullable=False),
+    Column("quantity", Integer, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
 )
 Index("ix_order_tickets_buyer", order_tickets.c.customer_id, order_tickets.c.session_id)
 
@@ -223,6 +236,7 @@ async def load_orders(conn: AsyncConnection, order_ids: Sequence[str]) -> list[O
                     quantity=ticket.quantity,
                     unit_price=ticket.unit_price,
                     seat_ids=tuple(orjson.loads(ticket.seat_ids)),
+                    waitlist_id=ticket.waitlist_id,
                 )
             )
         for place in await conn.execute(LOAD_PLACES, {"ids": ids}):

@@ -105,6 +105,7 @@ def build_router() -> APIRouter:
             max_per_order=body.max_per_order,
             max_per_buyer=body.max_per_buyer,
             cancel_until_hours=body.cancel_until_hours,
+            waitlist_offer_seconds=body.waitlist_offer_minutes * 60,
         )
         async with service.unit_of_work() as uow:
             event_id = await handlers.create_event(uow, seller, store_id, asked)

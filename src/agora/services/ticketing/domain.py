@@ -69,6 +69,7 @@ class EventPlan:
     max_per_order: int
     max_per_buyer: int
     cancel_until_hours: int
+    waitlist_offer_seconds: int = 3600
 
 
 def check_event(event: EventPlan, plan: SeatingPlan, now: dt.datetime) -> None:

@@ -140,6 +140,7 @@ async def create_event(
         max_per_order=asked.max_per_order,
         max_per_buyer=asked.max_per_buyer,
         cancel_until_hours=asked.cancel_until_hours,
+        waitlist_offer_seconds=asked.waitlist_offer_seconds,
         created_at=now,
         categories=tuple(asked.prices.items()),
         sessions=tuple(
@@ -167,6 +168,7 @@ async def create_event(
             max_per_order=event.max_per_order,
             max_per_buyer=event.max_per_buyer,
             cancel_until_hours=event.cancel_until_hours,
+            waitlist_offer_seconds=event.waitlist_offer_seconds,
         )
     )
     return event.id

@@ -77,6 +77,7 @@ class TicketingRepository:
                 max_per_order=event.max_per_order,
                 max_per_buyer=event.max_per_buyer,
                 cancel_until_hours=event.cancel_until_hours,
+                waitlist_offer_seconds=event.waitlist_offer_seconds,
                 first_start=min(starts),
                 last_start=max(starts),
                 created_at=event.created_at,

@@ -107,6 +107,13 @@ class EventIn(RequestModel):
     cancel_until_hours: int = Field(
         24, ge=0, le=8_760, description="Buyers may cancel until this long before the session"
     )
+    waitlist_offer_minutes: int = Field(
+        60,
+        ge=5,
+        le=2_880,
+        description="How long places offered to the next on a sold-out session's waiting list "
+        "stay theirs",
+    )
 
     @model_validator(mode="after")
     def _prices(self) -> EventIn:
@@ -164,6 +171,7 @@ class EventOut(BaseModel):
     max_per_order: int
     max_per_buyer: int
     cancel_until_hours: int
+    waitlist_offer_minutes: int
     created_at: dt.datetime
 
     @classmethod
@@ -181,6 +189,7 @@ class EventOut(BaseModel):
             max_per_order=event.max_per_order,
             max_per_buyer=event.max_per_buyer,
             cancel_until_hours=event.cancel_until_hours,
+            waitlist_offer_minutes=event.waitlist_offer_seconds // 60,
             created_at=event.created_at,
         )
 

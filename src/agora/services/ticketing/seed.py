@@ -98,6 +98,7 @@ async def seed_ticketing(uow: TicketingUnitOfWork, clock: Clock = utcnow) -> boo
             max_per_order=10,
             max_per_buyer=10,
             cancel_until_hours=24,
+            waitlist_offer_seconds=60 * 60,
         ),
         clock,
     )

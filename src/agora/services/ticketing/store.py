@@ -70,6 +70,7 @@ events = Table(
     Column("max_per_order", Integer, nullable=False),
     Column("max_per_buyer", Integer, nullable=False),
     Column("cancel_until_hours", Integer, nullable=False),
+    Column("waitlist_offer_seconds", Integer, nullable=False, server_default="3600"),
     Column("first_start", UtcDateTime, nullable=False),
     Column("last_start", UtcDateTime, nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
@@ -181,6 +182,7 @@ class Event:
     max_per_order: int
     max_per_buyer: int
     cancel_until_hours: int
+    waitlist_offer_seconds: int
     created_at: dt.datetime
     categories: tuple[tuple[str, Decimal], ...]
     sessions: tuple[Session, ...]
