@@ -25,6 +25,7 @@ async def test_the_mailbox_pages_like_every_other_list(api: Any) -> None:
 
     everything = await api.eventually(three, what="three messages")
     assert (everything["page"], everything["page_size"], len(everything["items"])) == (1, 20, 3)
+    assert [item["attachments"] for item in everything["items"]] == [[], [], []]
 
     pages = [
         (

@@ -369,6 +369,11 @@ async def test_paid_places_become_tickets_checked_in_once(api: Any) -> None:
 
     mails = await api.eventually(mailed, what="an email per ticket")
     assert any(ticket["code"] in mail["body"] for mail in mails)
+    attachments = [attachment for mail in mails for attachment in mail["attachments"]]
+    assert sorted(attachments, key=str) == sorted(
+        ({"filename": f"ticket-{t['id']}.png", "content_type": "image/png"} for t in tickets),
+        key=str,
+    )
 
     counts = await api.client.get(f"/api/sessions/{session_id}/checkins", headers=seller.headers)
     assert counts.json() == {"session_id": session_id, "tickets": 2, "checked_in": 1}

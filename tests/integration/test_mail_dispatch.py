@@ -1,25 +1,40 @@
 """The mail dispatcher against a real SMTP server (aiosmtpd) that is down, then up: it backs off
-with growing waits, says so in one line per attempt, and delivers once the server is back."""
+with growing waits, says so in one line per attempt, and delivers once the server is back. And
+what arrives: a ticket's email with its QR code, every other email as plain text."""
 
 from __future__ import annotations
 
 import asyncio
+import email
+import email.policy
+import io
 import itertools
 import logging
+import struct
 import time
-from collections.abc import AsyncIterator
+import zlib
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
 import pytest_asyncio
+import segno
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
 from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agora.messaging import BackgroundLoop, Database, new_id, utcnow
+from agora.contracts import orders, ticketing
+from agora.messaging import BackgroundLoop, Database, Envelope, Event, new_id, utcnow
 from agora.messaging.sql import sqlite_url
+from agora.qr import qr_image
 from agora.runtime.supervisor import LOOPBACK, free_port
+from agora.services.notifications.handlers import NotificationHandlers
 from agora.services.notifications.mail import Mail, SmtpSender, SmtpSettings
+from agora.services.notifications.repository import AddressesRepository, MessagesRepository
 from agora.services.notifications.store import QUEUED, SENT, messages, metadata
 from agora.services.notifications.workers import Backoff, MailDispatcher
 
@@ -29,9 +44,14 @@ DISPATCHER_LOG = "agora.services.notifications.workers"
 class Inbox:
     def __init__(self) -> None:
         self.recipients: list[str] = []
+        self.messages: list[EmailMessage] = []
 
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SmtpEnvelope) -> str:  # noqa: N802
         self.recipients.extend(envelope.rcpt_tos)
+        assert isinstance(envelope.content, bytes)
+        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        self.messages.append(parsed)
         return "250 Message accepted"
 
 
@@ -147,3 +167,106 @@ async def test_an_unreachable_server_is_retried_with_growing_waits_until_it_is_b
         await asyncio.wait_for(running, 10)
         if started:
             controller.stop()
+
+
+class _Unit:
+    """What the handlers use of a unit of work, over the real repositories of `conn`."""
+
+    def __init__(self, conn: AsyncConnection, cause: Envelope) -> None:
+        self.addresses = AddressesRepository(conn)
+        self.messages = MessagesRepository(conn)
+        self.cause = cause
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        pass  # the test steps the dispatcher itself
+
+
+async def handle(db: Database, handler: object, event: Event) -> None:
+    assert callable(handler)
+    async with db.write() as conn:
+        await handler(event, _Unit(conn, Envelope.wrap(event, source="test")))
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """The width and height of `png`, once every chunk's CRC is checked and IHDR comes first
+    and IEND last (what a PNG reader checks before it draws anything)."""
+    assert png.startswith(b"\x89PNG\r\n\x1a\n")
+    at, kinds = 8, []
+    while at < len(png):
+        (length,) = struct.unpack(">I", png[at : at + 4])
+        kind, data = png[at + 4 : at + 8], png[at + 8 : at + 8 + length]
+        (crc,) = struct.unpack(">I", png[at + 8 + length : at + 12 + length])
+        assert zlib.crc32(kind + data) == crc, kind
+        kinds.append(kind)
+        if kind == b"IHDR":
+            width, height = struct.unpack(">II", data[:8])
+        at += 12 + length
+    assert (kinds[0], kinds[-1], at) == (b"IHDR", b"IEND", len(png))
+    return width, height
+
+
+async def test_a_ticket_email_arrives_multipart_with_its_qr_code_and_others_as_text(
+    db: Database,
+) -> None:
+    inbox = Inbox()
+    port = free_port(LOOPBACK)
+    controller = Controller(inbox, hostname=LOOPBACK, port=port)
+    controller.start()
+    try:
+        handlers = NotificationHandlers(smtp=True, wake_sender=lambda: None)
+        ticket = ticketing.TicketIssued(
+            ticket_id="0193a1b2-0000-7000-8000-00000000000a",
+            order_id="o1",
+            customer_id="ann@example.test",
+            event_id="e1",
+            session_id="s1",
+            category="stalls",
+            seat_id="main-D-1",
+            code="eyJhbGciOiJFZERTQSJ9.eyJ0aWQiOiIwMTkzYTFiMiJ9.c2lnbmVkIGJ5IHRpY2tldGluZw",
+        )
+        await handle(db, handlers.on_ticket_issued, ticket)
+        confirmed = orders.OrderConfirmed(
+            order_id="o1", customer_id="bob@example.test", total=Decimal("9.50"), currency="EUR"
+        )
+        await handle(db, handlers.on_order_outcome, confirmed)
+
+        await MailDispatcher(db, SmtpSender(SmtpSettings(LOOPBACK, port, timeout=5))).step()
+        await poll(lambda: len(inbox.messages) == 2, what="both messages delivered")
+    finally:
+        controller.stop()
+
+    mailed, plain = sorted(inbox.messages, key=lambda m: m["To"] != "ann@example.test")
+    assert mailed.get_content_type() == "multipart/mixed"
+    text = mailed.get_body(("plain",))
+    html = mailed.get_body(("html",))
+    assert text is not None
+    assert ticket.code in text.get_content()
+    assert html is not None
+    (inline,) = (
+        part
+        for part in mailed.walk()
+        if part.get_content_type() == "image/png" and part.get_content_disposition() == "inline"
+    )
+    content_id = inline["Content-ID"].strip("<>")
+    assert f'src="cid:{content_id}"' in html.get_content()
+    (attached,) = mailed.iter_attachments()
+    assert attached.get_content_type() == "image/png"
+    assert attached.get_filename() == f"ticket-{ticket.ticket_id}.png"
+
+    # No QR reader among our dependencies: the image must be exactly segno's drawing of the
+    # code, the one the ticket's QR route serves.
+    drawn = io.BytesIO()
+    segno.make(ticket.code, error="m").save(drawn, kind="png", scale=4, border=4)
+    assert attached.get_content() == inline.get_content() == drawn.getvalue()
+    assert drawn.getvalue() == qr_image(ticket.code, "png")
+    width, height = png_size(attached.get_content())
+    assert width == height
+    assert 100 <= width <= 1000  # a code of ~110 bytes at 4 pixels a module, quiet zone included
+
+    assert plain["To"] == "bob@example.test"
+    assert not plain.is_multipart()
+    assert plain.get_content_type() == "text/plain"
+    assert (
+        plain.get_content().rstrip()
+        == "Thank you. Your order o1 is confirmed; 9.50 EUR was charged."
+    )

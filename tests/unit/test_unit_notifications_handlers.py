@@ -13,16 +13,17 @@ from typing import Any, Protocol
 import pytest
 from sqlalchemy import select
 
-from agora.contracts import identity, orders
+from agora.contracts import identity, orders, ticketing
 from agora.messaging import Envelope, Event
 from agora.messaging.sql import Database, sqlite_url
 from agora.services.notifications import store
 from agora.services.notifications.handlers import NotificationHandlers
-from agora.services.notifications.mail import Mail
+from agora.services.notifications.mail import Mail, TicketQr
 from agora.services.notifications.repository import (
     AddressesRepository,
     MessagesRepository,
     NewMessage,
+    mail_of,
 )
 from agora.services.notifications.workers import MailDispatcher
 
@@ -76,6 +77,8 @@ class Work(Protocol):
 
     async def messages(self) -> list[Summary]: ...
 
+    async def mails(self) -> list[Mail]: ...
+
 
 def _summary(
     customer_id: str,
@@ -117,6 +120,9 @@ class MemoryWork:
             for m in sorted(self.stored.added, key=lambda m: m.created_at)
         ]
 
+    async def mails(self) -> list[Mail]:
+        return [m.mail for m in sorted(self.stored.added, key=lambda m: m.created_at)]
+
 
 class SqliteWork:
     def __init__(self, db: Database) -> None:
@@ -153,6 +159,12 @@ class SqliteWork:
                 )
                 for r in rows
             ]
+
+    async def mails(self) -> list[Mail]:
+        m = store.messages.c
+        async with self.db.read() as conn:
+            rows = await conn.execute(select(store.messages).order_by(m.created_at, m.id))
+            return [mail_of(row) for row in rows]
 
 
 @pytest.fixture(params=["in-memory", "sqlite"])
@@ -243,6 +255,38 @@ async def test_with_smtp_a_message_is_queued_and_the_dispatcher_woken(work: Work
     ((*_, status, sent),) = await work.messages()
     assert (status, sent) == (store.QUEUED, False)
     assert work.wake_ups == 1
+
+
+def issued(ticket_id: str, customer_id: str) -> ticketing.TicketIssued:
+    return ticketing.TicketIssued(
+        ticket_id=ticket_id,
+        order_id="o1",
+        customer_id=customer_id,
+        event_id="e1",
+        session_id="s1",
+        category="stalls",
+        seat_id="main-D-1",
+        code=f"signed.code.of-{ticket_id}",
+    )
+
+
+async def test_a_ticket_is_mailed_with_its_qr_code_and_other_mail_without(work: Work) -> None:
+    handlers = NotificationHandlers(smtp=True, wake_sender=lambda: None)
+    await work.apply(handlers.on_user_registered, registered("u1", "ann@example.test"))
+    await work.apply(handlers.on_order_outcome, confirmed("o1", "u1"))
+
+    await work.apply(handlers.on_ticket_issued, issued("t1", "u1"))
+
+    welcome, confirmation, ticket = await work.mails()
+    assert (welcome.ticket_qr, confirmation.ticket_qr) == (None, None)
+    assert ticket.recipient == "ann@example.test"
+    assert ticket.subject == "Your ticket: seat main-D-1"
+    assert "signed.code.of-t1" in ticket.body
+    assert ticket.ticket_qr == TicketQr("t1", "signed.code.of-t1")
+    assert (ticket.ticket_qr.filename, ticket.ticket_qr.content_type) == (
+        "ticket-t1.png",
+        "image/png",
+    )
 
 
 class RecordingSender:

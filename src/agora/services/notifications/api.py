@@ -3,15 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from sqlalchemy import Row
 
 from agora.auth import AUTHORIZE, CurrentUser
 from agora.problems import ProblemError
 from agora.services.notifications import handlers
 from agora.services.notifications.deps import NotificationsServiceDep
+from agora.services.notifications.repository import mail_of
+
+
+class AttachmentOut(BaseModel):
+    filename: str = Field(examples=["ticket-0193a1b2-0000-7000-8000-000000000001.png"])
+    content_type: Literal["image/png"]
 
 
 class MessageOut(BaseModel):
@@ -25,6 +32,20 @@ class MessageOut(BaseModel):
     status: str
     created_at: datetime
     sent_at: datetime | None
+    attachments: list[AttachmentOut] = Field(
+        description="What is attached to the email: a ticket's QR code (a PNG, shown in the "
+        "email's HTML part too); the other messages have none"
+    )
+
+    @classmethod
+    def of(cls, row: Row[Any]) -> MessageOut:
+        qr = mail_of(row).ticket_qr
+        attachments = (
+            []
+            if qr is None
+            else [AttachmentOut(filename=qr.filename, content_type=qr.content_type)]
+        )
+        return cls.model_validate({**row._mapping, "attachments": attachments})
 
 
 class MessagesOut(BaseModel):
@@ -67,7 +88,7 @@ def build_router() -> APIRouter:
                 "only an admin may read another customer's messages",
             ) from None
         return MessagesOut(
-            items=[MessageOut.model_validate(row._mapping) for row in rows],
+            items=[MessageOut.of(row) for row in rows],
             page=page,
             page_size=page_size,
             total=total,

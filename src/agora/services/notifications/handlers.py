@@ -11,7 +11,7 @@ from sqlalchemy import Row, func, select
 from agora.auth import Principal, may_read
 from agora.contracts import identity, inventory, orders, ticketing
 from agora.messaging import Database, Event, Handler, new_id, utcnow
-from agora.services.notifications.mail import Mail
+from agora.services.notifications.mail import Mail, TicketQr
 from agora.services.notifications.repository import NewMessage, NotificationsUnitOfWork
 from agora.services.notifications.store import DELIVERED_LOCALLY, QUEUED, messages
 
@@ -139,6 +139,7 @@ class NotificationHandlers:
             f"{event.session_id} of order {event.order_id}.\n\n"
             f"Show its QR code at the door: /api/tickets/{event.ticket_id}/qr.svg (or .png).\n"
             f"The code it carries, should a scanner ask for it:\n{event.code}\n",
+            TicketQr(event.ticket_id, event.code),
         )
         await self._queue(uow, event, event.customer_id, event.order_id, mail)
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging import UnitOfWork
-from agora.services.notifications.mail import Mail
+from agora.services.notifications.mail import Mail, TicketQr
 from agora.services.notifications.store import QUEUED, SENT, messages, user_addresses
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "NewMessage",
     "NotificationsUnitOfWork",
     "QueuedMail",
+    "mail_of",
 ]
 
 
@@ -76,6 +78,7 @@ class MessagesRepository:
     async def add(self, message: NewMessage) -> None:
         """Write `message`. At most one per event: a second of the same `event_id` is refused
         by the table (the consumer's inbox skips redeliveries before that)."""
+        qr = message.mail.ticket_qr
         await self._conn.execute(
             NEW_MESSAGE,
             {
@@ -87,6 +90,8 @@ class MessagesRepository:
                 "recipient": message.mail.recipient,
                 "subject": message.mail.subject,
                 "body": message.mail.body,
+                "ticket_id": qr.ticket_id if qr else None,
+                "ticket_code": qr.code if qr else None,
                 "status": message.status,
                 "created_at": message.created_at,
                 "sent_at": message.sent_at,
@@ -96,20 +101,27 @@ class MessagesRepository:
     async def take_queued(self, limit: int) -> list[QueuedMail]:
         """Up to `limit` queued messages, oldest first, locked until the transaction ends: a
         replica's dispatcher taking messages meanwhile skips them (on PostgreSQL)."""
+        m = messages.c
         rows = await self._conn.execute(
-            select(messages.c.id, messages.c.recipient, messages.c.subject, messages.c.body)
-            .where(messages.c.status == QUEUED)
-            .order_by(messages.c.created_at)
+            select(m.id, m.recipient, m.subject, m.body, m.ticket_id, m.ticket_code)
+            .where(m.status == QUEUED)
+            .order_by(m.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
-        return [QueuedMail(row.id, Mail(row.recipient, row.subject, row.body)) for row in rows]
+        return [QueuedMail(row.id, mail_of(row)) for row in rows]
 
     async def mark_sent(self, message_ids: Sequence[str], at: datetime) -> None:
         """The messages were handed to the mail server at `at`."""
         await self._conn.execute(
             update(messages).where(messages.c.id.in_(message_ids)).values(status=SENT, sent_at=at)
         )
+
+
+def mail_of(row: Row[*tuple[Any, ...]]) -> Mail:
+    """The mail a row of `messages` holds (a row of at least the columns `take_queued` reads)."""
+    qr = TicketQr(row.ticket_id, row.ticket_code) if row.ticket_code is not None else None
+    return Mail(row.recipient, row.subject, row.body, qr)
 
 
 class NotificationsUnitOfWork(UnitOfWork):

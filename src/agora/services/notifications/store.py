@@ -22,6 +22,9 @@ messages = Table(
     Column("recipient", String, nullable=False),
     Column("subject", String, nullable=False),
     Column("body", Text, nullable=False),
+    # A ticket's email carries its QR code, drawn from these when it is sent (null: no QR).
+    Column("ticket_id", String(36), nullable=True),
+    Column("ticket_code", Text, nullable=True),
     Column("status", String(8), nullable=False),
     Column("error", Text, nullable=True),
     Column("created_at", UtcDateTime, nullable=False),

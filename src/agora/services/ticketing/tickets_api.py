@@ -4,15 +4,14 @@ the keys that verify ticket codes."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 from typing import Annotated, Any, Literal
 
-import segno
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, StringConstraints
 
 from agora.auth import CurrentUser, SellerOrAdmin
 from agora.contracts.types import RequestModel
+from agora.qr import qr_image
 from agora.services.ticketing import tickets
 from agora.services.ticketing.deps import TicketingServiceDep
 from agora.services.ticketing.schemas import Id, Page, PageSize, problems
@@ -88,12 +87,6 @@ class KeySetOut(BaseModel):
     keys: list[dict[str, Any]]
 
 
-def qr(code: str, kind: Literal["svg", "png"]) -> bytes:
-    buffer = io.BytesIO()
-    segno.make(code, error="m").save(buffer, kind=kind, scale=4, border=4)
-    return buffer.getvalue()
-
-
 def build_router() -> APIRouter:
     router = APIRouter(tags=["tickets"])
 
@@ -140,7 +133,7 @@ def build_router() -> APIRouter:
         ) -> Response:
             ticket = await tickets.read_ticket(service.platform.db, caller, ticket_id)
             return Response(
-                qr(ticket.code, kind),
+                qr_image(ticket.code, kind),
                 media_type="image/svg+xml" if kind == "svg" else "image/png",
                 headers={"Cache-Control": "private, max-age=3600"},
             )
