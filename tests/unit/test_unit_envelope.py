@@ -239,3 +239,26 @@ def test_envelope_ids_sort_by_creation() -> None:
     ids = [e.id for e in envelopes]
     assert ids == sorted(ids)
     assert [e.occurred_at for e in envelopes] == sorted(e.occurred_at for e in envelopes)
+
+
+def test_every_event_of_the_contracts_is_registered() -> None:
+    """An event a service emits but the registry does not know is dead-lettered by every
+    consumer (`unknown event type`): each concrete event class of a contract module is in
+    `ALL_EVENTS`."""
+    defined = {
+        value
+        for module in (
+            contracts.catalog,
+            contracts.identity,
+            contracts.inventory,
+            contracts.orders,
+            contracts.payments,
+            contracts.ticketing,
+        )
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and issubclass(value, Event)
+        and value.__module__ == module.__name__
+        and not value.__name__.startswith("_")
+    }
+    assert defined - set(contracts.ALL_EVENTS) == set()

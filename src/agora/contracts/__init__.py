@@ -38,6 +38,8 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     inventory.HoldExpired,
     inventory.AvailabilityChanged,
     inventory.PlacesAvailable,
+    inventory.WaitlistOffered,
+    inventory.WaitlistOfferLapsed,
     orders.OrderPlaced,
     orders.PaymentRequested,
     orders.OrderConfirmed,
