@@ -6,7 +6,7 @@ Web Key Set identity publishes at `/.well-known/jwks.json`, so no request needs 
 """
 
 from agora.auth.keys import SigningKey, issue_access_token, key_set
-from agora.auth.ownership import may_manage, may_read
+from agora.auth.ownership import may_manage, may_read, may_scan
 from agora.auth.tokens import (
     ACCESS_AUDIENCE,
     ISSUER,
@@ -25,6 +25,7 @@ from agora.auth.web import (
     Admin,
     Buyer,
     CurrentUser,
+    DoorStaff,
     OptionalUser,
     Seller,
     SellerOrAdmin,
@@ -41,6 +42,7 @@ __all__ = [
     "Admin",
     "Buyer",
     "CurrentUser",
+    "DoorStaff",
     "HttpKeySource",
     "InvalidToken",
     "KeySource",
@@ -59,5 +61,6 @@ __all__ = [
     "key_set",
     "may_manage",
     "may_read",
+    "may_scan",
     "require",
 ]

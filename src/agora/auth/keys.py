@@ -62,8 +62,11 @@ def issue_access_token(
     session_id: str,
     now: datetime,
     ttl: timedelta,
+    works_for: str | None = None,
 ) -> str:
-    claims = {
+    """An access token for the user; `works_for` (the seller a scanner works for) is claimed
+    only when given."""
+    claims: dict[str, Any] = {
         "iss": ISSUER,
         "aud": ACCESS_AUDIENCE,
         "sub": user_id,
@@ -75,6 +78,8 @@ def issue_access_token(
         "exp": int((now + ttl).timestamp()),
         "jti": secrets.token_urlsafe(12),
     }
+    if works_for is not None:
+        claims["works_for"] = works_for
     return jwt.encode(
         claims, key.private_pem, algorithm=SIGNING_ALGORITHM, headers={"kid": key.kid}
     )

@@ -42,7 +42,8 @@ ISSUER = "agora-identity"
 ACCESS_AUDIENCE = "agora"
 SIGNING_ALGORITHM = "EdDSA"
 
-Role = Literal["buyer", "seller", "admin"]
+# A scanner is a seller's door staff: its tokens name the seller in `works_for`.
+Role = Literal["buyer", "seller", "admin", "scanner"]
 Plan = Literal["free", "premium"]
 ROLES: frozenset[str] = frozenset(get_args(Role))
 PLANS: frozenset[str] = frozenset(get_args(Plan))
@@ -67,6 +68,8 @@ class Principal:
     email: str
     session_id: str
     expires_at: datetime
+    works_for: str | None = None
+    """The seller a scanner checks tickets in for; None for every other role."""
 
 
 class KeySource(Protocol):
@@ -205,6 +208,12 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
     for name in ("sub", "sid", "email"):
         if not isinstance(claims[name], str) or not claims[name]:
             raise InvalidToken(f"the token's {name} is not a string")
+    # Optional: tokens issued before scanners existed carry no `works_for`.
+    works_for = claims.get("works_for")
+    if works_for is not None and (not isinstance(works_for, str) or not works_for):
+        raise InvalidToken("the token's works_for is not a string")
+    if (role == "scanner") != (works_for is not None):
+        raise InvalidToken("a scanner's token, and only a scanner's, names whom it works for")
     return Principal(
         user_id=claims["sub"],
         role=role,
@@ -212,4 +221,5 @@ def _principal(claims: Mapping[str, Any]) -> Principal:
         email=claims["email"],
         session_id=claims["sid"],
         expires_at=datetime.fromtimestamp(int(claims["exp"]), UTC),
+        works_for=works_for,
     )

@@ -27,6 +27,7 @@ __all__ = [
     "Admin",
     "Buyer",
     "CurrentUser",
+    "DoorStaff",
     "OptionalUser",
     "Seller",
     "SellerOrAdmin",
@@ -183,3 +184,5 @@ Buyer = Annotated[Principal, Depends(require("buyer"))]
 Seller = Annotated[Principal, Depends(require("seller"))]
 SellerOrAdmin = Annotated[Principal, Depends(require("seller", "admin"))]
 Admin = Annotated[Principal, Depends(require("admin"))]
+# Whose events' doors a caller may stand at is the route's to check (`may_scan`).
+DoorStaff = Annotated[Principal, Depends(require("seller", "admin", "scanner"))]

@@ -1,14 +1,15 @@
-"""Identity's HTTP API: accounts, sessions (tokens), plans, and the published signing keys."""
+"""Identity's HTTP API: accounts, sessions (tokens), plans, a seller's scanner accounts, and the
+published signing keys."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
-from agora.auth import AUTHORIZE, Admin, CurrentUser, Plan, Role, client_ip
+from agora.auth import AUTHORIZE, Admin, CurrentUser, Plan, Role, Seller, client_ip
 from agora.contracts.types import RequestModel
 from agora.problems import ProblemError
 from agora.services.identity import handlers
@@ -18,6 +19,7 @@ from agora.services.identity.domain import (
     PASSWORD_MAX_LENGTH,
     PASSWORD_MIN_LENGTH,
     Profile,
+    RegisteredRole,
     User,
     is_valid_email,
     normalise_email,
@@ -40,7 +42,7 @@ Password = Annotated[
 class RegisterIn(RequestModel):
     email: Email
     password: Password
-    role: Literal["buyer", "seller"]
+    role: RegisteredRole
 
 
 class RegistrationOut(BaseModel):
@@ -78,12 +80,18 @@ class UserOut(BaseModel):
     email: str
     role: Role
     plan: Plan
+    works_for: str | None = Field(None, description="The seller a scanner works for")
     created_at: datetime
 
     @classmethod
     def of(cls, user: User) -> UserOut:
         return cls(
-            id=user.id, email=user.email, role=user.role, plan=user.plan, created_at=user.created_at
+            id=user.id,
+            email=user.email,
+            role=user.role,
+            plan=user.plan,
+            works_for=user.works_for,
+            created_at=user.created_at,
         )
 
 
@@ -112,11 +120,50 @@ class ProfileOut(BaseModel):
         return cls(name=profile.name, phone=profile.phone, address=profile.address)
 
 
+class ScannerIn(RequestModel):
+    email: Email
+    password: Password
+    name: Text200 | None = Field(None, description="Who stands at the door, for the seller")
+
+
+class ScannerOut(BaseModel):
+    id: str
+    email: str
+    role: Literal["scanner"] = "scanner"
+    works_for: str = Field(description="The seller the scanner checks tickets in for")
+    name: str | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, scanner: handlers.Scanner) -> ScannerOut:
+        user = scanner.user
+        assert user.works_for is not None
+        return cls(
+            id=user.id,
+            email=user.email,
+            works_for=user.works_for,
+            name=scanner.name,
+            created_at=user.created_at,
+        )
+
+
+class ScannersOut(BaseModel):
+    items: list[ScannerOut]
+    page: int
+    page_size: int
+    total: int
+
+
+Page = Annotated[int, Query(ge=1, le=10_000, description="1-based page number")]
+PageSize = Annotated[int, Query(ge=1, le=100)]
+
+
 def _problems(*codes: int) -> dict[int | str, dict[str, Any]]:
     descriptions = {
         401: "Wrong credentials, or an invalid, expired or revoked token",
         403: "The caller's role may not do this",
         404: "No such user",
+        409: "The address has an account already",
         422: "Invalid request",
         429: "Too many failed logins; see Retry-After",
     }
@@ -288,6 +335,77 @@ def build_router() -> APIRouter:
             return UserOut.of(await identity.change_plan(user_id, body.plan))
         except handlers.UserNotFound:
             raise user_not_found(user_id) from None
+
+    @router.post(
+        "/api/auth/scanners",
+        status_code=201,
+        response_model=ScannerOut,
+        summary="Make a scanner account: door staff who check the seller's tickets in",
+        description=(
+            "The scanner logs in with `POST /api/auth/login` like anyone, and may then check "
+            "tickets in at the doors of the seller's sessions (and read their counts), nothing "
+            "else. An address that has an account already is refused (409 `email-taken`)."
+        ),
+        responses={**AUTHORIZE, **_problems(409, 422)},
+    )
+    async def create_scanner(
+        identity: IdentityHandlersDep, body: ScannerIn, seller: Seller
+    ) -> ScannerOut:
+        try:
+            scanner = await identity.create_scanner(
+                seller.user_id, body.email, body.password, body.name
+            )
+        except handlers.EmailTaken:
+            raise ProblemError(
+                409,
+                "email-taken",
+                "Address taken",
+                f"{body.email} has an account already: choose another address.",
+            ) from None
+        return ScannerOut.of(scanner)
+
+    @router.get(
+        "/api/auth/scanners",
+        response_model=ScannersOut,
+        summary="The caller's scanner accounts, oldest first",
+        responses=AUTHORIZE,
+    )
+    async def my_scanners(
+        identity: IdentityHandlersDep, seller: Seller, page: Page = 1, page_size: PageSize = 20
+    ) -> ScannersOut:
+        found, total = await identity.scanners(
+            seller.user_id, limit=page_size, offset=(page - 1) * page_size
+        )
+        return ScannersOut(
+            items=[ScannerOut.of(scanner) for scanner in found],
+            page=page,
+            page_size=page_size,
+            total=total,
+        )
+
+    @router.delete(
+        "/api/auth/scanners/{scanner_id}",
+        status_code=204,
+        response_class=Response,
+        summary="Delete one of the caller's scanner accounts",
+        description=(
+            "It can no longer log in, and its sessions are revoked: its refresh and access "
+            "tokens are refused from now on. Another seller's scanner is not found (404)."
+        ),
+        responses={**AUTHORIZE, **_problems(404)},
+    )
+    async def delete_scanner(
+        identity: IdentityHandlersDep,
+        scanner_id: Annotated[str, Path(max_length=100)],
+        seller: Seller,
+    ) -> Response:
+        try:
+            await identity.delete_scanner(seller.user_id, scanner_id)
+        except handlers.ScannerNotFound:
+            raise ProblemError(
+                404, "scanner-not-found", "Scanner not found", f"no scanner {scanner_id}"
+            ) from None
+        return Response(status_code=204)
 
     @router.get(
         "/.well-known/jwks.json",

@@ -10,6 +10,7 @@ import re
 import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Literal
 
 from agora.auth import Plan, Role
 
@@ -19,6 +20,7 @@ __all__ = [
     "PASSWORD_MIN_LENGTH",
     "Lifetimes",
     "Profile",
+    "RegisteredRole",
     "ThrottleLimits",
     "User",
     "hash_refresh_token",
@@ -49,6 +51,11 @@ def is_valid_email(email: str) -> bool:
     return len(email) <= EMAIL_MAX_LENGTH and _EMAIL.fullmatch(email) is not None
 
 
+# The roles anyone may register as. Admins are created on the command line; scanners by the
+# seller they work for.
+RegisteredRole = Literal["buyer", "seller"]
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class User:
     id: str
@@ -56,6 +63,8 @@ class User:
     role: Role
     plan: Plan
     created_at: datetime
+    works_for: str | None = None
+    """The seller a scanner checks tickets in for; None for every other role."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

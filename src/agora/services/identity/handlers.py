@@ -1,5 +1,6 @@
 """Identity's use cases: register, log in (throttled), refresh (rotating, with reuse
-detection), log out, change a plan, create an admin, and re-announce revoked sessions."""
+detection), log out, change a plan, create an admin, a seller's scanner accounts, and
+re-announce revoked sessions."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from agora.messaging import new_id, utcnow
 from agora.services.identity.domain import (
     Lifetimes,
     Profile,
+    RegisteredRole,
     ThrottleLimits,
     User,
     hash_refresh_token,
@@ -37,6 +39,8 @@ __all__ = [
     "InvalidCredentials",
     "InvalidRefreshToken",
     "LoginThrottled",
+    "Scanner",
+    "ScannerNotFound",
     "Tokens",
     "UserNotFound",
 ]
@@ -62,6 +66,18 @@ class InvalidRefreshToken(Exception):
 
 class UserNotFound(Exception):
     pass
+
+
+class ScannerNotFound(Exception):
+    """No such scanner among the seller's (another seller's is not found either)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Scanner:
+    """A scanner account with the name its seller gave it."""
+
+    user: User
+    name: str | None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -96,7 +112,7 @@ class IdentityHandlers:
 
     # -- accounts ------------------------------------------------------------------------
 
-    async def register(self, email: str, password: str, role: Role) -> None:
+    async def register(self, email: str, password: str, role: RegisteredRole) -> None:
         """Create the account, or do nothing if the address has one: the caller cannot tell
         which (the password is hashed either way, so both take as long)."""
         password_hash = await self._passwords.hash(password)
@@ -112,14 +128,70 @@ class IdentityHandlers:
             raise EmailTaken(f"{normalise_email(email)} has an account already")
         return user
 
-    async def _create(self, email: str, password_hash: str, role: Role) -> User | None:
-        user = User(id=new_id(), email=email, role=role, plan="free", created_at=utcnow())
+    async def create_scanner(
+        self, seller_id: str, email: str, password: str, name: str | None
+    ) -> Scanner:
+        """A scanner account working for `seller_id`; `EmailTaken` if the address has an
+        account already."""
+        email = normalise_email(email)
+        user = await self._create(
+            email, await self._passwords.hash(password), "scanner", works_for=seller_id, name=name
+        )
+        if user is None:
+            raise EmailTaken(f"{email} has an account already")
+        return Scanner(user, name)
+
+    async def scanners(
+        self, seller_id: str, *, limit: int, offset: int
+    ) -> tuple[list[Scanner], int]:
+        """The seller's scanners, oldest first, and how many there are."""
+        async with self._read() as read:
+            found, total = await read.users.scanners(seller_id, limit=limit, offset=offset)
+        return [Scanner(user, name) for user, name in found], total
+
+    async def delete_scanner(self, seller_id: str, scanner_id: str) -> None:
+        """Delete one of the seller's scanners: it can no longer log in, and every session of
+        it is revoked (its refresh and access tokens refused)."""
+        now = utcnow()
+        async with self._unit_of_work() as uow:
+            user = await uow.users.user(scanner_id)
+            if user is None or user.role != "scanner" or user.works_for != seller_id:
+                raise ScannerNotFound(f"no scanner {scanner_id}")
+            await uow.users.delete(scanner_id, now)
+            revoked = await uow.sessions.revoke_all_of(scanner_id, now)
+        for session_id in revoked:
+            await self._announce(session_id, now)
+
+    async def _create(
+        self,
+        email: str,
+        password_hash: str,
+        role: Role,
+        *,
+        works_for: str | None = None,
+        name: str | None = None,
+    ) -> User | None:
+        user = User(
+            id=new_id(),
+            email=email,
+            role=role,
+            plan="free",
+            created_at=utcnow(),
+            works_for=works_for,
+        )
         try:
             async with self._unit_of_work() as uow:
                 if await uow.users.account(email) is not None:
                     return None
                 await uow.users.add(user, password_hash)
-                uow.emit(UserRegistered(user_id=user.id, email=email, role=role, plan=user.plan))
+                if name is not None:
+                    await uow.users.save_profile(user.id, Profile(name=name), user.created_at)
+                # Door staff are no customers: nobody downstream (the welcome mail) wants them,
+                # and the event's roles are those that may register.
+                if role != "scanner":
+                    uow.emit(
+                        UserRegistered(user_id=user.id, email=email, role=role, plan=user.plan)
+                    )
         except IntegrityError:  # registered concurrently
             return None
         return user
@@ -246,9 +318,9 @@ class IdentityHandlers:
                 refused = "the refresh token was used before: its session is now revoked"
             elif stored.expires_at <= now:
                 refused = "the refresh token has expired"
+            elif (user := await uow.users.user(stored.user_id)) is None:
+                refused = "the refresh token's account was deleted"
             else:
-                user = await uow.users.user(stored.user_id)
-                assert user is not None
                 new_token = await self._add_refresh_token(uow.sessions, stored.session_id)
                 issued = (user, stored.session_id, new_token)
         if reused_session is not None:
@@ -296,6 +368,7 @@ class IdentityHandlers:
             session_id=session_id,
             now=utcnow(),
             ttl=self._lifetimes.access,
+            works_for=user.works_for,
         )
         return Tokens(
             access_token=access_token,

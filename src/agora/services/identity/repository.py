@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -61,6 +61,31 @@ class UsersRepository:
         row = (await self._conn.execute(USER_BY_EMAIL, {"email": email})).first()
         return None if row is None else Account(_user_of(row), row.password_hash)
 
+    async def scanners(
+        self, seller_id: str, *, limit: int, offset: int
+    ) -> tuple[list[tuple[User, str | None]], int]:
+        """The scanners working for `seller_id` with the name of each, oldest first, and how
+        many there are in all."""
+        mine = (users.c.works_for == seller_id, users.c.deleted_at.is_(None))
+        total = await self._conn.scalar(select(func.count()).select_from(users).where(*mine))
+        rows = await self._conn.execute(
+            select(users, profiles.c.name)
+            .outerjoin(profiles, profiles.c.user_id == users.c.id)
+            .where(*mine)
+            .order_by(users.c.created_at, users.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        return [(_user_of(row), row.name) for row in rows], int(total or 0)
+
+    async def delete(self, user_id: str, at: datetime) -> None:
+        """Delete the account: it is no longer found, by id or by address."""
+        await self._conn.execute(
+            update(users)
+            .where(users.c.id == user_id, users.c.deleted_at.is_(None))
+            .values(deleted_at=at, updated_at=at)
+        )
+
     async def add(self, user: User, password_hash: str) -> None:
         """Add `user`; an address taken meanwhile (by another transaction) raises
         `IntegrityError`."""
@@ -71,6 +96,7 @@ class UsersRepository:
                 password_hash=password_hash,
                 role=user.role,
                 plan=user.plan,
+                works_for=user.works_for,
                 created_at=user.created_at,
                 updated_at=user.created_at,
             )
@@ -122,6 +148,16 @@ class SessionsRepository:
             .where(sessions.c.id == session_id, sessions.c.revoked_at.is_(None))
             .values(revoked_at=at)
         )
+
+    async def revoke_all_of(self, user_id: str, at: datetime) -> list[str]:
+        """Revoke every session of the user not revoked yet, at `at`; their ids."""
+        revoked = await self._conn.execute(
+            update(sessions)
+            .where(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+            .returning(sessions.c.id)
+        )
+        return list(revoked.scalars())
 
     async def revoked_since(self, since: datetime) -> list[tuple[str, datetime]]:
         """The sessions revoked after `since`, with when."""
@@ -232,11 +268,21 @@ async def reading(db: Database) -> AsyncIterator[IdentityRepositories]:
 
 
 def _user_of(row: Row[Any]) -> User:
-    return User(id=row.id, email=row.email, role=row.role, plan=row.plan, created_at=row.created_at)
+    return User(
+        id=row.id,
+        email=row.email,
+        role=row.role,
+        plan=row.plan,
+        created_at=row.created_at,
+        works_for=row.works_for,
+    )
 
 
-USER_BY_ID = select(users).where(users.c.id == bindparam("user"))
-USER_BY_EMAIL = select(users).where(users.c.email == bindparam("email"))
+# A deleted account is not found: it cannot log in, and its address stays taken.
+USER_BY_ID = select(users).where(users.c.id == bindparam("user"), users.c.deleted_at.is_(None))
+USER_BY_EMAIL = select(users).where(
+    users.c.email == bindparam("email"), users.c.deleted_at.is_(None)
+)
 REFRESH_TOKEN = (
     select(refresh_tokens, sessions.c.user_id, sessions.c.revoked_at)
     .join(sessions, sessions.c.id == refresh_tokens.c.session_id)

@@ -1,5 +1,6 @@
-"""Identity's tables: users and their password hashes, signing keys, sessions with their refresh
-tokens, and recent login attempts (the throttle's memory, shared by every replica)."""
+"""Identity's tables: users (a scanner with the seller it works for) and their password hashes,
+signing keys, sessions with their refresh tokens, and recent login attempts (the throttle's
+memory, shared by every replica)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,16 @@ users = Table(
     Column("plan", String(16), nullable=False),
     Column("created_at", UtcDateTime, nullable=False),
     Column("updated_at", UtcDateTime, nullable=False),
+    # A scanner's seller; None for every other role.
+    Column(
+        "works_for",
+        String(36),
+        ForeignKey("users.id", name="fk_users_works_for_users"),
+        nullable=True,
+        index=True,
+    ),
+    # A deleted account keeps its row, so that its sessions stay on record as revoked.
+    Column("deleted_at", UtcDateTime, nullable=True),
 )
 
 # What a user tells about themselves, for tickets and deliveries; every field optional.

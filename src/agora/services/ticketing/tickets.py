@@ -8,7 +8,7 @@ import dataclasses
 import datetime as dt
 from collections.abc import Callable
 
-from agora.auth import Principal, may_manage, may_read
+from agora.auth import Principal, may_read, may_scan
 from agora.auth.keys import SigningKey, key_set
 from agora.contracts.identity import UserProfileChanged
 from agora.contracts.orders import OrderConfirmed
@@ -193,14 +193,14 @@ async def check_in(
     gate: str | None,
     clock: Clock = utcnow,
 ) -> Ticket:
-    """Admit the code's ticket at the door of `session_id`, once: by the event's seller or an
-    admin. A code we did not sign, or of another session, is refused; a second scan answers
-    when (and at which gate) the ticket was used."""
+    """Admit the code's ticket at the door of `session_id`, once: by the event's seller, an
+    admin, or a scanner working for the seller. A code we did not sign, or of another session,
+    is refused; a second scan answers when (and at which gate) the ticket was used."""
     session = await uow.ticketing.session(session_id)
     event = None if session is None else await uow.ticketing.event(session.event_id)
     if session is None or event is None:
         raise SessionNotFound(session_id)
-    if not may_manage(caller, event.seller_id):
+    if not may_scan(caller, event.seller_id):
         raise NotYourStore(f"session {session_id} is another seller's")
     keys = {key.kid: key for key in await uow.ticketing.signing_keys()}
     try:
@@ -224,11 +224,11 @@ async def check_in(
 
 
 async def checkins_of(db: Database, caller: Principal, session_id: str) -> tuple[int, int]:
-    """(valid tickets, checked in) of the session, for its seller and admins."""
+    """(valid tickets, checked in) of the session, for those who may check its tickets in."""
     async with db.read() as conn:
         session = await store.session_by_id(conn, session_id)
         event = None if session is None else await store.event_by_id(conn, session.event_id)
-        if session is None or event is None or not may_read(caller, event.seller_id):
+        if session is None or event is None or not may_scan(caller, event.seller_id):
             raise SessionNotFound(session_id)
         return await store.checkin_counts(conn, session_id)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field, StringConstraints
 
-from agora.auth import CurrentUser, SellerOrAdmin
+from agora.auth import CurrentUser, DoorStaff
 from agora.contracts.types import RequestModel
 from agora.qr import qr_image
 from agora.services.ticketing import tickets
@@ -168,7 +168,7 @@ def build_router() -> APIRouter:
     @router.post(
         "/api/checkins",
         response_model=CheckInOut,
-        summary="Check a scanned code in at a session's door (the event's seller, admins)",
+        summary="Check a scanned code in at a session's door (its seller, their scanners, admins)",
         description=(
             "The first scan of a valid code admits (200); a second answers 409 "
             "`already-checked-in` with when and at which gate it was used; a code we did not "
@@ -177,7 +177,7 @@ def build_router() -> APIRouter:
         responses=problems(401, 403, 404, 409, 422),
     )
     async def check_in(
-        service: TicketingServiceDep, body: CheckInIn, caller: SellerOrAdmin
+        service: TicketingServiceDep, body: CheckInIn, caller: DoorStaff
     ) -> CheckInOut:
         async with service.unit_of_work() as uow:
             ticket = await tickets.check_in(uow, caller, body.code, body.session_id, body.gate)
@@ -186,11 +186,11 @@ def build_router() -> APIRouter:
     @router.get(
         "/api/sessions/{session_id}/checkins",
         response_model=CheckInsOut,
-        summary="How many of a session's tickets are checked in (its seller, admins)",
+        summary="How many of a session's tickets are checked in (seller, scanners, admins)",
         responses=problems(401, 403, 404),
     )
     async def checkins(
-        service: TicketingServiceDep, session_id: Id, caller: SellerOrAdmin
+        service: TicketingServiceDep, session_id: Id, caller: DoorStaff
     ) -> CheckInsOut:
         issued, checked_in = await tickets.checkins_of(service.platform.db, caller, session_id)
         return CheckInsOut(session_id=session_id, tickets=issued, checked_in=checked_in)
