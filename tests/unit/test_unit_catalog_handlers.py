@@ -566,3 +566,31 @@ async def test_prices_filter_and_sort_as_amounts(database: DatabaseWork) -> None
         "Pour-over kettle",
         "Espresso beans, 1 kg",
     ]
+
+
+async def test_stores_opened_before_their_event_existed_are_announced_once(
+    database: DatabaseWork,
+) -> None:
+    """A store the upgrade found (its row `announced` false, as the migration leaves rows it
+    finds) is announced by `StoreOpened` once; one opened since was announced when opened."""
+    async with database.db.write() as conn:
+        await conn.execute(
+            store.stores.insert().values(
+                id="old-store",
+                seller_id="seller-1",
+                name="Old shop",
+                description="",
+                created_at=EXPIRES,
+                announced=False,
+            )
+        )
+    new_id = await database.apply(handlers.create_store, SELLER, "New shop", "")
+    database.emitted.clear()
+
+    assert await database.apply(handlers.announce_stores) == 1
+    assert database.emitted == [
+        StoreOpened(store_id="old-store", seller_id="seller-1", name="Old shop")
+    ]
+    assert await database.apply(handlers.announce_stores) == 0
+    assert len(database.emitted) == 1
+    assert new_id != "old-store"

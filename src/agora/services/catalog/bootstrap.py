@@ -12,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from agora.messaging import Infrastructure, Service
 from agora.services.catalog import store
-from agora.services.catalog.handlers import HANDLERS, seed_catalog
+from agora.services.catalog.handlers import HANDLERS, announce_stores, seed_catalog
 from agora.services.catalog.repository import CatalogUnitOfWork
 from agora.services.catalog.seed import DEMO_CATALOG, SeedProduct
 from agora.services.catalog.views import CachedViews
@@ -47,6 +47,10 @@ class CatalogService(Service):
         with contextlib.suppress(IntegrityError):  # another replica seeded it meanwhile
             async with self.unit_of_work() as uow:
                 await seed_catalog(uow, self._seed)
+        while True:
+            async with self.unit_of_work() as uow:
+                if not await announce_stores(uow):
+                    break
 
 
 def bootstrap(context: ServiceContext) -> CatalogService:

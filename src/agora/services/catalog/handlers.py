@@ -53,6 +53,18 @@ async def create_store(
     return store_id
 
 
+async def announce_stores(uow: CatalogUnitOfWork, limit: int = 500) -> int:
+    """`StoreOpened` for up to `limit` stores opened before the event existed (so that the
+    contexts that learn stores from it, ticketing among them, know them too); returns how
+    many."""
+    found = await uow.stores.unannounced(limit)
+    for store in found:
+        uow.emit(StoreOpened(store_id=store.id, seller_id=store.seller_id, name=store.name))
+    if found:
+        await uow.stores.mark_announced([store.id for store in found])
+    return len(found)
+
+
 async def _open(uow: CatalogUnitOfWork, store: Store) -> None:
     await uow.stores.add(store)
     uow.emit(StoreOpened(store_id=store.id, seller_id=store.seller_id, name=store.name))

@@ -36,6 +36,23 @@ class StoreRepository:
         """Whether the catalog has a store at all (it has been seeded or used)."""
         return bool(await self._conn.scalar(COUNT_STORES))
 
+    async def unannounced(self, limit: int) -> list[Store]:
+        """Stores never announced by `StoreOpened` (opened before it existed), oldest first;
+        locked on PostgreSQL so that two replicas starting at once announce each once."""
+        rows = await self._conn.execute(
+            select(stores)
+            .where(~stores.c.announced)
+            .order_by(stores.c.created_at, stores.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        return [Store(row.id, row.seller_id, row.name, row.description) for row in rows]
+
+    async def mark_announced(self, store_ids: list[str]) -> None:
+        await self._conn.execute(
+            update(stores).where(stores.c.id.in_(store_ids)).values(announced=True)
+        )
+
     async def add(self, store: Store) -> None:
         """Open `store`; its id is new (a taken one raises IntegrityError)."""
         await self._conn.execute(
@@ -46,6 +63,7 @@ class StoreRepository:
                 "name": store.name,
                 "description": store.description,
                 "created_at": utcnow(),
+                "announced": True,  # the caller emits StoreOpened in the same transaction
             },
         )
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     func,
     select,
 )
@@ -40,6 +41,9 @@ stores = Table(
     Column("name", String, nullable=False),
     Column("description", Text, nullable=False, default=""),
     Column("created_at", UtcDateTime, nullable=False),
+    # Whether `StoreOpened` was sent: stores opened before the event existed were not, and are
+    # announced when the service starts (`handlers.announce_stores`).
+    Column("announced", Boolean, nullable=False, server_default=false()),
 )
 
 products = Table(
