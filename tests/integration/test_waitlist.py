@@ -325,8 +325,8 @@ async def test_no_place_is_in_two_holds_and_no_entry_is_offered_twice(
     inventory: Inventory, seed: int
 ) -> None:
     """A random walk of orders, cancellations, joins, takes, leavings and expiries; after each
-    step, every held place has one holder, every open offer holds exactly its party, and every
-    entry was offered at most once."""
+    step, every held place has one holder, every open offer holds exactly its party, every
+    entry was offered at most once, and the change log replays to the map."""
     rng = random.Random(seed)
     held_orders: list[str] = []
     open_offers: dict[str, WaitlistOffered] = {}
@@ -405,6 +405,22 @@ async def _check_invariants(inventory: Inventory, made: Counter[str]) -> None:
         )
         pit = (await conn.execute(select(store.areas))).one()
         assert pit.available + int(area_taken or 0) == pit.capacity
+        # The change log the seat map's streams read: one row per version, nothing missing,
+        # and replayed onto the session as scheduled (all free) it gives the map as it is.
+        changes = (
+            await conn.execute(select(store.place_changes).order_by(store.place_changes.c.version))
+        ).all()
+        version = await conn.scalar(select(store.ticket_sessions.c.version))
+        assert [row.version for row in changes] == list(range(2, int(version) + 1))
+        replayed = dict.fromkeys(seat_states, "FREE")
+        areas_left = {pit.area_id: pit.capacity}
+        for row in changes:
+            if row.kind == "seat":
+                replayed[row.place_id] = row.state
+            elif row.kind == "area":
+                areas_left[row.place_id] = row.available
+        assert replayed == seat_states
+        assert areas_left == {pit.area_id: pit.available}
         for offered in await conn.execute(
             select(store.waitlist).where(store.waitlist.c.state == "OFFERED")
         ):

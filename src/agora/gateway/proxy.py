@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 
 import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
 
@@ -153,15 +154,24 @@ def create_gateway(
             b"?" + query if query else b""
         )
         for base in replicas.in_turn(service):
+            client: httpx.AsyncClient = state["client"]
             try:
-                upstream = await state["client"].request(
-                    request.method,
-                    httpx.URL(base).copy_with(raw_path=target),
-                    content=body,
-                    headers=headers,
-                    # a client that asked the service to wait N seconds gets N more
-                    timeout=timeout + wait_preference(request.headers.get("prefer")),
+                upstream = await client.send(
+                    client.build_request(
+                        request.method,
+                        httpx.URL(base).copy_with(raw_path=target),
+                        content=body,
+                        headers=headers,
+                        # a client that asked the service to wait N seconds gets N more
+                        timeout=timeout + wait_preference(request.headers.get("prefer")),
+                    ),
+                    stream=True,
                 )
+                if not _is_event_stream(upstream):
+                    try:
+                        await upstream.aread()
+                    finally:
+                        await upstream.aclose()
             except httpx.LocalProtocolError as error:
                 # refused before a byte was sent: the request itself cannot be forwarded
                 raise ProblemError(
@@ -186,11 +196,14 @@ def create_gateway(
                     "Bad gateway",
                     f"{service} failed while answering: {type(error).__name__}",
                 ) from None
-            return Response(
-                upstream.content,
-                status_code=upstream.status_code,
-                headers={k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP},
-            )
+            kept = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
+            if _is_event_stream(upstream):
+                # Events go on as they come (a seat map's stream never ends by itself); the
+                # service's pings keep each read under the timeout.
+                return StreamingResponse(
+                    _relayed(upstream), status_code=upstream.status_code, headers=kept
+                )
+            return Response(upstream.content, status_code=upstream.status_code, headers=kept)
         raise ProblemError(
             503,
             "service-unavailable",
@@ -200,3 +213,17 @@ def create_gateway(
         )
 
     return app
+
+
+def _is_event_stream(response: httpx.Response) -> bool:
+    return bool(response.headers.get("content-type", "").startswith("text/event-stream"))
+
+
+async def _relayed(upstream: httpx.Response) -> AsyncIterator[bytes]:
+    """The upstream's body as it arrives, its connection closed however the relay ends (the
+    client gone, the service stopping)."""
+    try:
+        async for chunk in upstream.aiter_raw():
+            yield chunk
+    finally:
+        await upstream.aclose()

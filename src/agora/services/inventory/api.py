@@ -4,20 +4,24 @@ session's seat map, for buyers; and the waiting lists of sold-out sessions."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Header, Path, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
 from agora.auth import AUTHORIZE, Buyer, CurrentUser, SellerOrAdmin, may_read
 from agora.contracts.seating import SeatingPlan
+from agora.contracts.ticketing import SalesWindow
 from agora.contracts.types import RequestModel
 from agora.messaging import Database, utcnow
 from agora.services.inventory import handlers, waitlist
 from agora.services.inventory.deps import InventoryServiceDep
 from agora.services.inventory.domain import SeatMap
-from agora.services.inventory.store import AREA
+from agora.services.inventory.feed import MAX_REPLAY, Delta, Snapshot
+from agora.services.inventory.store import AREA, SALE, SEAT
 from agora.web import entity_tags
 
 Id = Annotated[str, Path(max_length=100)]
@@ -130,6 +134,31 @@ async def describe(db: Database, entry: waitlist.Entry) -> WaitlistEntryOut:
     )
 
 
+def delta_body(delta: Delta) -> dict[str, object]:
+    """A change as a stream sends it: a seat's new state, an area's free places, or the
+    session's new sales window."""
+    body: dict[str, object] = {"version": delta.version}
+    if delta.kind == SEAT:
+        body |= {"seat_id": delta.place_id, "state": SEAT_STATES[delta.state or "FREE"]}
+    elif delta.kind == AREA:
+        body |= {"area_id": delta.place_id, "available": delta.available}
+    elif delta.kind == SALE and delta.sales is not None:
+        window = SalesWindow(**delta.sales)
+        body["sales"] = {
+            "open": window.is_open(utcnow()),
+            "opens_at": window.opens_at,
+            "closes_at": window.closes_at,
+        }
+    body["committed_at"] = delta.committed_at
+    return body
+
+
+async def known_session(service: InventoryServiceDep, session_id: Id) -> str:
+    """The session, or a 404 before the stream starts."""
+    await handlers.seat_map_of(service.platform.db, session_id)
+    return session_id
+
+
 def represent(found: SeatMap) -> bytes:
     """The map's JSON, the plan spliced in as stored (not parsed and re-rendered per request:
     a plan of 10,000 seats is most of the answer)."""
@@ -182,6 +211,42 @@ def build_router() -> APIRouter:
         if etag in known or "*" in known:
             return Response(status_code=304, headers=headers)
         return Response(represent(found), headers=headers, media_type="application/json")
+
+    @router.get(
+        "/api/sessions/{session_id}/seats/stream",
+        response_class=EventSourceResponse,
+        summary="A session's seat map as Server-Sent Events: a snapshot, then every change",
+        description=(
+            "Public. First a `snapshot` event (the seat map, as `GET .../seats` answers it), "
+            "then a `delta` event per change of a place in version order, each sent once it "
+            "has committed: `{version, seat_id, state, committed_at}` for a seat, `{version, "
+            "area_id, available, committed_at}` for a general-admission area, `{version, sales, "
+            "committed_at}` when the sales window changes. Every event's `id` is its version: a "
+            "client that reconnects with `Last-Event-ID` (or `?since=`) gets exactly the "
+            f"changes it missed, or a fresh snapshot if more than {MAX_REPLAY} happened."
+        ),
+        responses={404: {"description": "Unknown session"}},
+    )
+    async def stream_seat_map(
+        service: InventoryServiceDep,
+        session_id: Annotated[str, Depends(known_session)],
+        since: Annotated[
+            int | None, Query(ge=0, description="The last version the client applied")
+        ] = None,
+        last_event_id: Annotated[
+            int | None, Header(alias="Last-Event-ID", ge=0, description="As `since`")
+        ] = None,
+    ) -> AsyncIterator[ServerSentEvent]:
+        start = since if since is not None else last_event_id
+        async for item in service.feed.stream(session_id, start):
+            if isinstance(item, Snapshot):
+                yield ServerSentEvent(
+                    raw_data=represent(item.seat_map).decode(),
+                    event="snapshot",
+                    id=str(item.seat_map.version),
+                )
+            else:
+                yield ServerSentEvent(data=delta_body(item), event="delta", id=str(item.version))
 
     @router.post(
         "/api/sessions/{session_id}/waitlist",

@@ -5,8 +5,11 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+from prometheus_client import Gauge
+
 from agora.messaging import Infrastructure, Service
 from agora.services.inventory import store
+from agora.services.inventory.feed import PlaceFeed
 from agora.services.inventory.handlers import InventoryHandlers
 from agora.services.inventory.locking import LOCK_TIMEOUT
 from agora.services.inventory.repository import InventoryUnitOfWork
@@ -29,11 +32,25 @@ class InventoryService(Service):
         handlers = InventoryHandlers(hold_time, lock_timeout=lock_timeout)
         self.handlers = handlers
         self.platform.subscribe(handlers.table, self.unit_of_work, prepare=handlers.lock_batch)
+        self.feed = PlaceFeed(self.platform.db)
+        Gauge(
+            "agora_seat_map_streams",
+            "Seat map streams open (GET /api/sessions/{id}/seats/stream)",
+            registry=infrastructure.metrics_registry,
+        ).set_function(lambda: self.feed.watching())
         sweeper = HoldSweeper(self.platform.db, self.unit_of_work, handlers.pass_on_lapsed_offers)
         self.platform.add_loop("hold-sweeper", sweeper.step)
 
     def unit_of_work(self) -> InventoryUnitOfWork:
-        return self.platform.unit_of_work(InventoryUnitOfWork)
+        uow = self.platform.unit_of_work(InventoryUnitOfWork)
+        uow.after_commit(lambda: self.feed.announce(uow.changed_sessions))
+        return uow
+
+    async def start(self) -> None:
+        await self.feed.listen()
+
+    def drain(self) -> None:
+        self.feed.close()
 
 
 def bootstrap(context: ServiceContext) -> InventoryService:

@@ -16,9 +16,10 @@ sales.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from sqlalchemy import bindparam, func, insert, select, update
@@ -27,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from agora.contracts.inventory import HeldPlace
 from agora.contracts.orders import TicketLine
 from agora.contracts.ticketing import EventScheduled, SalesWindow
-from agora.messaging import Database, set_lock_timeout
+from agora.messaging import Database, set_lock_timeout, utcnow
 from agora.services.inventory.domain import PlacesUnavailable
 from agora.services.inventory.seating import RowState, SeatState, best_available
 from agora.services.inventory.store import (
@@ -35,9 +36,11 @@ from agora.services.inventory.store import (
     FREE,
     HELD,
     RELEASED,
+    SALE,
     SEAT,
     SOLD,
     areas,
+    place_changes,
     place_holds,
     seat_rows,
     seats,
@@ -46,6 +49,17 @@ from agora.services.inventory.store import (
 )
 
 __all__ = ["CANDIDATE_ROWS", "PlaceRepository", "PlacesWanted", "hold_seats"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Change:
+    """A place's new state: a seat's (FREE, HELD or SOLD), an area's free places, or (kind
+    SALE) the session's sales window changed."""
+
+    place_id: str
+    kind: str
+    state: str | None = None
+    available: int | None = None
 
 
 class PlacesWanted(Protocol):
@@ -70,8 +84,11 @@ instead of at every seat of the session (see `PlaceRepository.best`)."""
 class PlaceRepository:
     """Sessions' places as inventory's handlers change them, in the unit of work's transaction."""
 
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(
+        self, conn: AsyncConnection, changed: Callable[[str], None] = lambda _session: None
+    ) -> None:
         self._conn = conn
+        self._changed = changed  # told each session whose places change in the transaction
 
     async def add_event(self, event: EventScheduled) -> bool:
         """Put every session of `event` on the map, all places free and sales closed; False
@@ -168,17 +185,23 @@ class PlaceRepository:
         result = await self._conn.execute(
             update(ticket_sessions)
             .where(ticket_sessions.c.session_id == session_id)
-            .values(opens_at=opens_at, closes_at=None, version=ticket_sessions.c.version + 1)
+            .values(opens_at=opens_at, closes_at=None)
         )
-        return result.rowcount > 0
+        if result.rowcount == 0:
+            return False
+        await self._log(session_id, [Change("", SALE)])
+        return True
 
     async def close_sales(self, session_id: str, closes_at: dt.datetime) -> bool:
         result = await self._conn.execute(
             update(ticket_sessions)
             .where(ticket_sessions.c.session_id == session_id)
-            .values(closes_at=closes_at, version=ticket_sessions.c.version + 1)
+            .values(closes_at=closes_at)
         )
-        return result.rowcount > 0
+        if result.rowcount == 0:
+            return False
+        await self._log(session_id, [Change("", SALE)])
+        return True
 
     async def lock(
         self, session_ids: Iterable[str], ending_orders: Sequence[str], *, timeout: float
@@ -332,10 +355,7 @@ class PlaceRepository:
             if row.kind == SEAT:
                 by_session.setdefault(row.session_id, []).append(row.place_id)
             elif state == RELEASED:
-                await self._conn.execute(
-                    RETURN_AREA_PLACES,
-                    {"session": row.session_id, "area": row.place_id, "quantity": row.quantity},
-                )
+                await self._return_area_places(row.session_id, row.place_id, row.quantity)
         sessions = sorted({row.session_id for row in ended})
         for session, seat_ids in by_session.items():
             if state == SOLD:
@@ -344,6 +364,7 @@ class PlaceRepository:
                     .where(seats.c.session_id == session, seats.c.seat_id.in_(seat_ids))
                     .values(state=SOLD)
                 )
+                await self._log(session, [Change(seat, SEAT, SOLD) for seat in sorted(seat_ids)])
                 continue
             freed = await self._conn.execute(
                 update(seats)
@@ -354,8 +375,7 @@ class PlaceRepository:
             await self._count_free(
                 session, Counter((r.row_key, r.category) for r in freed), sign=+1
             )
-        for session in sessions:
-            await self._conn.execute(BUMP_VERSION, {"session": session})
+            await self._log(session, [Change(seat, SEAT, FREE) for seat in sorted(seat_ids)])
         return sessions
 
     async def give_back(
@@ -379,6 +399,7 @@ class PlaceRepository:
             await self._count_free(
                 session_id, Counter((r.row_key, r.category) for r in freed), sign=+1
             )
+            await self._log(session_id, [Change(seat_id, SEAT, FREE)])
         elif area_id is not None:
             fewer = await self._conn.execute(
                 GIVE_BACK_AREA_PLACE,
@@ -386,12 +407,9 @@ class PlaceRepository:
             )
             if fewer.rowcount != 1:
                 return False
-            await self._conn.execute(
-                RETURN_AREA_PLACES, {"session": session_id, "area": area_id, "quantity": 1}
-            )
+            await self._return_area_places(session_id, area_id, 1)
         else:
             return False
-        await self._conn.execute(BUMP_VERSION, {"session": session_id})
         return True
 
     async def free(self, session_id: str) -> dict[str, int]:
@@ -410,10 +428,45 @@ class PlaceRepository:
             result = await self._conn.execute(
                 TAKE_AREA_PLACES, {"session": session_id, "area": area_id, "quantity": quantity}
             )
-            if result.scalar_one_or_none() is not None:
-                await self._conn.execute(BUMP_VERSION, {"session": session_id})
+            left = result.scalar_one_or_none()
+            if left is not None:
+                await self._log(session_id, [Change(area_id, AREA, available=left)])
                 return area_id
         return None
+
+    async def _return_area_places(self, session_id: str, area_id: str, quantity: int) -> None:
+        left = await self._conn.scalar(
+            RETURN_AREA_PLACES, {"session": session_id, "area": area_id, "quantity": quantity}
+        )
+        await self._log(session_id, [Change(area_id, AREA, available=int(left))])
+
+    async def _log(self, session_id: str, changes: Sequence[Change]) -> None:
+        """Give each change the session's next version and keep it in `place_changes`, in the
+        transaction of the change: versions are the order of commits (the session's row is
+        locked), and what a stream sends is what committed."""
+        if not changes:
+            return
+        last = int(
+            await self._conn.scalar(ADVANCE_VERSION, {"session": session_id, "by": len(changes)})
+        )
+        at = utcnow()
+        first = last - len(changes) + 1
+        await self._conn.execute(
+            insert(place_changes),
+            [
+                {
+                    "session_id": session_id,
+                    "version": first + n,
+                    "place_id": change.place_id,
+                    "kind": change.kind,
+                    "state": change.state,
+                    "available": change.available,
+                    "committed_at": at,
+                }
+                for n, change in enumerate(changes)
+            ],
+        )
+        self._changed(session_id)
 
     async def _take_seats(
         self, order_id: str, session_id: str, category: str, seat_ids: Sequence[str]
@@ -431,7 +484,9 @@ class PlaceRepository:
         )
         taken = result.all()
         await self._count_free(session_id, Counter((r.row_key, r.category) for r in taken), sign=-1)
-        await self._conn.execute(BUMP_VERSION, {"session": session_id})
+        await self._log(
+            session_id, [Change(seat, SEAT, HELD) for seat in sorted(r.seat_id for r in taken)]
+        )
         return [row.seat_id for row in taken]
 
     async def _count_free(
@@ -514,10 +569,11 @@ TRANSFER = (
 HOLD_SECONDS = select(ticket_sessions.c.hold_seconds).where(
     ticket_sessions.c.session_id == bindparam("session")
 )
-BUMP_VERSION = (
+ADVANCE_VERSION = (
     update(ticket_sessions)
     .where(ticket_sessions.c.session_id == bindparam("session"))
-    .values(version=ticket_sessions.c.version + 1)
+    .values(version=ticket_sessions.c.version + bindparam("by"))
+    .returning(ticket_sessions.c.version)
 )
 AREAS_OF = (
     select(areas.c.area_id)
@@ -538,6 +594,7 @@ RETURN_AREA_PLACES = (
     update(areas)
     .where(areas.c.session_id == bindparam("session"), areas.c.area_id == bindparam("area"))
     .values(available=areas.c.available + bindparam("quantity"))
+    .returning(areas.c.available)
 )
 ROWS_WITH_ROOM = (
     select(seat_rows.c.row_key)

@@ -16,7 +16,12 @@ from agora.services.inventory.places import PlaceRepository
 from agora.services.inventory.store import HELD, holds, stock
 from agora.services.inventory.waitlist import WaitlistRepository
 
-__all__ = ["InventoryUnitOfWork", "StockRepository"]
+__all__ = ["NOTIFY_IDS", "PLACE_CHANGES", "InventoryUnitOfWork", "StockRepository"]
+
+PLACE_CHANGES = "agora_places_changed"
+"""The NOTIFY channel naming sessions whose places changed (comma-separated ids)."""
+NOTIFY_IDS = 100
+"""Session ids per notification, to stay well under PostgreSQL's 8,000-byte payload."""
 
 
 class StockRepository:
@@ -90,13 +95,27 @@ class StockRepository:
 
 
 class InventoryUnitOfWork(UnitOfWork):
+    """A unit of work that names the sessions whose places it changes, so that the service can
+    wake their seat maps' streams: in this process when it commits, and on PostgreSQL in every
+    replica through NOTIFY (sent with the commit)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.changed_sessions: set[str] = set()
+        self.before_commit(self._notify_changed)
+
+    async def _notify_changed(self, _conn: AsyncConnection) -> None:
+        ids = sorted(self.changed_sessions)
+        for start in range(0, len(ids), NOTIFY_IDS):
+            self.notify(PLACE_CHANGES, ",".join(ids[start : start + NOTIFY_IDS]))
+
     @property
     def stock(self) -> StockRepository:
         return StockRepository(self.conn)
 
     @property
     def places(self) -> PlaceRepository:
-        return PlaceRepository(self.conn)
+        return PlaceRepository(self.conn, self.changed_sessions.add)
 
     @property
     def waitlist(self) -> WaitlistRepository:

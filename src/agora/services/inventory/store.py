@@ -75,7 +75,8 @@ ticket_sessions = Table(
     Column("waitlist_offer_seconds", Integer, nullable=False, server_default="3600"),
     Column("opens_at", UtcDateTime, nullable=True),
     Column("closes_at", UtcDateTime, nullable=True),
-    # Grows with every change of a seat's or an area's state: the seat map's version and ETag.
+    # Grows by one with every change of a seat's or an area's state (`place_changes`): the seat
+    # map's version.
     Column("version", Integer, nullable=False, default=0),
 )
 
@@ -130,7 +131,7 @@ areas = Table(
     CheckConstraint("available >= 0", name="area_available_not_negative"),
 )
 
-SEAT, AREA = "seat", "area"
+SEAT, AREA, SALE = "seat", "area", "sale"
 
 place_holds = Table(
     "place_holds",
@@ -151,6 +152,21 @@ Index(
     place_holds.c.expires_at,
     sqlite_where=(place_holds.c.state == HELD) & ~place_holds.c.expiry_announced,
     postgresql_where=(place_holds.c.state == HELD) & ~place_holds.c.expiry_announced,
+)
+
+# Every change of a session's places, in version order: what its seat map's streams send
+# (`feed`). A seat's row has its new `state`; an area's, its free places (`available`).
+place_changes = Table(
+    "place_changes",
+    metadata,
+    Column("session_id", String, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("place_id", String, nullable=False),
+    Column("kind", String(4), nullable=False),  # SEAT, AREA, or SALE (the sales window)
+    Column("state", String(8), nullable=True),
+    Column("available", Integer, nullable=True),
+    Column("committed_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("session_id", "version"),
 )
 
 # -- waiting lists of sold-out sessions ---------------------------------------------------------
