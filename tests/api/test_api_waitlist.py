@@ -13,9 +13,9 @@ from test_api_ticketing import final, open_store, order, schedule, seat_state, t
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 
-async def sold_out_box(api: Any) -> tuple[str, Session, list[dict[str, Any]]]:
+async def sold_out_box(api: Any) -> tuple[str, Session, list[dict[str, Any]], Session]:
     """A session of two seats, both sold to one buyer; returns (session id, that buyer, their
-    tickets)."""
+    tickets, the organizer)."""
     seller = await register_and_login(api.client, "seller")
     store_id = await open_store(api, seller)
     small = {"name": "Box", "rows": {"rows": "A-A", "seats_per_row": 2}}
@@ -47,7 +47,7 @@ async def sold_out_box(api: Any) -> tuple[str, Session, list[dict[str, Any]]]:
 
     placed = await api.eventually(held, what="orders to learn that sales opened")
     assert (await final(api, fan, placed.json()["id"]))["status"] == "CONFIRMED"
-    return session_id, fan, await tickets_of(api, fan, 2)
+    return session_id, fan, await tickets_of(api, fan, 2), seller
 
 
 async def join(api: Any, buyer: Session, session_id: str, quantity: int) -> Any:
@@ -79,7 +79,7 @@ async def cancel(api: Any, buyer: Session, ticket: dict[str, Any]) -> None:
 
 
 async def test_a_cancelled_ticket_goes_to_the_waiting_list_in_order(api: Any) -> None:
-    session_id, fan, (first_ticket, second_ticket) = await sold_out_box(api)
+    session_id, fan, (first_ticket, second_ticket), organizer = await sold_out_box(api)
     bea, cal = await register_and_login(api.client), await register_and_login(api.client)
 
     joined = await join(api, bea, session_id, 1)
@@ -94,6 +94,13 @@ async def test_a_cancelled_ticket_goes_to_the_waiting_list_in_order(api: Any) ->
     assert [entry["id"] for entry in mine] == [cal_entry["id"]]
     stranger = await api.client.get(f"/api/waitlist/{bea_entry['id']}", headers=cal.headers)
     api.problem(stranger, 404, "waitlist-entry-not-found")
+    at_a_glance = f"/api/sessions/{session_id}/waitlist"
+    tally = (await api.client.get(at_a_glance, headers=organizer.headers)).json()["tally"]
+    assert tally == [{"category": "standard", "state": "waiting", "entries": 2, "places": 2}]
+    api.problem(await api.client.get(at_a_glance, headers=cal.headers), 403)
+    other_seller = await register_and_login(api.client, "seller")
+    theirs = await api.client.get(at_a_glance, headers=other_seller.headers)
+    api.problem(theirs, 404, "session-not-found")
 
     await cancel(api, fan, first_ticket)
     offer = (await offered(api, bea, bea_entry["id"]))["offer"]

@@ -12,16 +12,16 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
-from agora.auth import AUTHORIZE, Buyer, CurrentUser, SellerOrAdmin, may_read
+from agora.auth import AUTHORIZE, Buyer, CurrentUser, SellerOrAdmin, may_manage, may_read
 from agora.contracts.seating import SeatingPlan
 from agora.contracts.ticketing import SalesWindow
 from agora.contracts.types import RequestModel
 from agora.messaging import Database, utcnow
 from agora.services.inventory import handlers, waitlist
 from agora.services.inventory.deps import InventoryServiceDep
-from agora.services.inventory.domain import SeatMap
+from agora.services.inventory.domain import SeatMap, SessionNotFound
 from agora.services.inventory.feed import MAX_REPLAY, Delta, Snapshot
-from agora.services.inventory.store import AREA, SALE, SEAT
+from agora.services.inventory.store import AREA, SALE, SEAT, session_seller
 from agora.web import entity_tags
 
 Id = Annotated[str, Path(max_length=100)]
@@ -99,6 +99,18 @@ class WaitlistEntryOut(BaseModel):
 
 class WaitlistOut(BaseModel):
     items: list[WaitlistEntryOut]
+
+
+class WaitlistTallyOut(BaseModel):
+    category: str
+    state: Literal["waiting", "offered", "taken", "lapsed", "left"]
+    entries: int
+    places: int
+
+
+class SessionWaitlistOut(BaseModel):
+    session_id: str
+    tally: list[WaitlistTallyOut] = Field(description="Entries and places by category and state")
 
 
 async def describe(db: Database, entry: waitlist.Entry) -> WaitlistEntryOut:
@@ -279,6 +291,31 @@ def build_router() -> APIRouter:
             )
         response.headers["Location"] = f"/api/waitlist/{entry.entry_id}"
         return await describe(service.platform.db, entry)
+
+    @router.get(
+        "/api/sessions/{session_id}/waitlist",
+        response_model=SessionWaitlistOut,
+        summary="A session's waiting list at a glance, for its organizer",
+        description="Entries and the places they ask for, by category and state.",
+        responses={404: {"description": "Unknown session (or another seller's)"}, **AUTHORIZE},
+    )
+    async def session_waitlist(
+        service: InventoryServiceDep, session_id: Id, caller: SellerOrAdmin
+    ) -> SessionWaitlistOut:
+        async with service.platform.db.read() as conn:
+            seller = await session_seller(conn, session_id)
+            if seller is None or not may_manage(caller, seller[0]):
+                raise SessionNotFound(session_id)
+            rows = await waitlist.tally(conn, session_id)
+        return SessionWaitlistOut(
+            session_id=session_id,
+            tally=[
+                WaitlistTallyOut(
+                    category=category, state=state.lower(), entries=entries, places=places
+                )
+                for category, state, entries, places in rows
+            ],
+        )
 
     @router.get(
         "/api/waitlist",

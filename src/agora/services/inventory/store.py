@@ -276,6 +276,12 @@ async def seat_map(conn: AsyncConnection, session_id: str) -> SeatMap | None:
     )
 
 
+async def session_seller(conn: AsyncConnection, session_id: str) -> tuple[str | None] | None:
+    """(the seller,) of the session, or None if there is no such session."""
+    row = (await conn.execute(SESSION_OF, {"session": session_id})).first()
+    return None if row is None else (row.seller_id,)
+
+
 SESSION_OF = select(ticket_sessions).where(ticket_sessions.c.session_id == bindparam("session"))
 PLAN_OF = select(ticket_plans.c.plan).where(ticket_plans.c.event_id == bindparam("event"))
 SEAT_STATES = select(seats.c.seat_id, seats.c.state).where(

@@ -194,6 +194,12 @@ async def entries_of(conn: AsyncConnection, customer_id: str) -> list[Entry]:
     return [Entry(**row._mapping) for row in rows]
 
 
+async def tally(conn: AsyncConnection, session_id: str) -> list[tuple[str, str, int, int]]:
+    """(category, state, entries, places) of the session's list, by category and state."""
+    rows = await conn.execute(TALLY, {"session": session_id})
+    return [(row.category, row.state, int(row.entries), int(row.places)) for row in rows]
+
+
 async def entry_by_id(conn: AsyncConnection, entry_id: str) -> Entry | None:
     return await WaitlistRepository(conn).get(entry_id)
 
@@ -212,6 +218,17 @@ async def offered_places(conn: AsyncConnection, entry_id: str) -> list[tuple[str
 
 
 ENTRY_COLUMNS = list(waitlist.c)
+TALLY = (
+    select(
+        waitlist.c.category,
+        waitlist.c.state,
+        func.count().label("entries"),
+        func.sum(waitlist.c.quantity).label("places"),
+    )
+    .where(waitlist.c.session_id == bindparam("session"))
+    .group_by(waitlist.c.category, waitlist.c.state)
+    .order_by(waitlist.c.category, waitlist.c.state)
+)
 ENTRY = select(*ENTRY_COLUMNS).where(waitlist.c.entry_id == bindparam("entry"))
 ACTIVE = select(*ENTRY_COLUMNS).where(
     waitlist.c.session_id == bindparam("session"),
