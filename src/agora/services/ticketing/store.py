@@ -258,6 +258,11 @@ async def checkin_counts(conn: AsyncConnection, session_id: str) -> tuple[int, i
     return int(row.issued or 0), int(row.checked_in or 0)
 
 
+async def checked_in(conn: AsyncConnection, session_id: str) -> list[Ticket]:
+    """The session's valid tickets checked in, the latest first (at most 1,000)."""
+    return [_ticket(row) for row in await conn.execute(CHECKED_IN, {"session": session_id})]
+
+
 async def store_owner(conn: AsyncConnection, store_id: str) -> tuple[bool, str | None]:
     """(known, seller) of the store."""
     row = (await conn.execute(STORE_OWNER, {"store": store_id})).first()
@@ -383,6 +388,16 @@ SIGNING_KEYS = select(ticket_keys.c.kid, ticket_keys.c.private_pem).order_by(
     ticket_keys.c.created_at, ticket_keys.c.kid
 )
 TICKET = select(tickets).where(tickets.c.id == bindparam("ticket"))
+CHECKED_IN = (
+    select(tickets)
+    .where(
+        tickets.c.session_id == bindparam("session"),
+        tickets.c.state == VALID,
+        tickets.c.checked_in_at.is_not(None),
+    )
+    .order_by(tickets.c.checked_in_at.desc(), tickets.c.id)
+    .limit(1000)
+)
 CHECKIN_COUNTS = select(
     func.count().label("issued"), func.count(tickets.c.checked_in_at).label("checked_in")
 ).where(tickets.c.session_id == bindparam("session"), tickets.c.state == VALID)

@@ -223,14 +223,18 @@ async def check_in(
     return dataclasses.replace(ticket, checked_in_at=now, checked_in_gate=gate)
 
 
-async def checkins_of(db: Database, caller: Principal, session_id: str) -> tuple[int, int]:
-    """(valid tickets, checked in) of the session, for those who may check its tickets in."""
+async def checkins_of(
+    db: Database, caller: Principal, session_id: str
+) -> tuple[int, int, list[Ticket]]:
+    """(valid tickets, checked in, the tickets checked in) of the session, for those who may
+    check its tickets in."""
     async with db.read() as conn:
         session = await store.session_by_id(conn, session_id)
         event = None if session is None else await store.event_by_id(conn, session.event_id)
         if session is None or event is None or not may_scan(caller, event.seller_id):
             raise SessionNotFound(session_id)
-        return await store.checkin_counts(conn, session_id)
+        issued, admitted = await store.checkin_counts(conn, session_id)
+        return issued, admitted, await store.checked_in(conn, session_id)
 
 
 async def cancel_ticket(

@@ -77,10 +77,21 @@ class CheckInOut(BaseModel):
     ticket: TicketOut
 
 
+class AdmittedOut(BaseModel):
+    ticket_id: str
+    attendee: str | None
+    category: str
+    seat_id: str | None
+    area_id: str | None
+    checked_in_at: dt.datetime
+    gate: str | None
+
+
 class CheckInsOut(BaseModel):
     session_id: str
     tickets: int = Field(description="Valid tickets of the session")
     checked_in: int
+    admitted: list[AdmittedOut] = Field(description="Tickets checked in, latest first (1,000)")
 
 
 class KeySetOut(BaseModel):
@@ -186,13 +197,32 @@ def build_router() -> APIRouter:
     @router.get(
         "/api/sessions/{session_id}/checkins",
         response_model=CheckInsOut,
-        summary="How many of a session's tickets are checked in (seller, scanners, admins)",
+        summary="A session's check-ins: counts and tickets admitted (seller, scanners, admins)",
         responses=problems(401, 403, 404),
     )
     async def checkins(
         service: TicketingServiceDep, session_id: Id, caller: DoorStaff
     ) -> CheckInsOut:
-        issued, checked_in = await tickets.checkins_of(service.platform.db, caller, session_id)
-        return CheckInsOut(session_id=session_id, tickets=issued, checked_in=checked_in)
+        issued, checked_in, admitted = await tickets.checkins_of(
+            service.platform.db, caller, session_id
+        )
+        return CheckInsOut(
+            session_id=session_id,
+            tickets=issued,
+            checked_in=checked_in,
+            admitted=[
+                AdmittedOut(
+                    ticket_id=t.id,
+                    attendee=t.attendee,
+                    category=t.category,
+                    seat_id=t.seat_id,
+                    area_id=t.area_id,
+                    checked_in_at=t.checked_in_at,
+                    gate=t.checked_in_gate,
+                )
+                for t in admitted
+                if t.checked_in_at is not None
+            ],
+        )
 
     return router
