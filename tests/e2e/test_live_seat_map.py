@@ -1,6 +1,8 @@
-"""A seat map's stream (Server-Sent Events) from a real `agora up` over a real connection: a
-snapshot, then every committed change of the session's places once and in version order; a
-client dropped mid-stream that comes back with `Last-Event-ID` gets exactly what it missed."""
+"""Live streams from a real `agora up` over real connections, embedded and on servers (through
+the gateway): a seat map's stream as Server-Sent Events and over WebSocket, a snapshot then
+every committed change of the session's places once and in version order, and a client dropped
+mid-stream that comes back with `Last-Event-ID` or `?since=` gets exactly what it missed; an
+order's stream over WebSocket, to whoever may read the order and nobody else."""
 
 from __future__ import annotations
 
@@ -13,6 +15,8 @@ import httpx
 import orjson
 import pytest
 from test_ticketing_flow import demo_session, order_seat, order_status, seat_map
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
 
 from harness import AgoraProcess, eventually, product, servers_env
 
@@ -135,3 +139,143 @@ def test_a_stream_of_an_unknown_session_is_a_404_and_a_future_version_a_snapshot
         f"/api/sessions/{session_id}/seats/stream", headers={"Last-Event-ID": "yesterday"}
     )
     assert bad.status_code == 422
+
+
+def socket(agora: AgoraProcess, path: str, **headers: str) -> ClientConnection:
+    return connect(
+        agora.base_url.replace("http", "ws", 1) + path,
+        additional_headers=headers,
+        open_timeout=30,
+        max_size=None,
+    )
+
+
+def frames(ws: ClientConnection) -> Iterator[dict[str, Any]]:
+    """The stream's messages, heartbeats skipped."""
+    while True:
+        message = orjson.loads(ws.recv(timeout=30))
+        if message["type"] != "heartbeat":
+            yield message
+
+
+def closed_with(ws: ClientConnection) -> tuple[int, str]:
+    """The close code and reason the server ends `ws` with (after whatever it still sends)."""
+
+    def drain() -> None:
+        while True:
+            ws.recv(timeout=30)
+
+    with pytest.raises(ConnectionClosed) as closed:
+        drain()
+    assert closed.value.rcvd is not None, "closed without a close frame"
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+def test_a_dropped_socket_gets_exactly_the_changes_it_missed(agora: AgoraProcess) -> None:
+    session_id = demo_session(agora, 0)
+    eventually(lambda: seat_map(agora, session_id), what="the seat map on sale")
+    buyer = f"buyer-{uuid.uuid4().hex[:8]}"
+    seen: list[dict[str, Any]] = []
+
+    with socket(agora, f"/ws/sessions/{session_id}") as first:
+        received = frames(first)
+        snapshot = next(received)
+        assert snapshot["type"] == "snapshot"
+        states = dict(snapshot["map"]["seats"])
+        assert states["main-H-1"] == "available"
+        paid = order_seat(agora, buyer, session_id, "main-H-1", token="tok_visa")
+        held = False
+        while not held:
+            message = next(received)
+            assert message["type"] == "deltas", message
+            for delta in message["deltas"]:
+                seen.append(delta)
+                held = held or delta.get("seat_id") == "main-H-1"
+    assert next(d for d in seen if d.get("seat_id") == "main-H-1")["state"] == "held"
+    # Dropped mid-stream: the payment, its sale and another buyer's hold happen meanwhile.
+    eventually(
+        lambda: order_status(agora, buyer, paid)["status"] == "CONFIRMED",
+        what=f"order {paid} to be confirmed",
+    )
+    order_seat(agora, f"buyer-{uuid.uuid4().hex[:8]}", session_id, "main-H-2", token=None)
+    settled = eventually(
+        lambda: (
+            (found := seat_map(agora, session_id)) is not None
+            and found["seats"]["main-H-1"] == "sold"
+            and found["seats"]["main-H-2"] == "held"
+            and found
+        ),
+        what="main-H-1 sold and main-H-2 held",
+    )
+
+    with socket(agora, f"/ws/sessions/{session_id}?since={seen[-1]['version']}") as again:
+        for message in frames(again):
+            assert message["type"] == "deltas", "a client this close behind gets no snapshot"
+            seen.extend(message["deltas"])
+            if seen[-1]["version"] >= settled["version"]:
+                break
+
+    versions = [delta["version"] for delta in seen]
+    first_version = snapshot["map"]["version"] + 1
+    assert versions == list(range(first_version, versions[-1] + 1)), versions
+    for delta in seen:
+        if "seat_id" in delta:
+            states[delta["seat_id"]] = delta["state"]
+        assert {"version", "committed_at"} <= delta.keys()
+    assert states == settled["seats"]
+
+
+def test_a_socket_of_an_unknown_session_is_closed_4404_and_a_foreign_page_refused(
+    agora: AgoraProcess,
+) -> None:
+    with socket(agora, "/ws/sessions/no-such-session") as missing:
+        assert closed_with(missing)[0] == 4404
+    session_id = demo_session(agora, 1)
+    host = agora.base_url.removeprefix("http://")
+    with pytest.raises(InvalidStatus) as refused:
+        socket(agora, f"/ws/sessions/{session_id}", Origin="https://elsewhere.example")
+    assert refused.value.response.status_code == 403
+    with socket(agora, f"/ws/sessions/{session_id}", Origin=f"http://{host}") as same_page:
+        assert next(frames(same_page))["type"] == "snapshot"
+
+
+def test_an_order_socket_follows_the_order_for_its_buyer_only(agora: AgoraProcess) -> None:
+    session_id = demo_session(agora, 1)
+    eventually(lambda: seat_map(agora, session_id), what="the seat map on sale")
+    buyer = f"buyer-{uuid.uuid4().hex[:8]}"
+    order_id = order_seat(agora, buyer, session_id, "main-J-1", token=None)
+    token = agora.headers(buyer)["Authorization"].removeprefix("Bearer ")
+
+    with socket(agora, f"/ws/orders/{order_id}") as anonymous:
+        anonymous.send(orjson.dumps({"type": "auth", "token": "not-a-token"}).decode())
+        assert closed_with(anonymous)[0] == 4401
+    stranger = agora.headers(f"buyer-{uuid.uuid4().hex[:8]}")["Authorization"][7:]
+    with socket(agora, f"/ws/orders/{order_id}?token={stranger}") as other:
+        assert closed_with(other)[0] == 4404, "another buyer learns nothing of the order"
+
+    statuses: list[str] = []
+    with socket(agora, f"/ws/orders/{order_id}") as mine:
+        mine.send(orjson.dumps({"type": "auth", "token": token}).decode())
+        received = frames(mine)
+        first = next(received)
+        assert first["type"] == "order"
+        assert first["order"]["id"] == order_id
+        statuses.append(first["order"]["status"])
+        eventually(
+            lambda: order_status(agora, buyer, order_id)["status"] == "RESERVED",
+            what=f"order {order_id} reserved",
+        )
+        paid = agora.client.post(
+            f"/api/orders/{order_id}/pay",
+            json={"payment_token": "tok_visa"},
+            headers=agora.headers(buyer),
+        )
+        assert paid.status_code == 202, paid.text
+        while statuses[-1] != "CONFIRMED":
+            message = next(received)
+            assert message["type"] == "order"
+            statuses.append(message["order"]["status"])
+    # each message is a change: states in saga order, none repeated
+    order = ["PENDING", "RESERVED", "CONFIRMED"]
+    assert statuses == sorted(set(statuses), key=order.index), statuses
+    assert statuses[-2:] == ["RESERVED", "CONFIRMED"] or statuses == ["CONFIRMED"]

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.requests import HTTPConnection
 
 from agora.auth.tokens import InvalidToken, KeysUnavailable, Principal, Role, TokenVerifier
 from agora.messaging.context import current_request
@@ -66,7 +67,7 @@ def client_ip(request: Request) -> str:
     return peer
 
 
-def verifier_of(request: Request) -> TokenVerifier:
+def verifier_of(request: HTTPConnection) -> TokenVerifier:
     verifier: TokenVerifier | None = getattr(request.app.state, "token_verifier", None)
     if verifier is None:
         raise RuntimeError("the app has no token verifier (app.state.token_verifier)")

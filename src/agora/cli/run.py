@@ -15,7 +15,7 @@ from agora.settings import Settings
 
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
     from fastapi import FastAPI
 
@@ -26,6 +26,7 @@ def _serve(app: FastAPI, settings: Settings) -> None:
     import uvicorn
 
     drain: Callable[[], None] | None = getattr(app.state, "drain", None)
+    drained: Callable[[], Awaitable[None]] | None = getattr(app.state, "drained", None)
 
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
@@ -38,6 +39,8 @@ def _serve(app: FastAPI, settings: Settings) -> None:
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             if drain is not None:  # long polls answer now instead of holding the shutdown
                 drain()
+            if drained is not None:  # live streams send their close frame first
+                await drained()
             await super().shutdown(sockets)
 
     config = uvicorn.Config(

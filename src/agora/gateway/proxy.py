@@ -11,15 +11,26 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 
 import httpx
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Request, Response, WebSocket
 from fastapi.responses import StreamingResponse
 from prometheus_client import CollectorRegistry
 from starlette.types import ASGIApp
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from agora.openapi import describe
 from agora.preferences import wait_preference
 from agora.problems import ProblemError
 from agora.services.spec import PathTable
+from agora.sockets import (
+    FORBIDDEN,
+    GOING_AWAY,
+    NOT_FOUND,
+    TOO_SLOW,
+    LiveMetrics,
+    LiveSocket,
+    origin_allowed,
+)
 from agora.web import Health, create_app
 
 __all__ = ["create_gateway"]
@@ -44,6 +55,8 @@ HOP_BY_HOP = frozenset(
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+"""The largest frame relayed from a service (a snapshot of a large seat map is a few MB)."""
 
 
 class _Upstreams:
@@ -77,6 +90,8 @@ def create_gateway(
     OpenAPI document only: requests are forwarded, never served here. `edge`: see `create_app`."""
     replicas = _Upstreams(upstreams)
     state: dict[str, httpx.AsyncClient] = {}
+    live = LiveMetrics.of(metrics_registry)
+    closing = asyncio.Event()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -212,7 +227,102 @@ def create_gateway(
             headers={"Retry-After": "1"},
         )
 
+    @app.websocket("/ws/{path:path}")
+    async def relay_socket(websocket: WebSocket, path: str) -> None:
+        stream = path.partition("/")[0] or "ws"
+        await _relay_socket(websocket, stream, paths, replicas, cors_origins, live, closing)
+
+    app.state.drain = closing.set
+    app.state.drained = lambda: live.all_closed(5.0)
     return app
+
+
+async def _relay_socket(
+    websocket: WebSocket,
+    stream: str,
+    paths: PathTable,
+    replicas: _Upstreams,
+    cors_origins: Sequence[str],
+    live: LiveMetrics,
+    closing: asyncio.Event,
+) -> None:
+    """A live stream relayed to a replica of the service owning its path, frame by frame
+    both ways, ending as either end ends (the service's close code passed on)."""
+    if not origin_allowed(websocket, cors_origins):
+        await websocket.close(FORBIDDEN, "origin not allowed")  # before accepting: 403
+        return
+    service = paths.service_for(websocket.url.path)
+    query = websocket.scope.get("query_string", b"")
+    target = (websocket.scope.get("raw_path") or websocket.url.path.encode()).decode("latin-1")
+    if query:
+        target += "?" + query.decode("latin-1")
+    peer = websocket.client.host if websocket.client else "unknown"
+    upstream = None
+    for base in replicas.in_turn(service) if service is not None else []:
+        try:
+            upstream = await connect(
+                "ws" + base.removeprefix("http") + target,
+                additional_headers={"X-Forwarded-For": peer},
+                compression=None,
+                proxy=None,
+                open_timeout=5,
+                max_size=MAX_FRAME_BYTES,
+                user_agent_header=None,
+            )
+            break
+        except InvalidStatus as refused:  # the service said no before accepting
+            await websocket.close(4000 + refused.response.status_code, "refused")
+            return
+        except (OSError, TimeoutError, InvalidHandshake) as error:
+            logger.warning("%s at %s refused a stream (%r); trying the next", service, base, error)
+    await websocket.accept()
+    if upstream is None:
+        reason = "not found" if service is None else f"no replica of {service} is reachable"
+        await websocket.close(NOT_FOUND if service is None else TOO_SLOW, reason)
+        return
+    socket = LiveSocket(websocket, stream, live)
+    live.opened(socket)
+
+    async def down() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            async for message in upstream:
+                if isinstance(message, str):
+                    await websocket.send_text(message)
+                else:
+                    await websocket.send_bytes(message)
+
+    async def up() -> None:
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            with contextlib.suppress(ConnectionClosed):
+                if message.get("text") is not None:
+                    await upstream.send(message["text"])
+                elif message.get("bytes") is not None:
+                    await upstream.send(message["bytes"])
+
+    tasks = [
+        asyncio.create_task(down()),
+        asyncio.create_task(up()),
+        asyncio.create_task(closing.wait()),
+    ]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await upstream.close()
+        if closing.is_set():
+            code, reason = GOING_AWAY, "the gateway is restarting: reconnect with ?since="
+        else:  # the service's own close, passed on (one never sent is a broken link)
+            code = upstream.close_code or TOO_SLOW
+            reason = upstream.close_reason or ""
+            if code in (1005, 1006, 1015):
+                code, reason = TOO_SLOW, "the service went away: reconnect with ?since="
+        await socket.close(code, reason)
+        live.closed(socket)
 
 
 def _is_event_stream(response: httpx.Response) -> bool:

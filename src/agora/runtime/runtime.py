@@ -47,6 +47,7 @@ from agora.shared.ratelimit.redis import RedisRateLimiter
 from agora.shared.revocations import Revocations
 from agora.shared.revocations.in_process import InProcessRevocations
 from agora.shared.revocations.redis import RedisRevocations
+from agora.sockets import LiveMetrics
 from agora.web import Health, create_app
 
 logger = logging.getLogger(__name__)
@@ -316,6 +317,11 @@ class Runtime:
         for service in self.services:
             service.drain()
 
+    async def drained(self, timeout: float = 5.0) -> None:
+        """Return once every live stream has sent its close frame (after `drain`), or after
+        `timeout` seconds: the server then closes what is left."""
+        await LiveMetrics.of(self.metrics_registry).all_closed(timeout)
+
     async def refresh_metrics(self) -> None:
         await self.health()
         for service in self.services:
@@ -357,4 +363,6 @@ class Runtime:
         app.state.token_verifier = self.token_verifier
         app.state.behind_gateway = self.settings.behind_gateway
         app.state.drain = self.drain
+        app.state.drained = self.drained
+        app.state.cors_origins = tuple(self.settings.cors_origins)
         return app

@@ -13,7 +13,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Protocol, TypeVar
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
+from starlette.requests import HTTPConnection
 
 from agora.messaging import Infrastructure, Service
 from agora.settings import Settings
@@ -68,12 +69,12 @@ class ServiceSpec:
     workers: tuple[str, ...] = ()
 
 
-def service_dependency(kind: type[S]) -> Callable[[Request], S]:
+def service_dependency(kind: type[S]) -> Callable[[HTTPConnection], S]:
     """A FastAPI dependency giving the running `kind` service of the app serving the request
-    (the runtime keeps its services in `app.state.services` by name)."""
+    (the runtime keeps its services in `app.state.services` by name); a WebSocket's too."""
     name = kind.name
 
-    def dependency(request: Request) -> S:
+    def dependency(request: HTTPConnection) -> S:
         service = request.app.state.services[name]
         if not isinstance(service, kind):
             raise TypeError(f"app.state.services[{name!r}] is a {type(service).__name__}")

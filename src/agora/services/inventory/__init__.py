@@ -15,8 +15,9 @@ SPEC = ServiceSpec(
         "/api/stock",
         "/api/sessions/{session_id}/seats",
         "/api/sessions/{session_id}/waitlist",
+        "/ws/sessions",
         "/api/waitlist",
     ),
     consumer_groups=("inventory",),
-    workers=("hold-sweeper",),
+    workers=("hold-sweeper", "change-log-pruner"),
 )

@@ -4,33 +4,27 @@ session's seat map, for buyers; and the waiting lists of sold-out sessions."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Literal
 
 import orjson
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Response, WebSocket
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel, Field
 
 from agora.auth import AUTHORIZE, Buyer, CurrentUser, SellerOrAdmin, may_manage, may_read
 from agora.contracts.seating import SeatingPlan
-from agora.contracts.ticketing import SalesWindow
 from agora.contracts.types import RequestModel
 from agora.messaging import Database, utcnow
 from agora.services.inventory import handlers, waitlist
 from agora.services.inventory.deps import InventoryServiceDep
 from agora.services.inventory.domain import SeatMap, SessionNotFound
-from agora.services.inventory.feed import MAX_REPLAY, Delta, Snapshot
-from agora.services.inventory.store import AREA, SALE, SEAT, session_seller
+from agora.services.inventory.feed import MAX_REPLAY, SEAT_STATES, Delta, FeedClosed, Snapshot
+from agora.services.inventory.store import AREA, session_seller
+from agora.sockets import GOING_AWAY, HEARTBEAT, NOT_FOUND, LiveSocket, serve
 from agora.web import entity_tags
 
 Id = Annotated[str, Path(max_length=100)]
-
-SEAT_STATES: dict[str, Literal["available", "held", "sold"]] = {
-    "FREE": "available",
-    "HELD": "held",
-    "SOLD": "sold",
-}
 
 
 class StockOut(BaseModel):
@@ -146,25 +140,6 @@ async def describe(db: Database, entry: waitlist.Entry) -> WaitlistEntryOut:
     )
 
 
-def delta_body(delta: Delta) -> dict[str, object]:
-    """A change as a stream sends it: a seat's new state, an area's free places, or the
-    session's new sales window."""
-    body: dict[str, object] = {"version": delta.version}
-    if delta.kind == SEAT:
-        body |= {"seat_id": delta.place_id, "state": SEAT_STATES[delta.state or "FREE"]}
-    elif delta.kind == AREA:
-        body |= {"area_id": delta.place_id, "available": delta.available}
-    elif delta.kind == SALE and delta.sales is not None:
-        window = SalesWindow(**delta.sales)
-        body["sales"] = {
-            "open": window.is_open(utcnow()),
-            "opens_at": window.opens_at,
-            "closes_at": window.closes_at,
-        }
-    body["committed_at"] = delta.committed_at
-    return body
-
-
 async def known_session(service: InventoryServiceDep, session_id: Id) -> str:
     """The session, or a 404 before the stream starts."""
     await handlers.seat_map_of(service.platform.db, session_id)
@@ -193,6 +168,14 @@ def represent(found: SeatMap) -> bytes:
         }
     )
     return head[:-1] + b',"plan":' + found.plan_json.encode() + b"}"
+
+
+def snapshot_frame(found: SeatMap) -> str:
+    return '{"type":"snapshot","map":' + represent(found).decode() + "}"
+
+
+def deltas_frame(deltas: Sequence[Delta]) -> str:
+    return '{"type":"deltas","deltas":[' + b",".join(d.body for d in deltas).decode() + "]}"
 
 
 def build_router() -> APIRouter:
@@ -250,15 +233,56 @@ def build_router() -> APIRouter:
         ] = None,
     ) -> AsyncIterator[ServerSentEvent]:
         start = since if since is not None else last_event_id
-        async for item in service.feed.stream(session_id, start):
-            if isinstance(item, Snapshot):
-                yield ServerSentEvent(
-                    raw_data=represent(item.seat_map).decode(),
-                    event="snapshot",
-                    id=str(item.seat_map.version),
-                )
-            else:
-                yield ServerSentEvent(data=delta_body(item), event="delta", id=str(item.version))
+        metrics = service.live
+        metrics.clients.labels("seats", "sse").inc()
+        try:
+            async for item in service.feed.stream(session_id, start):
+                if isinstance(item, Snapshot):
+                    yield ServerSentEvent(
+                        raw_data=represent(item.seat_map).decode(),
+                        event="snapshot",
+                        id=str(item.seat_map.version),
+                    )
+                else:
+                    yield ServerSentEvent(
+                        raw_data=item.body.decode(), event="delta", id=str(item.version)
+                    )
+                    metrics.sent_changes("seats", "sse", [item.committed_at])
+        finally:
+            metrics.clients.labels("seats", "sse").dec()
+
+    @router.websocket("/ws/sessions/{session_id}", name="seat_map_socket")
+    async def seat_map_socket(
+        websocket: WebSocket,
+        service: InventoryServiceDep,
+        session_id: Annotated[str, Path(max_length=100)],
+        since: Annotated[int | None, Query(ge=0)] = None,
+    ) -> None:
+        """The seat map stream over WebSocket (see docs/live.md): public."""
+
+        async def send(socket: LiveSocket) -> None:
+            metrics = socket.metrics
+            try:
+                async with service.feed.watch(session_id, since) as watch:
+                    resyncs = 0
+                    while True:
+                        item = await watch.next(HEARTBEAT)
+                        if item is None:
+                            await socket.heartbeat(version=watch.last)
+                        elif isinstance(item, Snapshot):
+                            if watch.resyncs > resyncs:
+                                resyncs = watch.resyncs
+                                metrics.resyncs.labels("seats").inc()
+                            await socket.send(snapshot_frame(item.seat_map))
+                        elif item:
+                            await socket.send(deltas_frame(item))
+                            metrics.sent_changes("seats", "ws", [d.committed_at for d in item])
+            except SessionNotFound:
+                await socket.close(NOT_FOUND, f"no session {session_id}")
+            except FeedClosed:
+                await socket.close(GOING_AWAY, "the server is restarting: reconnect with ?since=")
+
+        await serve(websocket, "seats", service.live, send)
 
     @router.post(
         "/api/sessions/{session_id}/waitlist",

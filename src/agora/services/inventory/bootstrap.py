@@ -15,6 +15,10 @@ from agora.services.inventory.locking import LOCK_TIMEOUT
 from agora.services.inventory.repository import InventoryUnitOfWork
 from agora.services.inventory.workers import HoldSweeper
 from agora.services.spec import ServiceContext
+from agora.sockets import LiveMetrics
+
+PRUNE_EVERY = 60.0
+"""Seconds between two prunings of the seat maps' change log."""
 
 
 class InventoryService(Service):
@@ -33,13 +37,19 @@ class InventoryService(Service):
         self.handlers = handlers
         self.platform.subscribe(handlers.table, self.unit_of_work, prepare=handlers.lock_batch)
         self.feed = PlaceFeed(self.platform.db)
+        self.live = LiveMetrics.of(infrastructure.metrics_registry)
         Gauge(
             "agora_seat_map_streams",
-            "Seat map streams open (GET /api/sessions/{id}/seats/stream)",
+            "Seat map streams open in this process (WebSocket and Server-Sent Events)",
             registry=infrastructure.metrics_registry,
         ).set_function(lambda: self.feed.watching())
         sweeper = HoldSweeper(self.platform.db, self.unit_of_work, handlers.pass_on_lapsed_offers)
         self.platform.add_loop("hold-sweeper", sweeper.step)
+        self.platform.add_loop("change-log-pruner", self._prune, idle=PRUNE_EVERY)
+
+    async def _prune(self) -> float | None:
+        await self.feed.prune()
+        return None
 
     def unit_of_work(self) -> InventoryUnitOfWork:
         uow = self.platform.unit_of_work(InventoryUnitOfWork)

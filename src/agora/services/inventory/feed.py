@@ -1,10 +1,15 @@
 """A session's seat map as a stream: a snapshot, then every change of its places in version
-order, read from `place_changes` (written in the transaction of each change). A committed change
-only wakes the streams of its session (in this process at once; in other replicas through
-PostgreSQL's NOTIFY, sent with the commit): what they send they read from the table, so they
-never send a change that rolled back, skip one, or send one twice, whatever wake-ups are lost
-or doubled. A client that comes back with the last version it saw (`since`) gets exactly what it
-missed, or a fresh snapshot if it is too far behind."""
+order, read from `place_changes` (written in the transaction of each change, each with the
+session's next version, so a session's versions have no holes and commit in their order).
+
+One reader per session and process reads the table when a commit wakes it (in this process at
+once; from other replicas through PostgreSQL's NOTIFY, sent with the commit) and hands what it
+read to every watcher of the session: one query per change however many watch. A watcher never
+trusts the hand-off alone: a delta that does not follow its last version makes it read the
+missing ones from the table first, so nothing is skipped, sent twice or sent before its commit,
+whatever wake-ups are lost or doubled. Each watcher's backlog is bounded: one that falls behind
+is given a fresh snapshot instead. A client that comes back with the last version it saw
+(`since`) gets exactly what it missed, or a snapshot if it is too far behind."""
 
 from __future__ import annotations
 
@@ -12,31 +17,59 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Iterable
-from typing import Any
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any, Literal
 
-from sqlalchemy import bindparam, select
+import orjson
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agora.messaging import Database
+from agora.contracts.ticketing import SalesWindow
+from agora.messaging import Database, utcnow
 from agora.services.inventory.domain import SeatMap, SessionNotFound
 from agora.services.inventory.repository import PLACE_CHANGES
 from agora.services.inventory.store import (
+    AREA,
     SALE,
     SEAT,
     place_changes,
     seat_map,
     ticket_sessions,
 )
-from agora.shared.fanout.in_process import InProcessFanout
 
-__all__ = ["MAX_REPLAY", "Delta", "PlaceFeed", "Snapshot"]
+__all__ = [
+    "BACKLOG",
+    "MAX_REPLAY",
+    "SEAT_STATES",
+    "Delta",
+    "FeedClosed",
+    "PlaceFeed",
+    "Snapshot",
+    "Watch",
+]
+
+logger = logging.getLogger(__name__)
 
 MAX_REPLAY = 5_000
-"""Changes a stream replays to a client that comes back; further behind, it gets a snapshot."""
+"""Changes a stream replays to a client that comes back (and the change log keeps per session);
+further behind, it gets a snapshot."""
+BACKLOG = 2_000
+"""Changes a watcher may have waiting to be sent; one more and it gets a snapshot instead."""
 PAGE = 500
 RECHECK = 15.0
-"""Seconds a stream waits for a wake-up before it reads the table anyway (a lost NOTIFY)."""
+"""Seconds a reader waits for a wake-up before it reads the table anyway (a lost NOTIFY)."""
+
+SEAT_STATES: dict[str, Literal["available", "held", "sold"]] = {
+    "FREE": "available",
+    "HELD": "held",
+    "SOLD": "sold",
+}
+
+
+class FeedClosed(Exception):
+    """The process is stopping: every stream ends."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -46,33 +79,180 @@ class Snapshot:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Delta:
-    """One change: a seat's new state, an area's free places, or (`kind` SALE) a new sales
-    window, at `version`."""
+    """One change at `version`: a seat's new state, an area's free places, or (`kind` SALE) a
+    new sales window. `body` is its JSON as every stream sends it (encoded once per process)."""
 
     version: int
     kind: str
     place_id: str
-    state: str | None
-    available: int | None
     committed_at: dt.datetime
-    sales: dict[str, Any] | None = None
+    body: bytes
+
+
+class _Watcher:
+    """A stream's inbox: the deltas handed to it, at most `BACKLOG` of them."""
+
+    def __init__(self) -> None:
+        self.pending: deque[Delta] = deque()
+        self.behind = False
+        self.closed = False
+        self.arrived = asyncio.Event()
+
+    def offer(self, deltas: Sequence[Delta]) -> None:
+        if self.behind:
+            return
+        if len(self.pending) + len(deltas) > BACKLOG:
+            self.pending.clear()
+            self.behind = True
+        else:
+            self.pending.extend(deltas)
+        self.arrived.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.arrived.set()
+
+
+class _Reader:
+    """Reads one session's changes for every watcher of it in this process."""
+
+    def __init__(self, db: Database, session_id: str) -> None:
+        self._db = db
+        self.session_id = session_id
+        self.watchers: set[_Watcher] = set()
+        self._woken = asyncio.Event()
+        self._stopped = False
+        self.task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._woken.set()
+
+    def stop(self) -> None:
+        self._stopped = True
+        self._woken.set()
+
+    async def run(self) -> None:
+        last: int | None = None
+        failures = 0
+        while not self._stopped and self.watchers:
+            self._woken.clear()
+            try:
+                last, more = await self._read(last)
+            except Exception as error:  # the database is away: the watchers wait, and so do we
+                failures += 1
+                if failures == 1:
+                    logger.warning("seat map reader %s: %r; retrying", self.session_id, error)
+                self._woken.clear()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(0.1 * 2**failures, RECHECK)):
+                        await self._woken.wait()
+                continue
+            failures = 0
+            if more:
+                continue
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(RECHECK):
+                    await self._woken.wait()
+
+    async def _read(self, last: int | None) -> tuple[int, bool]:
+        """Hand the changes after `last` to the watchers: the last version read, and whether
+        there may be more."""
+        async with self._db.read() as conn:
+            if last is None:
+                # Where reading starts does not matter: each watcher fills what lies between
+                # its own last version and the first one handed to it.
+                return await conn.scalar(VERSION, {"session": self.session_id}) or 0, False
+            deltas = await changes_after(conn, self.session_id, last, PAGE)
+        if deltas:
+            last = deltas[-1].version
+            for watcher in self.watchers:
+                watcher.offer(deltas)
+        return last, len(deltas) == PAGE
+
+
+class Watch:
+    """One stream of a session's map, from `since` on or from a snapshot (see `PlaceFeed`)."""
+
+    def __init__(self, db: Database, session_id: str, watcher: _Watcher, since: int | None) -> None:
+        self._db = db
+        self.session_id = session_id
+        self._watcher = watcher
+        self.last = -1 if since is None else since
+        self._snapshot_due = since is None
+        self._replaying = since is not None
+        self.resyncs = 0
+        """Snapshots sent because the stream fell behind."""
+
+    async def next(self, timeout: float) -> Snapshot | list[Delta] | None:
+        """The next snapshot or run of deltas (in version order, each once), or None if
+        nothing changed within `timeout` seconds. Raises `FeedClosed` once the feed closes."""
+        watcher = self._watcher
+        if self._snapshot_due:
+            return await self._snapshot()
+        if self._replaying:  # what happened between `since` and now, from the table
+            async with self._db.read() as conn:
+                deltas = await changes_after(conn, self.session_id, self.last, PAGE)
+            self._replaying = len(deltas) == PAGE
+            if deltas:
+                self.last = deltas[-1].version
+                return deltas
+        while True:
+            if watcher.closed:
+                raise FeedClosed
+            if watcher.behind:
+                watcher.behind = False
+                watcher.pending.clear()
+                self.resyncs += 1
+                return await self._snapshot()
+            if watcher.pending:
+                return await self._following(watcher)
+            watcher.arrived.clear()
+            try:
+                async with asyncio.timeout(timeout):
+                    await watcher.arrived.wait()
+            except TimeoutError:
+                return None
+
+    async def _following(self, watcher: _Watcher) -> Snapshot | list[Delta]:
+        """The pending deltas after `last`; any missing before them read from the table."""
+        taken = [delta for delta in watcher.pending if delta.version > self.last]
+        watcher.pending.clear()
+        if not taken:
+            return []
+        missing = taken[0].version - self.last - 1
+        if missing > 0:
+            if missing > MAX_REPLAY:
+                return await self._snapshot()
+            async with self._db.read() as conn:
+                gap = await changes_after(conn, self.session_id, self.last, missing)
+            if len(gap) < missing:  # pruned from the log meanwhile
+                return await self._snapshot()
+            taken = gap + taken
+        self.last = taken[-1].version
+        return taken
+
+    async def _snapshot(self) -> Snapshot:
+        async with self._db.read() as conn:
+            found = await seat_map(conn, self.session_id)
+        if found is None:
+            raise SessionNotFound(self.session_id)
+        self.last = found.version
+        self._snapshot_due = self._replaying = False
+        return Snapshot(found)
 
 
 class PlaceFeed:
     def __init__(self, db: Database) -> None:
         self._db = db
-        # one pending wake-up is enough: a stream reads every change after its last when woken
-        self._fanout = InProcessFanout(max_pending=1)
-        self._waking: set[asyncio.Task[None]] = set()
+        self._readers: dict[str, _Reader] = {}
+        self._closed = False
 
     def announce(self, session_ids: Iterable[str]) -> None:
-        """Wake the streams of `session_ids` (called after their change committed)."""
+        """Wake the readers of `session_ids` (called after their change committed)."""
         for session_id in session_ids:
-            channel = f"places:{session_id}"
-            if self._fanout.subscriber_count(channel):
-                task = asyncio.create_task(self._fanout.publish(channel, b""))
-                self._waking.add(task)
-                task.add_done_callback(self._waking.discard)
+            reader = self._readers.get(session_id)
+            if reader is not None:
+                reader.wake()
 
     async def listen(self) -> None:
         """Hear the changes other replicas commit (PostgreSQL; nothing to hear on SQLite)."""
@@ -80,44 +260,93 @@ class PlaceFeed:
 
     def close(self) -> None:
         """End every stream (the process is stopping)."""
-        self._fanout.close()
+        self._closed = True
+        for reader in self._readers.values():
+            reader.stop()
+            for watcher in reader.watchers:
+                watcher.close()
 
     def watching(self) -> int:
         """Streams open now."""
-        return self._fanout.subscription_count()
+        return sum(len(reader.watchers) for reader in self._readers.values())
+
+    @contextlib.asynccontextmanager
+    async def watch(self, session_id: str, since: int | None = None) -> AsyncIterator[Watch]:
+        """A stream of the session's map from `since` on (its changes after that version), or
+        from a snapshot (the first `next`); `SessionNotFound` at once if there is no such
+        session."""
+        watcher = _Watcher()
+        if self._closed:
+            watcher.close()
+        reader = self._readers.get(session_id)
+        if reader is None:
+            reader = self._readers[session_id] = _Reader(self._db, session_id)
+        reader.watchers.add(watcher)  # before reading: nothing committed later is missed
+        try:
+            async with self._db.read() as conn:
+                current = await conn.scalar(VERSION, {"session": session_id})
+            if current is None:
+                raise SessionNotFound(session_id)
+            resumable = since is not None and since <= current and current - since <= MAX_REPLAY
+            watch = Watch(self._db, session_id, watcher, since if resumable else None)
+            if reader.task is None and not self._closed:
+                reader.task = asyncio.create_task(
+                    reader.run(), name=f"seat map reader {session_id}"
+                )
+            yield watch
+        finally:
+            reader.watchers.discard(watcher)
+            if not reader.watchers:
+                reader.stop()
+                if self._readers.get(session_id) is reader:
+                    del self._readers[session_id]
 
     async def stream(
         self, session_id: str, since: int | None = None
     ) -> AsyncIterator[Snapshot | Delta]:
-        """The session's map from `since` on (its changes after that version), or from a
-        snapshot; `SessionNotFound` before anything if there is no such session."""
-        async with self._fanout.subscribe(f"places:{session_id}") as woken:
-            async with self._db.read() as conn:
-                current = await conn.scalar(VERSION, {"session": session_id})
-                if current is None:
-                    raise SessionNotFound(session_id)
-                if since is None or since > current or current - since > MAX_REPLAY:
-                    found = await seat_map(conn, session_id)
-                    assert found is not None
-                    since = found.version
-                    snapshot: Snapshot | None = Snapshot(found)
-                else:
-                    snapshot = None
-            if snapshot is not None:
-                yield snapshot
-            last = since
+        """`watch` as an iterator of single items, ending when the feed closes."""
+        async with self.watch(session_id, since) as watch:
             while True:
-                async with self._db.read() as conn:
-                    deltas = await changes_after(conn, session_id, last, PAGE)
-                for delta in deltas:
-                    yield delta
-                    last = delta.version
-                if len(deltas) == PAGE:
-                    continue
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(RECHECK):
-                        if await anext(woken, None) is None:  # the process is stopping
-                            return
+                try:
+                    item = await watch.next(RECHECK)
+                except FeedClosed:
+                    return
+                if isinstance(item, Snapshot):
+                    yield item
+                elif item is not None:
+                    for delta in item:
+                        yield delta
+
+    async def prune(self) -> int:
+        """Forget changes no stream would replay (more than `MAX_REPLAY` behind their
+        session's version); the number forgotten."""
+        async with self._db.write() as conn:
+            result = await conn.execute(PRUNE, {"keep": MAX_REPLAY})
+        return int(result.rowcount or 0)
+
+
+def delta_body(
+    kind: str,
+    place_id: str,
+    state: str | None,
+    available: int | None,
+    window: SalesWindow | None,
+) -> dict[str, Any]:
+    """A change as every stream sends it: a seat's new state, an area's free places, or the
+    session's new sales window."""
+    if kind == SEAT:
+        return {"seat_id": place_id, "state": SEAT_STATES[state or "FREE"]}
+    if kind == AREA:
+        return {"area_id": place_id, "available": available}
+    if kind == SALE and window is not None:
+        return {
+            "sales": {
+                "open": window.is_open(utcnow()),
+                "opens_at": window.opens_at,
+                "closes_at": window.closes_at,
+            }
+        }
+    return {}
 
 
 async def changes_after(
@@ -128,22 +357,23 @@ async def changes_after(
     ).all()
     window = None
     if any(row.kind == SALE for row in rows):
-        window = (await conn.execute(WINDOW, {"session": session_id})).one()
+        found = (await conn.execute(WINDOW, {"session": session_id})).one()
+        window = SalesWindow(
+            starts_at=found.starts_at, opens_at=found.opens_at, closes_at=found.closes_at
+        )
     return [
         Delta(
             version=row.version,
             kind=row.kind,
             place_id=row.place_id,
-            state=row.state if row.kind == SEAT else None,
-            available=row.available,
             committed_at=row.committed_at,
-            sales=None
-            if row.kind != SALE or window is None
-            else {
-                "starts_at": window.starts_at,
-                "opens_at": window.opens_at,
-                "closes_at": window.closes_at,
-            },
+            body=orjson.dumps(
+                {
+                    "version": row.version,
+                    **delta_body(row.kind, row.place_id, row.state, row.available, window),
+                    "committed_at": row.committed_at,
+                }
+            ),
         )
         for row in rows
     ]
@@ -163,4 +393,10 @@ CHANGES = (
     )
     .order_by(place_changes.c.version)
     .limit(bindparam("limit"))
+)
+PRUNE = delete(place_changes).where(
+    place_changes.c.version
+    <= select(ticket_sessions.c.version - bindparam("keep"))
+    .where(ticket_sessions.c.session_id == place_changes.c.session_id)
+    .scalar_subquery()
 )

@@ -11,7 +11,7 @@ SPEC = ServiceSpec(
     package=__name__,
     bootstrap=bootstrap,
     router=build_router,
-    paths=("/api/orders",),
+    paths=("/api/orders", "/ws/orders"),
     consumer_groups=("orders",),
     workers=(),
 )

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response, WebSocket
 from pydantic import BaseModel, Field, StringConstraints, model_validator
 
 from agora.auth import AUTHORIZE, Buyer, CurrentUser, Principal
@@ -20,6 +20,7 @@ from agora.services.orders import handlers
 from agora.services.orders.bootstrap import OrdersService
 from agora.services.orders.deps import OrdersServiceDep
 from agora.services.orders.domain import Order, OrderStatus, PaymentNotAllowed
+from agora.sockets import GOING_AWAY, HEARTBEAT, NOT_FOUND, LiveSocket, serve
 from agora.web import entity_tags
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=100)]
@@ -439,4 +440,50 @@ def build_router() -> APIRouter:
             raise ProblemError(409, "payment-not-allowed", "Cannot pay now", str(error)) from None
         return OrderOut.of(await load(service, order_id, buyer))
 
-    return router
+    entry = APIRouter(tags=["orders"])
+    entry.include_router(router)
+
+    @entry.websocket("/ws/orders/{order_id}", name="order_socket")
+    async def order_socket(
+        websocket: WebSocket,
+        service: OrdersServiceDep,
+        order_id: Annotated[str, Path(max_length=100)],
+        token: Annotated[str | None, Query(max_length=4000)] = None,
+    ) -> None:
+        """The order's state as it changes, to whoever may read it (see docs/live.md)."""
+
+        async def send(socket: LiveSocket) -> None:
+            caller = await socket.principal(token)
+            if caller is None:
+                return
+            async with service.changes.subscribe(order_id) as announced:
+                try:
+                    body, etag = represent(await load(service, order_id, caller))
+                except ProblemError:
+                    await socket.close(NOT_FOUND, f"no order {order_id}")
+                    return
+                loop = asyncio.get_running_loop()
+                while True:
+                    await socket.send(order_frame(body))
+                    sent = etag
+                    quiet_since = loop.time()
+                    while etag == sent:
+                        woken = False
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(RECHECK):
+                                if await anext(announced, None) is None:
+                                    await socket.close(GOING_AWAY, "the server is restarting")
+                                    return
+                                woken = True
+                        body, etag = represent(await load(service, order_id, caller))
+                        if not woken and etag == sent and loop.time() - quiet_since > HEARTBEAT:
+                            await socket.heartbeat()
+                            quiet_since = loop.time()
+
+        await serve(websocket, "orders", service.live, send)
+
+    return entry
+
+
+def order_frame(body: bytes) -> str:
+    return '{"type":"order","order":' + body.decode() + "}"

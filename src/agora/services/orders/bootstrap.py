@@ -14,6 +14,7 @@ from agora.services.orders.domain import OrderStatus
 from agora.services.orders.handlers import HANDLERS
 from agora.services.orders.repository import OrdersUnitOfWork
 from agora.services.spec import ServiceContext
+from agora.sockets import LiveMetrics
 
 
 class OrdersService(Service):
@@ -28,6 +29,7 @@ class OrdersService(Service):
     ) -> None:
         self.in_flight_timeout = in_flight_timeout
         self.changes = OrderChanges()
+        self.live = LiveMetrics.of(infrastructure.metrics_registry)
         super().__init__(infrastructure, store.metadata)
         self.platform.subscribe(HANDLERS, self.unit_of_work)
         self._orders = Gauge(

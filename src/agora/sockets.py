@@ -1,0 +1,272 @@
+"""What every live stream over WebSocket shares: who may open one (the page's origin), how its
+messages are sent (JSON text frames, a heartbeat when nothing happens, a bounded wait on a client
+that does not read), how it ends (a close frame saying why, on SIGTERM too), and its metrics.
+
+A stream is a coroutine that sends; `serve` runs it beside a reader of what the client sends (a
+first `auth` message, and the client's own close), and ends both when either ends.
+
+Close codes: 1000 normal, 1001 the server is going away (reconnect with `?since=`), 1013 the
+client did not read fast enough (reconnect with `?since=`), 4401 no valid token, 4403 the
+origin is not allowed, 4404 not found (4000 + the HTTP status an API request would get).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+import weakref
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+
+from agora.auth import InvalidToken, KeysUnavailable, Principal
+from agora.auth.web import verifier_of
+from agora.shared.revocations import RevocationsUnavailable
+
+__all__ = [
+    "FORBIDDEN",
+    "GOING_AWAY",
+    "HEARTBEAT",
+    "NOT_FOUND",
+    "TOO_SLOW",
+    "UNAUTHORIZED",
+    "LiveMetrics",
+    "LiveSocket",
+    "entry_origins",
+    "origin_allowed",
+    "serve",
+]
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT = 15.0
+"""Seconds of silence after which a stream sends `{"type": "heartbeat"}`."""
+SEND_TIMEOUT = 10.0
+"""Seconds a frame may wait for a client to read; then the client is dropped (1013)."""
+AUTH_TIMEOUT = 10.0
+"""Seconds a stream that needs a token waits for the client's first message."""
+
+NORMAL = 1000
+GOING_AWAY = 1001
+TOO_SLOW = 1013
+UNAUTHORIZED = 4401
+FORBIDDEN = 4403
+NOT_FOUND = 4404
+
+
+class LiveMetrics:
+    """The live streams' metrics, once per registry (every service of a process shares them)."""
+
+    _known: weakref.WeakKeyDictionary[CollectorRegistry, LiveMetrics] = weakref.WeakKeyDictionary()
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        labels = ["stream", "transport"]
+        self.clients = Gauge(
+            "agora_live_clients", "Clients of a live stream now", labels, registry=registry
+        )
+        self.sent = Counter(
+            "agora_live_deltas_sent", "Changes sent to live clients", labels, registry=registry
+        )
+        self.dropped = Counter(
+            "agora_live_clients_dropped",
+            "Clients dropped because they did not read what they were sent",
+            ["stream"],
+            registry=registry,
+        )
+        self.resyncs = Counter(
+            "agora_live_resyncs",
+            "Snapshots sent instead of a backlog to clients that fell behind",
+            ["stream"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "agora_live_delta_latency_seconds",
+            "From a change's commit to its delta handed to the client's connection",
+            labels,
+            buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
+        self.open: set[LiveSocket] = set()
+        self._emptied = asyncio.Event()
+        self._emptied.set()
+
+    @classmethod
+    def of(cls, registry: CollectorRegistry) -> LiveMetrics:
+        known = cls._known.get(registry)
+        if known is None:
+            known = cls._known[registry] = cls(registry)
+        return known
+
+    def sent_changes(self, stream: str, transport: str, committed: Sequence[dt.datetime]) -> None:
+        """Count changes just handed to a client, and how long after their commit."""
+        if not committed:
+            return
+        now = dt.datetime.now(dt.UTC)
+        self.sent.labels(stream, transport).inc(len(committed))
+        latency = self.latency.labels(stream, transport)
+        for at in committed:
+            latency.observe(max((now - at).total_seconds(), 0.0))
+
+    def opened(self, socket: LiveSocket) -> None:
+        self.open.add(socket)
+        self._emptied.clear()
+        self.clients.labels(socket.stream, "ws").inc()
+
+    def closed(self, socket: LiveSocket) -> None:
+        if socket in self.open:
+            self.open.discard(socket)
+            self.clients.labels(socket.stream, "ws").dec()
+        if not self.open:
+            self._emptied.set()
+
+    async def all_closed(self, timeout: float) -> None:
+        """Return once no socket is open, or after `timeout` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._emptied.wait()
+
+
+def origin_allowed(websocket: WebSocket, allowed: Sequence[str]) -> bool:
+    """A browser's page may open a stream if it is of this host or of an origin the CORS
+    allow-list names; a client that sends no `Origin` is no browser page, and is let in."""
+    origin = websocket.headers.get("origin")
+    if origin is None or "*" in allowed or origin in allowed:
+        return True
+    return urlsplit(origin).netloc == websocket.headers.get("host")
+
+
+class TooSlow(Exception):
+    """The client did not take a frame within `SEND_TIMEOUT`."""
+
+
+@dataclasses.dataclass(eq=False)
+class LiveSocket:
+    """An accepted WebSocket, as a stream sends to it."""
+
+    websocket: WebSocket
+    stream: str
+    metrics: LiveMetrics
+    messages: asyncio.Queue[Any] = dataclasses.field(
+        default_factory=lambda: asyncio.Queue(maxsize=8)
+    )
+
+    async def send(self, frame: str) -> None:
+        """Send one text frame; `TooSlow` if the client does not take it in time."""
+        try:
+            async with asyncio.timeout(SEND_TIMEOUT):
+                await self.websocket.send_text(frame)
+        except TimeoutError:
+            raise TooSlow from None
+
+    async def send_json(self, body: Any) -> None:
+        await self.send(orjson.dumps(body).decode())
+
+    async def heartbeat(self, **fields: Any) -> None:
+        await self.send_json({"type": "heartbeat", **fields})
+
+    async def close(self, code: int, reason: str = "") -> None:
+        if self.websocket.application_state is not WebSocketState.DISCONNECTED:
+            with contextlib.suppress(Exception):  # the client may be gone already
+                await self.websocket.close(code, reason)
+
+    async def token(self, query_token: str | None) -> str | None:
+        """The access token: the `token` query parameter, else the first message's
+        (`{"type": "auth", "token": "..."}`, within `AUTH_TIMEOUT` seconds)."""
+        if query_token:
+            return query_token
+        try:
+            async with asyncio.timeout(AUTH_TIMEOUT):
+                message = await self.messages.get()
+        except TimeoutError:
+            return None
+        if isinstance(message, dict) and message.get("type") == "auth":
+            token = message.get("token")
+            return token if isinstance(token, str) and token else None
+        return None
+
+    async def principal(self, query_token: str | None) -> Principal | None:
+        """The caller, verified as a request's token is, or None after closing the socket with
+        4401 (no token, or one that does not verify now)."""
+        token = await self.token(query_token)
+        if token is None:
+            await self.close(UNAUTHORIZED, "send an access token: ?token= or an auth message")
+            return None
+        try:
+            return await verifier_of(self.websocket).verify(token)
+        except (InvalidToken, KeysUnavailable, RevocationsUnavailable):
+            await self.close(UNAUTHORIZED, "the access token is invalid, expired or revoked")
+            return None
+
+
+def entry_origins(websocket: WebSocket) -> Sequence[str] | None:
+    """The origins the app serving `websocket` lets in: its CORS allow-list when it is the
+    entry (`app.state.cors_origins`), None (no check: the gateway did it) behind the gateway."""
+    state = websocket.app.state
+    if getattr(state, "behind_gateway", False):
+        return None
+    return tuple(getattr(state, "cors_origins", ()))
+
+
+async def serve(
+    websocket: WebSocket,
+    stream: str,
+    metrics: LiveMetrics,
+    send: Callable[[LiveSocket], Awaitable[None]],
+) -> None:
+    """Accept `websocket` if its origin is allowed (`entry_origins`), and run `send` on it
+    until it returns, the client leaves, or the client reads too slowly."""
+    allowed = entry_origins(websocket)
+    if allowed is not None and not origin_allowed(websocket, allowed):
+        await websocket.close(FORBIDDEN, "origin not allowed")  # refused before accepting: 403
+        return
+    await websocket.accept()
+    socket = LiveSocket(websocket, stream, metrics)
+    metrics.opened(socket)
+    sending = asyncio.create_task(_sending(socket, send), name=f"{stream} stream")
+    reading = asyncio.create_task(_reading(socket), name=f"{stream} stream reader")
+    try:
+        await asyncio.wait({sending, reading}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in (sending, reading):
+            task.cancel()
+        await asyncio.gather(sending, reading, return_exceptions=True)
+        metrics.closed(socket)
+
+
+async def _sending(socket: LiveSocket, send: Callable[[LiveSocket], Awaitable[None]]) -> None:
+    try:
+        await send(socket)
+    except TooSlow:
+        socket.metrics.dropped.labels(socket.stream).inc()
+        await socket.close(TOO_SLOW, "too slow: reconnect with ?since=")
+    except WebSocketDisconnect:
+        pass
+    except Exception:
+        logger.exception("%s stream failed", socket.stream)
+        await socket.close(1011, "server error: reconnect with ?since=")
+    else:
+        await socket.close(NORMAL)
+
+
+async def _reading(socket: LiveSocket) -> None:
+    """What the client sends, to `socket.messages` (the first `auth` message; anything more is
+    dropped); returns when the client closes."""
+    websocket = socket.websocket
+    while True:
+        message = await websocket.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None or socket.messages.full():
+            continue
+        try:
+            socket.messages.put_nowait(orjson.loads(text))
+        except orjson.JSONDecodeError:
+            socket.messages.put_nowait(None)
