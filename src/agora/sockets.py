@@ -17,9 +17,10 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import orjson
@@ -61,6 +62,11 @@ FORBIDDEN = 4403
 NOT_FOUND = 4404
 
 
+class Committed(Protocol):
+    @property
+    def committed_at(self) -> dt.datetime: ...
+
+
 class LiveMetrics:
     """The live streams' metrics, once per registry (every service of a process shares them)."""
 
@@ -88,7 +94,8 @@ class LiveMetrics:
         )
         self.latency = Histogram(
             "agora_live_delta_latency_seconds",
-            "From a change's commit to its delta handed to the client's connection",
+            "From a change's commit to its message handed to the client's connection (the "
+            "oldest change of the message)",
             labels,
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=registry,
@@ -96,6 +103,22 @@ class LiveMetrics:
         self.open: set[LiveSocket] = set()
         self._emptied = asyncio.Event()
         self._emptied.set()
+        self._watchdog: asyncio.Task[None] | None = None
+        self.now = time.monotonic
+
+    async def _watch_sends(self) -> None:
+        """Drop the clients a frame has waited for over `SEND_TIMEOUT` seconds (one timer
+        for every socket, not one per frame sent)."""
+        while self.open:
+            await asyncio.sleep(1.0)
+            now = self.now()
+            for socket in list(self.open):
+                since = socket.busy_since
+                if since is not None and now - since > SEND_TIMEOUT and not socket.too_slow:
+                    socket.too_slow = True
+                    if socket.sender is not None:
+                        socket.sender.cancel()
+        self._watchdog = None
 
     @classmethod
     def of(cls, registry: CollectorRegistry) -> LiveMetrics:
@@ -104,20 +127,21 @@ class LiveMetrics:
             known = cls._known[registry] = cls(registry)
         return known
 
-    def sent_changes(self, stream: str, transport: str, committed: Sequence[dt.datetime]) -> None:
-        """Count changes just handed to a client, and how long after their commit."""
-        if not committed:
+    def sent_changes(self, stream: str, transport: str, changes: Sequence[Committed]) -> None:
+        """Count changes just handed to a client in one message, and how long after the
+        commit of the oldest (the message's latency: the others waited less)."""
+        if not changes:
             return
-        now = dt.datetime.now(dt.UTC)
-        self.sent.labels(stream, transport).inc(len(committed))
-        latency = self.latency.labels(stream, transport)
-        for at in committed:
-            latency.observe(max((now - at).total_seconds(), 0.0))
+        self.sent.labels(stream, transport).inc(len(changes))
+        waited = (dt.datetime.now(dt.UTC) - changes[0].committed_at).total_seconds()
+        self.latency.labels(stream, transport).observe(max(waited, 0.0))
 
     def opened(self, socket: LiveSocket) -> None:
         self.open.add(socket)
         self._emptied.clear()
         self.clients.labels(socket.stream, "ws").inc()
+        if self._watchdog is None:
+            self._watchdog = asyncio.create_task(self._watch_sends(), name="live send watchdog")
 
     def closed(self, socket: LiveSocket) -> None:
         if socket in self.open:
@@ -157,13 +181,25 @@ class LiveSocket:
         default_factory=lambda: asyncio.Queue(maxsize=8)
     )
 
+    busy_since: float | None = None
+    """When the frame being sent began to wait for the client (`LiveMetrics`' watchdog drops
+    a client that makes one wait over `SEND_TIMEOUT` seconds)."""
+    too_slow: bool = False
+    sender: asyncio.Task[None] | None = None
+
     async def send(self, frame: str) -> None:
-        """Send one text frame; `TooSlow` if the client does not take it in time."""
+        """Send one text frame (`TooSlow` once the watchdog found the client too slow)."""
+        self.busy_since = self.metrics.now()
         try:
-            async with asyncio.timeout(SEND_TIMEOUT):
-                await self.websocket.send_text(frame)
-        except TimeoutError:
-            raise TooSlow from None
+            await self.websocket.send({"type": "websocket.send", "text": frame})
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if self.too_slow and task is not None and task is self.sender:
+                task.uncancel()  # the watchdog's doing: the stream ends with a close frame
+                raise TooSlow from None
+            raise
+        finally:
+            self.busy_since = None
 
     async def send_json(self, body: Any) -> None:
         await self.send(orjson.dumps(body).decode())
@@ -229,7 +265,7 @@ async def serve(
     await websocket.accept()
     socket = LiveSocket(websocket, stream, metrics)
     metrics.opened(socket)
-    sending = asyncio.create_task(_sending(socket, send), name=f"{stream} stream")
+    sending = socket.sender = asyncio.create_task(_sending(socket, send), name=f"{stream} stream")
     reading = asyncio.create_task(_reading(socket), name=f"{stream} stream reader")
     try:
         await asyncio.wait({sending, reading}, return_when=asyncio.FIRST_COMPLETED)

@@ -124,6 +124,37 @@ def bench_onsale(
     typer.echo(orjson.dumps(result))
 
 
+@bench_app.command("live")
+def bench_live(
+    backend: Backend = "embedded",
+    replicas: Annotated[int, typer.Option(help="servers: processes per service")] = 1,
+    clients: Annotated[
+        int, typer.Option(help="WebSocket subscribers of the session", min=1)
+    ] = 1000,
+    buyers: Annotated[int, typer.Option(help="buyers in the closed loop", min=1)] = 100,
+    seats: Annotated[int, typer.Option(help="seats of the session", min=1)] = 10_000,
+    duration: Annotated[float, typer.Option(help="seconds the buyers buy")] = 20,
+    profile: Annotated[
+        Path | None, typer.Option(help="run `agora up` under cProfile and write its statistics")
+    ] = None,
+) -> None:
+    """Live seat maps: subscribers watch one session over WebSocket while buyers hold and buy
+    its seats; commit-to-received latency at the subscribers, deltas lost (must be 0)."""
+    from agora.bench.live import bench_live as run
+
+    _check_backend(backend)
+    result = run(
+        backend=backend,
+        replicas=replicas,
+        clients=clients,
+        buyers=buyers,
+        seats=seats,
+        duration=duration,
+        profile=profile,
+    )
+    typer.echo(orjson.dumps(result))
+
+
 @bench_app.command("relay")
 def bench_relay(
     events: Annotated[int, typer.Option(help="outbox rows to relay")] = 20_000,

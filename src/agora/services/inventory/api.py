@@ -4,7 +4,7 @@ session's seat map, for buyers; and the waiting lists of sold-out sessions."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 import orjson
@@ -19,7 +19,7 @@ from agora.messaging import Database, utcnow
 from agora.services.inventory import handlers, waitlist
 from agora.services.inventory.deps import InventoryServiceDep
 from agora.services.inventory.domain import SeatMap, SessionNotFound
-from agora.services.inventory.feed import MAX_REPLAY, SEAT_STATES, Delta, FeedClosed, Snapshot
+from agora.services.inventory.feed import MAX_REPLAY, SEAT_STATES, FeedClosed, Snapshot
 from agora.services.inventory.store import AREA, session_seller
 from agora.sockets import GOING_AWAY, HEARTBEAT, NOT_FOUND, LiveSocket, serve
 from agora.web import entity_tags
@@ -174,10 +174,6 @@ def snapshot_frame(found: SeatMap) -> str:
     return '{"type":"snapshot","map":' + represent(found).decode() + "}"
 
 
-def deltas_frame(deltas: Sequence[Delta]) -> str:
-    return '{"type":"deltas","deltas":[' + b",".join(d.body for d in deltas).decode() + "]}"
-
-
 def build_router() -> APIRouter:
     router = APIRouter(tags=["inventory"])
 
@@ -247,7 +243,7 @@ def build_router() -> APIRouter:
                     yield ServerSentEvent(
                         raw_data=item.body.decode(), event="delta", id=str(item.version)
                     )
-                    metrics.sent_changes("seats", "sse", [item.committed_at])
+                    metrics.sent_changes("seats", "sse", (item,))
         finally:
             metrics.clients.labels("seats", "sse").dec()
 
@@ -274,9 +270,9 @@ def build_router() -> APIRouter:
                                 resyncs = watch.resyncs
                                 metrics.resyncs.labels("seats").inc()
                             await socket.send(snapshot_frame(item.seat_map))
-                        elif item:
-                            await socket.send(deltas_frame(item))
-                            metrics.sent_changes("seats", "ws", [d.committed_at for d in item])
+                        else:
+                            await socket.send('{"type":"deltas","deltas":' + item.json + "}")
+                            metrics.sent_changes("seats", "ws", item.deltas)
             except SessionNotFound:
                 await socket.close(NOT_FOUND, f"no session {session_id}")
             except FeedClosed:

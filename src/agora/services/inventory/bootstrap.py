@@ -53,7 +53,7 @@ class InventoryService(Service):
 
     def unit_of_work(self) -> InventoryUnitOfWork:
         uow = self.platform.unit_of_work(InventoryUnitOfWork)
-        uow.after_commit(lambda: self.feed.announce(uow.changed_sessions))
+        uow.after_commit(lambda: self.feed.committed(uow.changed_sessions, uow.place_changes))
         return uow
 
     async def start(self) -> None:

@@ -19,7 +19,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -46,6 +46,7 @@ __all__ = [
     "Delta",
     "FeedClosed",
     "PlaceFeed",
+    "Run",
     "Snapshot",
     "Watch",
 ]
@@ -89,24 +90,51 @@ class Delta:
     body: bytes
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Run:
+    """Deltas of consecutive versions, and their bodies as one JSON array: made once for every
+    stream a reader hands the same run to."""
+
+    deltas: tuple[Delta, ...]
+    json: str
+
+    @classmethod
+    def of(cls, deltas: Sequence[Delta]) -> Run:
+        return cls(tuple(deltas), "[" + b",".join(d.body for d in deltas).decode() + "]")
+
+    @property
+    def first(self) -> int:
+        return self.deltas[0].version
+
+    @property
+    def last(self) -> int:
+        return self.deltas[-1].version
+
+
 class _Watcher:
-    """A stream's inbox: the deltas handed to it, at most `BACKLOG` of them."""
+    """A stream's inbox: the runs handed to it, at most `BACKLOG` deltas in all."""
 
     def __init__(self) -> None:
-        self.pending: deque[Delta] = deque()
+        self.pending: deque[Run] = deque()
+        self.size = 0
         self.behind = False
         self.closed = False
         self.arrived = asyncio.Event()
 
-    def offer(self, deltas: Sequence[Delta]) -> None:
+    def offer(self, run: Run) -> None:
         if self.behind:
             return
-        if len(self.pending) + len(deltas) > BACKLOG:
-            self.pending.clear()
+        self.size += len(run.deltas)
+        if self.size > BACKLOG:
+            self.clear()
             self.behind = True
         else:
-            self.pending.extend(deltas)
+            self.pending.append(run)
         self.arrived.set()
+
+    def clear(self) -> None:
+        self.pending.clear()
+        self.size = 0
 
     def close(self) -> None:
         self.closed = True
@@ -122,6 +150,8 @@ class _Reader:
         self.watchers: set[_Watcher] = set()
         self._woken = asyncio.Event()
         self._stopped = False
+        self.last: int | None = None
+        """The last version handed to the watchers (None before the first read)."""
         self.task: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
@@ -131,13 +161,21 @@ class _Reader:
         self._stopped = True
         self._woken.set()
 
+    def hand(self, run: Run) -> None:
+        """Hand `run`, just committed in this process, to every watcher."""
+        if self.last is not None:
+            # Versions before it that are not read yet commit before it: a watcher reads
+            # them itself when it sees the gap.
+            self.last = max(self.last, run.last)
+        for watcher in self.watchers:
+            watcher.offer(run)
+
     async def run(self) -> None:
-        last: int | None = None
         failures = 0
         while not self._stopped and self.watchers:
             self._woken.clear()
             try:
-                last, more = await self._read(last)
+                more = await self._read()
             except Exception as error:  # the database is away: the watchers wait, and so do we
                 failures += 1
                 if failures == 1:
@@ -154,20 +192,22 @@ class _Reader:
                 async with asyncio.timeout(RECHECK):
                     await self._woken.wait()
 
-    async def _read(self, last: int | None) -> tuple[int, bool]:
-        """Hand the changes after `last` to the watchers: the last version read, and whether
-        there may be more."""
+    async def _read(self) -> bool:
+        """Hand the changes after `last` to the watchers; whether there may be more."""
         async with self._db.read() as conn:
-            if last is None:
+            if self.last is None:
                 # Where reading starts does not matter: each watcher fills what lies between
                 # its own last version and the first one handed to it.
-                return await conn.scalar(VERSION, {"session": self.session_id}) or 0, False
-            deltas = await changes_after(conn, self.session_id, last, PAGE)
-        if deltas:
-            last = deltas[-1].version
+                self.last = await conn.scalar(VERSION, {"session": self.session_id}) or 0
+                return False
+            deltas = await changes_after(conn, self.session_id, self.last, PAGE)
+        fresh = [d for d in deltas if d.version > self.last]  # some may have been handed
+        if fresh:
+            self.last = fresh[-1].version
+            run = Run.of(fresh)
             for watcher in self.watchers:
-                watcher.offer(deltas)
-        return last, len(deltas) == PAGE
+                watcher.offer(run)
+        return len(deltas) == PAGE
 
 
 class Watch:
@@ -183,7 +223,7 @@ class Watch:
         self.resyncs = 0
         """Snapshots sent because the stream fell behind."""
 
-    async def next(self, timeout: float) -> Snapshot | list[Delta] | None:
+    async def next(self, timeout: float) -> Snapshot | Run | None:
         """The next snapshot or run of deltas (in version order, each once), or None if
         nothing changed within `timeout` seconds. Raises `FeedClosed` once the feed closes."""
         watcher = self._watcher
@@ -195,17 +235,20 @@ class Watch:
             self._replaying = len(deltas) == PAGE
             if deltas:
                 self.last = deltas[-1].version
-                return deltas
+                return Run.of(deltas)
         while True:
             if watcher.closed:
                 raise FeedClosed
             if watcher.behind:
                 watcher.behind = False
-                watcher.pending.clear()
+                watcher.clear()
                 self.resyncs += 1
                 return await self._snapshot()
             if watcher.pending:
-                return await self._following(watcher)
+                run = await self._following(watcher)
+                if run is not None:
+                    return run
+                continue
             watcher.arrived.clear()
             try:
                 async with asyncio.timeout(timeout):
@@ -213,12 +256,17 @@ class Watch:
             except TimeoutError:
                 return None
 
-    async def _following(self, watcher: _Watcher) -> Snapshot | list[Delta]:
-        """The pending deltas after `last`; any missing before them read from the table."""
-        taken = [delta for delta in watcher.pending if delta.version > self.last]
-        watcher.pending.clear()
+    async def _following(self, watcher: _Watcher) -> Snapshot | Run | None:
+        """The pending deltas after `last` (None if there are none); any missing before them
+        read from the table first."""
+        runs = list(watcher.pending)
+        watcher.clear()
+        if len(runs) == 1 and runs[0].first == self.last + 1:  # the usual case: shared as is
+            self.last = runs[0].last
+            return runs[0]
+        taken = [delta for run in runs for delta in run.deltas if delta.version > self.last]
         if not taken:
-            return []
+            return None
         missing = taken[0].version - self.last - 1
         if missing > 0:
             if missing > MAX_REPLAY:
@@ -229,7 +277,7 @@ class Watch:
                 return await self._snapshot()
             taken = gap + taken
         self.last = taken[-1].version
-        return taken
+        return Run.of(taken)
 
     async def _snapshot(self) -> Snapshot:
         async with self._db.read() as conn:
@@ -252,6 +300,35 @@ class PlaceFeed:
         for session_id in session_ids:
             reader = self._readers.get(session_id)
             if reader is not None:
+                reader.wake()
+
+    def committed(self, sessions: Iterable[str], rows: Sequence[Mapping[str, Any]]) -> None:
+        """Hand the change log `rows` this process just committed to the streams of their
+        sessions at once, without reading them back (a session's new sales window is read:
+        its reader is woken); any other of `sessions` wakes its reader."""
+        runs: dict[str, list[Delta]] = {}
+        for row in rows:
+            reader = self._readers.get(row["session_id"])
+            if reader is not None and row["kind"] != SALE:
+                runs.setdefault(row["session_id"], []).append(
+                    delta(
+                        row["version"],
+                        row["kind"],
+                        row["place_id"],
+                        row["state"],
+                        row["available"],
+                        row["committed_at"],
+                        None,
+                    )
+                )
+        for session_id in sessions:
+            reader = self._readers.get(session_id)
+            if reader is None:
+                continue
+            deltas = runs.get(session_id)
+            if deltas and len(deltas) == deltas[-1].version - deltas[0].version + 1:
+                reader.hand(Run.of(sorted(deltas, key=lambda d: d.version)))
+            else:
                 reader.wake()
 
     async def listen(self) -> None:
@@ -314,7 +391,7 @@ class PlaceFeed:
                 if isinstance(item, Snapshot):
                     yield item
                 elif item is not None:
-                    for delta in item:
+                    for delta in item.deltas:
                         yield delta
 
     async def prune(self) -> int:
@@ -362,21 +439,35 @@ async def changes_after(
             starts_at=found.starts_at, opens_at=found.opens_at, closes_at=found.closes_at
         )
     return [
-        Delta(
-            version=row.version,
-            kind=row.kind,
-            place_id=row.place_id,
-            committed_at=row.committed_at,
-            body=orjson.dumps(
-                {
-                    "version": row.version,
-                    **delta_body(row.kind, row.place_id, row.state, row.available, window),
-                    "committed_at": row.committed_at,
-                }
-            ),
+        delta(
+            row.version,
+            row.kind,
+            row.place_id,
+            row.state,
+            row.available,
+            row.committed_at,
+            window,
         )
         for row in rows
     ]
+
+
+def delta(
+    version: int,
+    kind: str,
+    place_id: str,
+    state: str | None,
+    available: int | None,
+    committed_at: dt.datetime,
+    window: SalesWindow | None,
+) -> Delta:
+    """A change log row as the streams send it."""
+    body = {
+        "version": version,
+        **delta_body(kind, place_id, state, available, window),
+        "committed_at": committed_at,
+    }
+    return Delta(version, kind, place_id, committed_at, orjson.dumps(body))
 
 
 VERSION = select(ticket_sessions.c.version).where(

@@ -20,7 +20,7 @@ import dataclasses
 import datetime as dt
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -85,10 +85,15 @@ class PlaceRepository:
     """Sessions' places as inventory's handlers change them, in the unit of work's transaction."""
 
     def __init__(
-        self, conn: AsyncConnection, changed: Callable[[str], None] = lambda _session: None
+        self,
+        conn: AsyncConnection,
+        log: Callable[[str, list[dict[str, Any]]], None] | None = None,
     ) -> None:
+        """`log`: given each session whose places change in the transaction and its change
+        log rows, to write them as it commits (a unit of work's); else they are written at
+        once."""
         self._conn = conn
-        self._changed = changed  # told each session whose places change in the transaction
+        self._log_later = log
 
     async def add_event(self, event: EventScheduled) -> bool:
         """Put every session of `event` on the map, all places free and sales closed; False
@@ -451,22 +456,22 @@ class PlaceRepository:
         )
         at = utcnow()
         first = last - len(changes) + 1
-        await self._conn.execute(
-            insert(place_changes),
-            [
-                {
-                    "session_id": session_id,
-                    "version": first + n,
-                    "place_id": change.place_id,
-                    "kind": change.kind,
-                    "state": change.state,
-                    "available": change.available,
-                    "committed_at": at,
-                }
-                for n, change in enumerate(changes)
-            ],
-        )
-        self._changed(session_id)
+        rows = [
+            {
+                "session_id": session_id,
+                "version": first + n,
+                "place_id": change.place_id,
+                "kind": change.kind,
+                "state": change.state,
+                "available": change.available,
+                "committed_at": at,
+            }
+            for n, change in enumerate(changes)
+        ]
+        if self._log_later is None:
+            await self._conn.execute(insert(place_changes), rows)
+        else:
+            self._log_later(session_id, rows)
 
     async def _take_seats(
         self, order_id: str, session_id: str, category: str, seat_ids: Sequence[str]

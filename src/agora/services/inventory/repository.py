@@ -3,17 +3,18 @@ locking rule (`locking`). Tests hold handlers to it with an in-memory twin."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Iterable, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from agora.messaging import UnitOfWork
+from agora.messaging import UnitOfWork, utcnow
 from agora.services.inventory.locking import lock_stock, reserve_lines
 from agora.services.inventory.places import PlaceRepository
-from agora.services.inventory.store import HELD, holds, stock
+from agora.services.inventory.store import HELD, holds, place_changes, stock
 from agora.services.inventory.waitlist import WaitlistRepository
 
 __all__ = ["NOTIFY_IDS", "PLACE_CHANGES", "InventoryUnitOfWork", "StockRepository"]
@@ -102,7 +103,23 @@ class InventoryUnitOfWork(UnitOfWork):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.changed_sessions: set[str] = set()
+        self.place_changes: list[dict[str, Any]] = []
+        """The change log rows of the transaction (those of a savepoint rolled back taken out
+        again): written just before it commits, stamped with that time, and handed to this
+        process's streams once committed."""
+        self.before_commit(self._write_changes)
         self.before_commit(self._notify_changed)
+
+    def _places_changed(self, session_id: str, rows: list[dict[str, Any]]) -> None:
+        self.changed_sessions.add(session_id)
+        self.place_changes.extend(rows)
+
+    async def _write_changes(self, conn: AsyncConnection) -> None:
+        if self.place_changes:
+            at = utcnow()
+            for row in self.place_changes:
+                row["committed_at"] = at
+            await conn.execute(insert(place_changes), self.place_changes)
 
     async def _notify_changed(self, _conn: AsyncConnection) -> None:
         ids = sorted(self.changed_sessions)
@@ -115,16 +132,23 @@ class InventoryUnitOfWork(UnitOfWork):
 
     @property
     def places(self) -> PlaceRepository:
-        return PlaceRepository(self.conn, self.changed_sessions.add)
+        return PlaceRepository(self.conn, self._places_changed)
 
     @property
     def waitlist(self) -> WaitlistRepository:
         return WaitlistRepository(self.conn)
 
-    def all_or_nothing(self) -> AbstractAsyncContextManager[object]:
+    @contextlib.asynccontextmanager
+    async def all_or_nothing(self) -> AsyncIterator[None]:
         """A savepoint: an error inside undoes what the block changed (and only that), so one
         order's refusal leaves the rest of the consumer's batch standing."""
-        return self.conn.begin_nested()
+        kept = len(self.place_changes)
+        try:
+            async with self.conn.begin_nested():
+                yield
+        except BaseException:
+            del self.place_changes[kept:]
+            raise
 
 
 STOCK_EXISTS = (
