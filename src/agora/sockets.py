@@ -43,6 +43,7 @@ __all__ = [
     "entry_origins",
     "origin_allowed",
     "serve",
+    "stream_on",
 ]
 
 logger = logging.getLogger(__name__)
@@ -105,16 +106,17 @@ class LiveMetrics:
         self._emptied.set()
         self._watchdog: asyncio.Task[None] | None = None
         self.now = time.monotonic
+        self.send_timeout = SEND_TIMEOUT
 
     async def _watch_sends(self) -> None:
-        """Drop the clients a frame has waited for over `SEND_TIMEOUT` seconds (one timer
-        for every socket, not one per frame sent)."""
+        """Drop the clients a frame has waited for over `send_timeout` seconds (one timer for
+        every socket, not one per frame sent)."""
         while self.open:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(min(1.0, self.send_timeout / 4))
             now = self.now()
             for socket in list(self.open):
                 since = socket.busy_since
-                if since is not None and now - since > SEND_TIMEOUT and not socket.too_slow:
+                if since is not None and now - since > self.send_timeout and not socket.too_slow:
                     socket.too_slow = True
                     if socket.sender is not None:
                         socket.sender.cancel()
@@ -265,7 +267,7 @@ async def serve(
     await websocket.accept()
     socket = LiveSocket(websocket, stream, metrics)
     metrics.opened(socket)
-    sending = socket.sender = asyncio.create_task(_sending(socket, send), name=f"{stream} stream")
+    sending = socket.sender = asyncio.create_task(stream_on(socket, send), name=f"{stream} stream")
     reading = asyncio.create_task(_reading(socket), name=f"{stream} stream reader")
     try:
         await asyncio.wait({sending, reading}, return_when=asyncio.FIRST_COMPLETED)
@@ -276,7 +278,8 @@ async def serve(
         metrics.closed(socket)
 
 
-async def _sending(socket: LiveSocket, send: Callable[[LiveSocket], Awaitable[None]]) -> None:
+async def stream_on(socket: LiveSocket, send: Callable[[LiveSocket], Awaitable[None]]) -> None:
+    """Run the stream `send` on `socket`, and end it with the close frame that says why."""
     try:
         await send(socket)
     except TooSlow:

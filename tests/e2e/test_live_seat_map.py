@@ -6,6 +6,7 @@ order's stream over WebSocket, to whoever may read the order and nobody else."""
 
 from __future__ import annotations
 
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -279,3 +280,64 @@ def test_an_order_socket_follows_the_order_for_its_buyer_only(agora: AgoraProces
     order = ["PENDING", "RESERVED", "CONFIRMED"]
     assert statuses == sorted(set(statuses), key=order.index), statuses
     assert statuses[-2:] == ["RESERVED", "CONFIRMED"] or statuses == ["CONFIRMED"]
+
+
+def live_clients(agora: AgoraProcess, stream: str) -> float:
+    samples = agora.metrics().get("agora_live_clients", [])
+    return sum(v for labels, v in samples if labels == {"stream": stream, "transport": "ws"})
+
+
+def test_the_entry_counts_its_live_clients_and_the_changes_it_sends(agora: AgoraProcess) -> None:
+    session_id = demo_session(agora, 1)
+    eventually(lambda: seat_map(agora, session_id), what="the seat map on sale")
+    before = live_clients(agora, "seats")
+    with socket(agora, f"/ws/sessions/{session_id}") as watching:
+        received = frames(watching)
+        assert next(received)["type"] == "snapshot"
+        eventually(lambda: live_clients(agora, "seats") == before + 1, what="the client counted")
+        order_seat(agora, f"buyer-{uuid.uuid4().hex[:8]}", session_id, "main-J-5", token=None)
+        assert next(received)["type"] == "deltas"
+    eventually(lambda: live_clients(agora, "seats") == before, what="the client gone")
+    if agora.env:  # on servers the entry relays: what is sent is counted where it is sent
+        return
+    metrics = agora.metrics()
+    sent = sum(v for labels, v in metrics["agora_live_deltas_sent"] if labels["transport"] == "ws")
+    assert sent >= 1
+    latency = metrics["agora_live_delta_latency_seconds"]
+    counts = [v for labels, v in latency if labels.get("transport") == "ws" and "le" not in labels]
+    assert counts, latency
+    assert max(counts) >= 1
+
+
+@pytest.mark.parametrize(
+    "topology",
+    [
+        pytest.param("embedded"),
+        pytest.param("servers", marks=[pytest.mark.postgres, pytest.mark.kafka]),
+    ],
+)
+def test_a_stopping_entry_closes_its_streams_with_going_away(
+    request: pytest.FixtureRequest, tmp_path: Path, topology: str
+) -> None:
+    env = servers_env(request) if topology == "servers" else {}
+    process = AgoraProcess(tmp_path / "data", seed=[product("widget", 10)], env=env).start()
+    try:
+        session_id = demo_session(process, 0)
+        eventually(lambda: seat_map(process, session_id), what="the seat map on sale")
+        buyer = f"buyer-{uuid.uuid4().hex[:8]}"
+        order_id = order_seat(process, buyer, session_id, "main-A-1", token=None)
+        token = process.headers(buyer)["Authorization"].removeprefix("Bearer ")
+        with (
+            socket(process, f"/ws/sessions/{session_id}") as seats,
+            socket(process, f"/ws/orders/{order_id}?token={token}") as order,
+        ):
+            assert next(frames(seats))["type"] == "snapshot"
+            assert next(frames(order))["type"] == "order"
+            assert process.process is not None
+            process.process.send_signal(signal.SIGTERM)
+            assert closed_with(seats)[0] == 1001
+            assert closed_with(order)[0] == 1001
+        # a graceful stop (uvicorn ends by re-raising the signal it handled)
+        assert process.process.wait(timeout=60) in (0, -signal.SIGTERM)
+    finally:
+        process.stop()

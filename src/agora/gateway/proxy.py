@@ -55,6 +55,8 @@ HOP_BY_HOP = frozenset(
 
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+STREAMS = {"sessions": "seats", "orders": "orders"}
+"""The metrics' name of the stream a WebSocket path's first segment names."""
 MAX_FRAME_BYTES = 16 * 1024 * 1024
 """The largest frame relayed from a service (a snapshot of a large seat map is a few MB)."""
 
@@ -229,7 +231,7 @@ def create_gateway(
 
     @app.websocket("/ws/{path:path}")
     async def relay_socket(websocket: WebSocket, path: str) -> None:
-        stream = path.partition("/")[0] or "ws"
+        stream = STREAMS.get(path.partition("/")[0], "other")
         await _relay_socket(websocket, stream, paths, replicas, cors_origins, live, closing)
 
     app.state.drain = closing.set

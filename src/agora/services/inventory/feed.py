@@ -114,7 +114,8 @@ class Run:
 class _Watcher:
     """A stream's inbox: the runs handed to it, at most `BACKLOG` deltas in all."""
 
-    def __init__(self) -> None:
+    def __init__(self, backlog: int) -> None:
+        self.backlog = backlog
         self.pending: deque[Run] = deque()
         self.size = 0
         self.behind = False
@@ -125,7 +126,7 @@ class _Watcher:
         if self.behind:
             return
         self.size += len(run.deltas)
-        if self.size > BACKLOG:
+        if self.size > self.backlog:
             self.clear()
             self.behind = True
         else:
@@ -290,8 +291,9 @@ class Watch:
 
 
 class PlaceFeed:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, backlog: int = BACKLOG) -> None:
         self._db = db
+        self._backlog = backlog
         self._readers: dict[str, _Reader] = {}
         self._closed = False
 
@@ -352,7 +354,7 @@ class PlaceFeed:
         """A stream of the session's map from `since` on (its changes after that version), or
         from a snapshot (the first `next`); `SessionNotFound` at once if there is no such
         session."""
-        watcher = _Watcher()
+        watcher = _Watcher(self._backlog)
         if self._closed:
             watcher.close()
         reader = self._readers.get(session_id)
