@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from browser_support import Screenshot
 from playwright.sync_api import (
     Browser,
     BrowserContext,
@@ -28,8 +29,6 @@ DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 # What Playwright's auto-waiting expect and locators wait for a page's state, at most.
 PAGE_TIMEOUT_MS = 20_000
-
-Screenshot = Callable[[Page, str], Path]
 
 expect.set_options(timeout=PAGE_TIMEOUT_MS)
 
