@@ -29,6 +29,8 @@ DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 # What Playwright's auto-waiting expect and locators wait for a page's state, at most.
 PAGE_TIMEOUT_MS = 20_000
+# the goods on sale beside the demo concert that every fresh `agora up` seeds
+SEED = [product("widget", 100), product("blue-teapot", 20, "18.50")]
 
 expect.set_options(timeout=PAGE_TIMEOUT_MS)
 
@@ -62,7 +64,7 @@ def browser(playwright: Playwright, chromium_path: str) -> Iterator[Browser]:
 def agora(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AgoraProcess]:
     """One `agora up` (embedded) for a module's tests; each test makes its own accounts."""
     data_dir = tmp_path_factory.mktemp("agora") / "data"
-    process = AgoraProcess(data_dir, seed=[product("widget", 100)], env=agora_env()).start()
+    process = AgoraProcess(data_dir, seed=SEED, env=agora_env()).start()
     yield process
     process.stop()
 
