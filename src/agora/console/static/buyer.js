@@ -162,7 +162,7 @@ export async function sessionPage(main, sessionId) {
   const mapSlot = h("div", {}, h("p", {}, "Loading the seat map…"));
   const areasSlot = h("div", {});
   const side = h("aside", { class: "card", "aria-label": "Your selection" });
-  const orderBox = h("section", { "aria-label": "Your order", class: "card", hidden: true });
+  const orderBox = h("section", { "aria-label": "Your order", class: "card", hidden: true, tabindex: "-1" });
   const waitSlot = h("div", {});
   put(main, heading, link, h("div", { class: "columns" },
     h("div", {}, mapSlot, legend(), areasSlot), h("div", {}, side, orderBox, waitSlot)));
@@ -207,6 +207,7 @@ export async function sessionPage(main, sessionId) {
     announce("Holding your places");
     if (follow) follow.close();
     orderBox.hidden = false;
+    orderBox.focus(); // the side panel is drawn anew: keyboard users go on from the order
     follow = followOrder(orderBox, order.id, (changed) => {
       order = changed;
       if (!map) return;

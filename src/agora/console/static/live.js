@@ -1,14 +1,15 @@
 // Live updates, in one place: a session's seat map and an order, as they change.
 //
-// Seats: the WebSocket /ws/sessions/{id} (a snapshot, then deltas; a close with 1001 or a
+// Seats: the WebSocket /ws/sessions/{id} (a snapshot, then runs of deltas; a close with 1001 or a
 // dropped link reconnects with ?since=<last version>), and the Server-Sent Events stream
 // /api/sessions/{id}/seats/stream when a WebSocket cannot be opened. An order: the WebSocket
-// /ws/orders/{id}, else GET /api/orders/{id} with If-None-Match and `Prefer: wait=20` (one
-// request per change). SOCKETS says whether the entry serves the WebSocket endpoints.
+// /ws/orders/{id} (the token sent as the first message, not in the address), else
+// GET /api/orders/{id} with If-None-Match and `Prefer: wait=20` (one request per change).
+// SOCKETS false keeps to the HTTP ways (an entry that serves no WebSocket).
 
 import { accessToken, request } from "./api.js";
 
-export const SOCKETS = false;
+export const SOCKETS = true;
 const FINAL = new Set(["CONFIRMED", "CANCELLED", "EXPIRED"]);
 
 function socketUrl(path) {
@@ -54,6 +55,7 @@ export function watchSeats(sessionId, { onSnapshot, onDelta, onLink = () => {} }
     socket.addEventListener("message", (event) => {
       const message = JSON.parse(event.data);
       if (message.type === "snapshot") take("snapshot", message.map);
+      else if (message.type === "deltas") for (const delta of message.deltas) take("delta", delta);
       else if (message.type === "delta") take("delta", message);
     });
     socket.addEventListener("close", (event) => {
