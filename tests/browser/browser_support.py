@@ -22,7 +22,7 @@ def sign_up(page: Page, role: str = "buyer") -> str:
     page.get_by_label("Password (10 characters at least)").fill(PASSWORD)
     page.get_by_label("sell: run a store" if role == "seller" else "buy tickets").check()
     page.get_by_role("button", name="Create account").click()
-    expect(page.get_by_text(f"Signed in as {email}", exact=True)).to_be_visible()
+    expect(signed_in_as(page, email)).to_be_visible()
     return email
 
 
@@ -37,3 +37,8 @@ def demo_session(agora: AgoraProcess, index: int) -> str:
 def seat(page: Page, label: str) -> Locator:
     """A seat of the page's map by what a screen reader says of it ("Row C seat 5, held")."""
     return page.get_by_role("button", name=label, exact=True)
+
+
+def signed_in_as(page: Page, email: str) -> Locator:
+    """The navigation's word of who is signed in."""
+    return page.get_by_role("navigation", name="Main").get_by_text(f"Signed in as {email}")

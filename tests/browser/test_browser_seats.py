@@ -115,7 +115,9 @@ def test_a_buyer_picks_a_seat_and_pays_with_the_keyboard_only(
     agora: AgoraProcess, page: Page, screenshot: Screenshot
 ) -> None:
     page.goto("/#/signup")
+    expect(page.get_by_role("heading", name="Create an account")).to_be_visible()
     assert page.evaluate(UNLABELLED) == []
+    screenshot(page, "sign-up")
     sign_up(page)
     open_session(page, demo_session(agora, 1))
 
