@@ -15,8 +15,10 @@ from harness import AgoraProcess
 
 # Tests set every setting they depend on: none leaks in from the shell running them (after an
 # `eval "$(agora infra up)"`, say), neither into Settings() here nor into the processes started.
+# AGORA_SCREENSHOTS is the tests' own switch, not a setting (tests/browser).
 for _name in [name for name in os.environ if name.startswith("AGORA_")]:
-    del os.environ[_name]
+    if _name != "AGORA_SCREENSHOTS":
+        del os.environ[_name]
 
 
 @pytest.fixture

@@ -160,8 +160,12 @@ async def test_kafka_round_trip(infra: InfraSettings) -> None:
 def test_status_reports_every_server_up(infra: InfraSettings) -> None:
     servers = {server.name: server for server in status(infra.dir)}
     kafka = [f"kafka-{i + 1}" for i in range(infra.kafka_brokers)]
-    assert list(servers) == ["postgres", "redis", *kafka]
-    assert all(server.up and server.pid for server in servers.values()), servers
+    assert list(servers) == ["postgres", "redis", *kafka, "chromium"]
+    assert all(server.up for server in servers.values()), servers
+    # the browser is installed, not started: the browser tests launch it
+    assert all(servers[name].pid for name in ["postgres", "redis", *kafka]), servers
+    assert servers["chromium"].address == "/usr/bin/chromium"
+    assert servers["chromium"].detail.startswith("Chromium"), servers["chromium"]
     assert servers["postgres"].address == f"{HOST}:{infra.ports.postgres}"
     assert servers["redis"].address == f"{HOST}:{infra.ports.redis}"
     assert ",".join(servers[name].address for name in kafka) == infra.kafka_bootstrap
@@ -232,7 +236,9 @@ def test_down_and_status_of_an_empty_dir(tmp_path: Path) -> None:
     assert down(tmp_path / "nothing-here") == []
     (tmp_path / "empty").mkdir()
     assert down(tmp_path / "empty") == []
-    assert not any(server.up for server in status(tmp_path / "empty"))
+    servers = [server for server in status(tmp_path / "empty") if server.name != "chromium"]
+    assert servers
+    assert not any(server.up for server in servers)
 
 
 def test_redis_down_and_up_round_trip(infra: InfraSettings, tmp_path: Path) -> None:

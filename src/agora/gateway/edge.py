@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -35,7 +36,14 @@ from agora.shared.ratelimit import RateLimiter, TokenBucket, rate_limit_headers
 from agora.shared.revocations import RevocationsUnavailable
 from agora.web import internal_error
 
-__all__ = ["SECURITY_HEADERS", "EdgeMiddleware", "EdgePolicy"]
+__all__ = [
+    "API_CSP",
+    "CONSOLE_CSP",
+    "SECURITY_HEADERS",
+    "EdgeMiddleware",
+    "EdgePolicy",
+    "content_security_policy",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +57,27 @@ SECURITY_HEADERS = {
 # The API answers JSON only; the interactive docs need their page's scripts and styles.
 API_CSP = "default-src 'none'; frame-ancestors 'none'"
 DOCS_PATHS = ("/docs", "/redoc")
+# The web console (agora.console): its own files only, no inline script or style; it calls the
+# API and its streams on the same host (WebSocket included, named by scheme: `'self'` covers
+# ws: only in newer browsers); QR codes are shown as data: images.
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'{sockets}; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+CONSOLE_PATHS = ("/console/",)
+# What a Host header may hold to be named in the console's policy (a name or address, a port).
+_HOST = re.compile(r"[A-Za-z0-9.\-]+(:[0-9]{1,5})?|\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?")
+
+
+def content_security_policy(path: str, host: str | None) -> str | None:
+    """The policy for a response to `path`: the console's, the API's, or None for the docs
+    (whose pages set none)."""
+    if path == "/" or path.startswith(CONSOLE_PATHS):
+        sockets = f" ws://{host} wss://{host}" if host and _HOST.fullmatch(host) else ""
+        return CONSOLE_CSP.format(sockets=sockets)
+    if path.startswith(DOCS_PATHS):
+        return None
+    return API_CSP
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -85,8 +114,10 @@ class EdgeMiddleware:
             await self.app(scope, receive, send)
             return
         extra: dict[str, str] = dict(SECURITY_HEADERS)
-        if not scope["path"].startswith(DOCS_PATHS):
-            extra["Content-Security-Policy"] = API_CSP
+        host = next((v.decode("latin-1") for k, v in scope["headers"] if k == b"host"), None)
+        policy = content_security_policy(scope["path"], host)
+        if policy is not None:
+            extra["Content-Security-Policy"] = policy
         started = False
 
         async def send_with_headers(message: Message) -> None:

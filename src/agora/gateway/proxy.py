@@ -18,6 +18,7 @@ from starlette.types import ASGIApp
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
+from agora.console import console_router
 from agora.openapi import describe
 from agora.preferences import wait_preference
 from agora.problems import ProblemError
@@ -141,6 +142,7 @@ def create_gateway(
         **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}),
     )
     app.openapi = describe(app, routers)  # type: ignore[method-assign]
+    app.include_router(console_router())
 
     @app.api_route(
         "/api/{path:path}",

@@ -58,6 +58,7 @@ def ensure_up(
     answer, and if servers of the dir already run with ports or a broker count other than the
     ones given.
     """
+    from agora.infra.browser import Chromium
     from agora.infra.kafka import KafkaCluster
     from agora.infra.postgres import PostgresServer, ensure_databases_at
     from agora.infra.redis import RedisServer
@@ -89,7 +90,12 @@ def ensure_up(
         kafka = KafkaCluster(root / "kafka", wanted_ports, brokers)
         logs = root / "logs"
 
-        missing = postgres.missing_packages() + redis.missing_packages() + kafka.missing_packages()
+        missing = [
+            *postgres.missing_packages(),
+            *redis.missing_packages(),
+            *kafka.missing_packages(),
+            *Chromium().missing_packages(),  # for the browser tests; started by them
+        ]
         apt_install(missing, log=logs / "apt.log")
         kafka.prepare(log=logs / "maven.log")  # the jars, storage formatted once per node
 
@@ -136,9 +142,13 @@ def _statuses(root: Path, state: RecordedState) -> list[ServerStatus]:
 
 def status(dir: Path | str | None = None) -> list[ServerStatus]:
     """Each server of the infra dir (PostgreSQL, Redis, every Kafka broker), up or down, on the
-    ports its last `ensure_up` recorded (the defaults if it never ran). Starts nothing."""
+    ports its last `ensure_up` recorded (the defaults if it never ran), then the browser the
+    browser tests launch (Chromium, "up" when installed). Starts nothing."""
+    from agora.infra.browser import Chromium
+
     root = infra_dir(dir)
-    return _statuses(root, RecordedState.load(root) or RecordedState(Ports.from_env()))
+    servers = _statuses(root, RecordedState.load(root) or RecordedState(Ports.from_env()))
+    return [*servers, Chromium().status()]
 
 
 def down(dir: Path | str | None = None) -> list[str]:

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp
 
 from agora import contracts
 from agora.auth import HttpKeySource, KeySource, KeysUnavailable, TokenVerifier
+from agora.console import console_router
 from agora.gateway.edge import EdgeMiddleware, EdgePolicy
 from agora.messaging import (
     BackgroundLoop,
@@ -359,6 +360,8 @@ class Runtime:
             cors_origins=self.settings.cors_origins,
             max_body_bytes=self.settings.max_body_bytes,
         )
+        if not self.settings.behind_gateway:
+            app.include_router(console_router())
         app.state.services = {service.name: service for service in self.services}
         app.state.token_verifier = self.token_verifier
         app.state.behind_gateway = self.settings.behind_gateway
