@@ -101,18 +101,20 @@ class LiveMetrics:
             buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=registry,
         )
+        self._children: dict[tuple[str, str], tuple[Counter, Histogram]] = {}
         self.open: set[LiveSocket] = set()
         self._emptied = asyncio.Event()
         self._emptied.set()
         self._watchdog: asyncio.Task[None] | None = None
         self.now = time.monotonic
         self.send_timeout = SEND_TIMEOUT
+        self.heartbeat = HEARTBEAT
 
     async def _watch_sends(self) -> None:
         """Drop the clients a frame has waited for over `send_timeout` seconds (one timer for
         every socket, not one per frame sent)."""
         while self.open:
-            await asyncio.sleep(min(1.0, self.send_timeout / 4))
+            await asyncio.sleep(min(1.0, self.send_timeout / 4, self.heartbeat / 4))
             now = self.now()
             for socket in list(self.open):
                 since = socket.busy_since
@@ -120,6 +122,9 @@ class LiveMetrics:
                     socket.too_slow = True
                     if socket.sender is not None:
                         socket.sender.cancel()
+                elif since is None and now - socket.last_sent > self.heartbeat and socket.on_idle:
+                    socket.last_sent = now
+                    socket.on_idle()
         self._watchdog = None
 
     @classmethod
@@ -134,9 +139,15 @@ class LiveMetrics:
         commit of the oldest (the message's latency: the others waited less)."""
         if not changes:
             return
-        self.sent.labels(stream, transport).inc(len(changes))
+        children = self._children.get((stream, transport))
+        if children is None:
+            children = self._children[stream, transport] = (
+                self.sent.labels(stream, transport),
+                self.latency.labels(stream, transport),
+            )
+        children[0].inc(len(changes))
         waited = (dt.datetime.now(dt.UTC) - changes[0].committed_at).total_seconds()
-        self.latency.labels(stream, transport).observe(max(waited, 0.0))
+        children[1].observe(max(waited, 0.0))
 
     def opened(self, socket: LiveSocket) -> None:
         self.open.add(socket)
@@ -183,6 +194,10 @@ class LiveSocket:
         default_factory=lambda: asyncio.Queue(maxsize=8)
     )
 
+    on_idle: Callable[[], None] | None = None
+    """Called by the watchdog when nothing was sent for `HEARTBEAT` seconds (a stream that
+    waits without a timer of its own sends its heartbeat then)."""
+    last_sent: float = dataclasses.field(default_factory=time.monotonic)
     busy_since: float | None = None
     """When the frame being sent began to wait for the client (`LiveMetrics`' watchdog drops
     a client that makes one wait over `SEND_TIMEOUT` seconds)."""
@@ -191,7 +206,7 @@ class LiveSocket:
 
     async def send(self, frame: str) -> None:
         """Send one text frame (`TooSlow` once the watchdog found the client too slow)."""
-        self.busy_since = self.metrics.now()
+        self.busy_since = self.last_sent = self.metrics.now()
         try:
             await self.websocket.send({"type": "websocket.send", "text": frame})
         except asyncio.CancelledError:

@@ -88,3 +88,33 @@ async def test_a_client_that_stops_reading_is_dropped_with_a_close_frame(reads: 
     finally:
         task.cancel()
         metrics.closed(socket)
+
+
+async def test_a_quiet_stream_is_told_when_its_heartbeat_is_due() -> None:
+    metrics = LiveMetrics(CollectorRegistry())
+    metrics.heartbeat = 0.2
+    quiet = LiveSocket(Client(reads=True), "seats", metrics)  # type: ignore[arg-type]
+    talking = LiveSocket(Client(reads=True), "seats", metrics)  # type: ignore[arg-type]
+    due: list[LiveSocket] = []
+    told = asyncio.Event()
+
+    def on_idle(socket: LiveSocket) -> None:
+        due.append(socket)
+        told.set()
+
+    quiet.on_idle = lambda: on_idle(quiet)
+    talking.on_idle = lambda: on_idle(talking)
+    metrics.opened(quiet)
+    metrics.opened(talking)
+    try:
+        loop = asyncio.get_running_loop()
+        until = loop.time() + 0.6
+        while loop.time() < until:  # `talking` sends all along; `quiet` sends nothing
+            await talking.send("{}")
+            await asyncio.sleep(0.05)
+        await asyncio.wait_for(told.wait(), timeout=5)
+        assert quiet in due
+        assert talking not in due
+    finally:
+        metrics.closed(quiet)
+        metrics.closed(talking)

@@ -56,7 +56,6 @@ export function watchSeats(sessionId, { onSnapshot, onDelta, onLink = () => {} }
       const message = JSON.parse(event.data);
       if (message.type === "snapshot") take("snapshot", message.map);
       else if (message.type === "deltas") for (const delta of message.deltas) take("delta", delta);
-      else if (message.type === "delta") take("delta", message);
     });
     socket.addEventListener("close", (event) => {
       if (closed) return;

@@ -21,7 +21,7 @@ from agora.services.inventory.deps import InventoryServiceDep
 from agora.services.inventory.domain import SeatMap, SessionNotFound
 from agora.services.inventory.feed import MAX_REPLAY, SEAT_STATES, FeedClosed, Snapshot
 from agora.services.inventory.store import AREA, session_seller
-from agora.sockets import GOING_AWAY, HEARTBEAT, NOT_FOUND, LiveSocket, serve
+from agora.sockets import GOING_AWAY, NOT_FOUND, LiveSocket, serve
 from agora.web import entity_tags
 
 Id = Annotated[str, Path(max_length=100)]
@@ -261,8 +261,9 @@ def build_router() -> APIRouter:
             try:
                 async with service.feed.watch(session_id, since) as watch:
                     resyncs = 0
+                    socket.on_idle = watch.poke  # the heartbeat's turn
                     while True:
-                        item = await watch.next(HEARTBEAT)
+                        item = await watch.next(None)
                         if item is None:
                             await socket.heartbeat(version=watch.last)
                         elif isinstance(item, Snapshot):

@@ -120,6 +120,7 @@ class _Watcher:
         self.size = 0
         self.behind = False
         self.closed = False
+        self.poked = False
         self.arrived = asyncio.Event()
 
     def offer(self, run: Run) -> None:
@@ -224,9 +225,16 @@ class Watch:
         self.resyncs = 0
         """Snapshots sent because the stream fell behind."""
 
-    async def next(self, timeout: float) -> Snapshot | Run | None:
+    def poke(self) -> None:
+        """Make the `next` waiting now (or the next one) return None at once (time for a
+        heartbeat: one timer for every stream, not one per wait)."""
+        self._watcher.poked = True
+        self._watcher.arrived.set()
+
+    async def next(self, timeout: float | None) -> Snapshot | Run | None:
         """The next snapshot or run of deltas (in version order, each once), or None if
-        nothing changed within `timeout` seconds. Raises `FeedClosed` once the feed closes."""
+        nothing changed within `timeout` seconds (None: no limit) or `poke` was called. Raises
+        `FeedClosed` once the feed closes."""
         watcher = self._watcher
         if self._snapshot_due:
             return await self._snapshot()
@@ -250,7 +258,13 @@ class Watch:
                 if run is not None:
                     return run
                 continue
+            if watcher.poked:
+                watcher.poked = False
+                return None
             watcher.arrived.clear()
+            if timeout is None:
+                await watcher.arrived.wait()
+                continue
             try:
                 async with asyncio.timeout(timeout):
                     await watcher.arrived.wait()
