@@ -137,16 +137,20 @@ class LiveMetrics:
     def sent_changes(self, stream: str, transport: str, changes: Sequence[Committed]) -> None:
         """Count changes just handed to a client in one message, and how long after the
         commit of the oldest (the message's latency: the others waited less)."""
-        if not changes:
-            return
+        if changes:
+            self.count_sent(stream, transport, len(changes), changes[0].committed_at)
+
+    def count_sent(self, stream: str, transport: str, count: int, oldest: dt.datetime) -> None:
+        """Count `count` changes just handed to a client in one message, the oldest committed
+        at `oldest`."""
         children = self._children.get((stream, transport))
         if children is None:
             children = self._children[stream, transport] = (
                 self.sent.labels(stream, transport),
                 self.latency.labels(stream, transport),
             )
-        children[0].inc(len(changes))
-        waited = (dt.datetime.now(dt.UTC) - changes[0].committed_at).total_seconds()
+        children[0].inc(count)
+        waited = (dt.datetime.now(dt.UTC) - oldest).total_seconds()
         children[1].observe(max(waited, 0.0))
 
     def opened(self, socket: LiveSocket) -> None:

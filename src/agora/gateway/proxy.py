@@ -19,6 +19,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from agora.console import console_router
+from agora.gateway.hub import SeatHub
 from agora.openapi import describe
 from agora.preferences import wait_preference
 from agora.problems import ProblemError
@@ -95,6 +96,8 @@ def create_gateway(
     state: dict[str, httpx.AsyncClient] = {}
     live = LiveMetrics.of(metrics_registry)
     closing = asyncio.Event()
+    service = paths.service_for("/ws/sessions/x")
+    hub = SeatHub(lambda: replicas.in_turn(service) if service else [], live)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -231,13 +234,24 @@ def create_gateway(
             headers={"Retry-After": "1"},
         )
 
+    @app.websocket("/ws/sessions/{session_id}")
+    async def seat_map_socket(websocket: WebSocket, session_id: str) -> None:
+        since = websocket.query_params.get("since")
+        start = int(since) if since is not None and since.isdigit() else None
+        await hub.serve(websocket, session_id, start)
+
     @app.websocket("/ws/{path:path}")
     async def relay_socket(websocket: WebSocket, path: str) -> None:
         stream = STREAMS.get(path.partition("/")[0], "other")
         await _relay_socket(websocket, stream, paths, replicas, cors_origins, live, closing)
 
-    app.state.drain = closing.set
+    def drain() -> None:
+        closing.set()
+        hub.close()
+
+    app.state.drain = drain
     app.state.drained = lambda: live.all_closed(5.0)
+    app.state.cors_origins = tuple(cors_origins)
     return app
 
 
