@@ -6,6 +6,7 @@ order's stream over WebSocket, to whoever may read the order and nobody else."""
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import uuid
 from collections.abc import Iterator
@@ -341,3 +342,65 @@ def test_a_stopping_entry_closes_its_streams_with_going_away(
         assert process.process.wait(timeout=60) in (0, -signal.SIGTERM)
     finally:
         process.stop()
+
+
+def follow(ws: ClientConnection, until: int) -> tuple[dict[str, str], list[int], int]:
+    """Read `ws` (a snapshot first) until its map reaches version `until`: the seats, the
+    versions of the deltas after the snapshot, and the snapshot's version."""
+    received = frames(ws)
+    snapshot = next(received)
+    assert snapshot["type"] == "snapshot"
+    seats = dict(snapshot["map"]["seats"])
+    start = version = snapshot["map"]["version"]
+    versions: list[int] = []
+    while version < until:
+        message = next(received)
+        assert message["type"] == "deltas", message
+        for delta in message["deltas"]:
+            versions.append(delta["version"])
+            version = delta["version"]
+            if "seat_id" in delta:
+                seats[delta["seat_id"]] = delta["state"]
+    return seats, versions, start
+
+
+def held(agora: AgoraProcess, session_id: str, *seats: str) -> dict[str, Any]:
+    """The session's map once `seats` are all held."""
+    return eventually(  # type: ignore[no-any-return]
+        lambda: (
+            (found := seat_map(agora, session_id)) is not None
+            and all(found["seats"][seat] == "held" for seat in seats)
+            and found
+        ),
+        what=f"{', '.join(seats)} held",
+    )
+
+
+def test_clients_joining_while_seats_change_each_get_every_change_once(
+    agora: AgoraProcess,
+) -> None:
+    session_id = demo_session(agora, 1)
+    eventually(lambda: seat_map(agora, session_id), what="the seat map on sale")
+    path = f"/ws/sessions/{session_id}"
+    with contextlib.ExitStack() as stack:
+        watchers = []
+        for n in range(1, 6):  # each joins while the others watch and the seats change
+            watchers.append(stack.enter_context(socket(agora, path)))
+            order_seat(agora, f"buyer-{uuid.uuid4().hex[:8]}", session_id, f"main-I-{n}", None)
+        final = held(agora, session_id, *(f"main-I-{n}" for n in range(1, 6)))
+        for ws in watchers:
+            seats, versions, start = follow(ws, final["version"])
+            assert versions == list(range(start + 1, final["version"] + 1)), versions
+            assert seats == final["seats"]
+        # one leaves and comes back while the others keep watching: exactly what it missed
+        watchers[0].close()
+        order_seat(agora, f"buyer-{uuid.uuid4().hex[:8]}", session_id, "main-I-6", None)
+        later = held(agora, session_id, "main-I-6")
+        resumed: list[int] = []
+        with socket(agora, f"{path}?since={final['version']}") as back:
+            for message in frames(back):
+                assert message["type"] == "deltas", "this close behind, no snapshot"
+                resumed.extend(delta["version"] for delta in message["deltas"])
+                if resumed[-1] >= later["version"]:
+                    break
+        assert resumed == list(range(final["version"] + 1, later["version"] + 1))
