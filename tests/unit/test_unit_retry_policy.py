@@ -21,3 +21,4 @@ def test_the_backoff_doubles_up_to_its_cap() -> None:
 def test_the_backoff_stays_at_its_cap_however_long_a_transient_fault_lasts() -> None:
     """Transient faults are retried without end: the try count grows past any float power."""
     assert RetryPolicy(max_delay=5.0).delay(100_000) == 5.0
+    assert RetryPolicy(max_delay=5.0).backoff.delay(100_000) <= 5.0

@@ -2,6 +2,13 @@
 
 from agora.messaging.deadletters import DeadLetter, list_dead_letters, replay_dead_letters
 from agora.messaging.envelope import DecodeError, Envelope, Event, EventRegistry, new_id, utcnow
+from agora.messaging.faults import (
+    Backoff,
+    DependencyHealth,
+    PermanentError,
+    is_transient,
+    transient_fault,
+)
 from agora.messaging.inbox import add_inbox_table, claim_inbox
 from agora.messaging.loop import BackgroundLoop
 from agora.messaging.metrics import MessagingMetrics
@@ -12,7 +19,6 @@ from agora.messaging.runner import (
     ConsumerRunner,
     EventHandlers,
     Handler,
-    PermanentError,
     RetryPolicy,
     dead_letter_topic,
 )
@@ -30,6 +36,7 @@ from agora.messaging.unit_of_work import UnitOfWork
 
 __all__ = [
     "BackgroundLoop",
+    "Backoff",
     "BatchPreparation",
     "ConsumedRecord",
     "Consumer",
@@ -39,6 +46,7 @@ __all__ = [
     "DeadLetter",
     "DecimalText",
     "DecodeError",
+    "DependencyHealth",
     "Envelope",
     "Event",
     "EventHandlers",
@@ -62,12 +70,14 @@ __all__ = [
     "claim_inbox",
     "dead_letter_topic",
     "insert_new",
+    "is_transient",
     "list_dead_letters",
     "new_id",
     "outbox_backlog",
     "replay_dead_letters",
     "set_lock_timeout",
     "sqlite_url",
+    "transient_fault",
     "utcnow",
     "write_outbox",
 ]

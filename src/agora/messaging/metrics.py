@@ -39,6 +39,12 @@ class MessagingMetrics:
             ["group"],
             registry=registry,
         )
+        self.dependency_up = Gauge(
+            "agora_dependency_up",
+            "1 while a component reaches a dependency, 0 while it waits for it to answer",
+            ["dependency", "component"],
+            registry=registry,
+        )
         self.batch_seconds = Histogram(
             "agora_consumer_batch_seconds",
             "Time to apply one fetched batch",

@@ -1,8 +1,8 @@
 """The consumer runner: fetch a batch, apply it in one transaction with the inbox, and only then
 commit the offsets. A failing batch is retried one event at a time with exponential backoff; an
 event that keeps failing, or can never be read, goes to `<topic>.dlt` with the error. A transient
-fault (`RetryPolicy.transient`, a lock timeout say) is no verdict on the event: it is retried for as
-long as it recurs and never dead-lettered."""
+fault (`agora.messaging.faults`: a lock timeout, say) is no verdict on the event: it is retried
+for as long as it recurs and never dead-lettered."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Table
 
 from agora.messaging.envelope import DecodeError, Envelope, Event, EventRegistry, utcnow
+from agora.messaging.faults import Backoff, PermanentError, transient_fault
 from agora.messaging.inbox import claim_inbox
 from agora.messaging.metrics import MessagingMetrics
 from agora.messaging.ports import ConsumedRecord, Consumer, MessageLog, Record, TopicPartition
-from agora.messaging.sql import LockTimeout
 from agora.messaging.unit_of_work import UnitOfWork
 
 __all__ = [
@@ -41,29 +41,28 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlt"
 
 
-class PermanentError(Exception):
-    """A handler's verdict that retrying this event cannot succeed: dead-letter it at once."""
-
-
 @dataclasses.dataclass(frozen=True, slots=True)
 class RetryPolicy:
     """An event gets `attempts` tries before its dead letter, with exponential backoff between
-    them. Errors of a `transient` type count no attempt: they come from contention (another
-    transaction held a lock), not from the event, and the same event succeeds once it clears."""
+    them. A transient fault (`agora.messaging.faults.transient_fault`) counts no attempt: it
+    comes from a dependency, not from the event, and the same event succeeds once it answers;
+    it is tried again after `backoff`'s waits, without end."""
 
     attempts: int = 5
     first_delay: float = 0.05
     max_delay: float = 5.0
-    transient: tuple[type[Exception], ...] = (LockTimeout,)
 
     def is_transient(self, error: Exception) -> bool:
-        return isinstance(error, self.transient)
+        return transient_fault(error) is not None
 
     def delay(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
-        # The exponent is capped: transient faults are retried without end, and a float
-        # overflows past 2**1023.
         return float(min(self.max_delay, self.first_delay * 2 ** min(attempt - 1, 64)))
+
+    @property
+    def backoff(self) -> Backoff:
+        """The waits between tries while a dependency is down."""
+        return Backoff(first=self.first_delay, cap=self.max_delay)
 
 
 class EventHandlers(Generic[U]):
