@@ -187,8 +187,13 @@ class PingService:
     calls: Counter[Pinged] = dataclasses.field(default_factory=Counter)
     failures: dict[Pinged, float] = dataclasses.field(default_factory=dict)
 
+    # While set and not open, the handler waits at it before writing (a test stops a server
+    # meanwhile).
+    gate: asyncio.Event | None = None
+
     @classmethod
-    async def create(cls, path: Path) -> PingService:
+    async def create(cls, path: Path | str) -> PingService:
+        """On a SQLite file at `path`, or on the database a URL names."""
         metadata = MetaData()
         outbox = add_outbox_table(metadata)
         inbox = add_inbox_table(metadata)
@@ -199,7 +204,7 @@ class PingService:
             Column("ping_id", String, nullable=False),
             Column("n", Integer, nullable=False),
         )
-        db = Database(sqlite_url(path), metadata)
+        db = Database(path if isinstance(path, str) else sqlite_url(path), metadata)
         await db.create_tables()
         return cls(db, outbox, inbox, effects)
 
@@ -211,13 +216,20 @@ class PingService:
         if not event.ping_id.startswith(self.token):
             return  # another test's event on the shared topic (a broker outlives a test)
         self.calls[event] += 1
+        if self.gate is not None:
+            await self.gate.wait()
         await uow.conn.execute(self.effects.insert().values(ping_id=event.ping_id, n=event.n))
         if self.failures.get(event, 0) > 0:
             self.failures[event] -= 1
             raise RuntimeError(f"{event.ping_id} failed")
 
     def runner(
-        self, log: MessageLog, *, attempts: int = 3, batch_size: int = 200
+        self,
+        log: MessageLog,
+        *,
+        attempts: int = 3,
+        batch_size: int = 200,
+        metrics: CollectorRegistry | None = None,
     ) -> ConsumerRunner:
         handlers = EventHandlers(
             self.group,
@@ -229,7 +241,7 @@ class PingService:
             log,
             handlers,
             EventRegistry([Pinged]),
-            MessagingMetrics(CollectorRegistry()),
+            MessagingMetrics(metrics or CollectorRegistry()),
             batch_size=batch_size,
             retry=RetryPolicy(attempts=attempts, first_delay=0.001, max_delay=0.01),
             fetch_timeout=0.05,

@@ -1,8 +1,12 @@
 """The consumer runner: fetch a batch, apply it in one transaction with the inbox, and only then
 commit the offsets. A failing batch is retried one event at a time with exponential backoff; an
-event that keeps failing, or can never be read, goes to `<topic>.dlt` with the error. A transient
-fault (`agora.messaging.faults`: a lock timeout, say) is no verdict on the event: it is retried
-for as long as it recurs and never dead-lettered."""
+event that keeps failing, or can never be read, goes to `<topic>.dlt` with the error.
+
+A transient fault (`agora.messaging.faults`: the database refused the connection, a lock timed
+out, the broker is away) is no verdict on the event. The member stops where it is, keeps the
+batch and its offsets uncommitted, reports the group unhealthy, and tries the same batch again
+(capped exponential backoff, full jitter) until the dependency answers; no attempt is counted
+and nothing is dead-lettered."""
 
 from __future__ import annotations
 
@@ -16,7 +20,7 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Table
 
 from agora.messaging.envelope import DecodeError, Envelope, Event, EventRegistry, utcnow
-from agora.messaging.faults import Backoff, PermanentError, transient_fault
+from agora.messaging.faults import LOG, Backoff, DependencyHealth, PermanentError, transient_fault
 from agora.messaging.inbox import claim_inbox
 from agora.messaging.metrics import MessagingMetrics
 from agora.messaging.ports import ConsumedRecord, Consumer, MessageLog, Record, TopicPartition
@@ -116,7 +120,8 @@ class EventHandlers(Generic[U]):
 
 
 class _Interrupted(Exception):
-    """stop() came while an event was being retried: the member leaves without committing it."""
+    """stop() came while a batch waited for a dependency: the member leaves without committing
+    it."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -149,19 +154,28 @@ class ConsumerRunner:
         self._retry = retry or RetryPolicy()
         self._fetch_timeout = fetch_timeout
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._consumers: list[Consumer] = []
+        self.health = DependencyHealth(f"consumer {self.group}", metrics.dependency_up)
 
     def stop(self) -> None:
         """Members finish the batch in hand, commit it, and leave the group."""
         self._stopping = True
+        self._stopped.set()
 
     async def run(self) -> None:
         await asyncio.gather(*(self._member() for _ in range(self._members)))
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep `seconds`, or less if stop() comes."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopped.wait(), seconds)
 
     async def _member(self) -> None:
         """One member for the runner's lifetime. If its consumer fails (a broker restart, a
         rebalance gone wrong), it leaves the group and joins again after a pause: records not
         committed are delivered again, and the inbox absorbs what was already applied."""
+        failures = 0
         while not self._stopping:
             consumer = self._log.consumer(self.group, self._handlers.topics)
             self._consumers.append(consumer)
@@ -170,16 +184,25 @@ class ConsumerRunner:
                 while not self._stopping:
                     committer.raise_failure()
                     records = await consumer.fetch(self._batch_size, self._fetch_timeout)
+                    if failures:
+                        failures = 0
+                        self.health.up(LOG)
                     if records:
                         with self._metrics.batch_seconds.labels(self.group).time():
                             await self._process(records)
                         committer.add(_next_offsets(records))
                 await committer.flush()
             except _Interrupted:
-                logger.info("%s: a member stopped while retrying a transient fault", self.group)
-            except Exception:
-                logger.exception("%s: a member failed; it rejoins the group", self.group)
-                await asyncio.sleep(self._retry.max_delay)
+                logger.info("%s: a member stopped while a dependency was down", self.group)
+            except Exception as error:
+                dependency = transient_fault(error)
+                failures += 1
+                if dependency is None:
+                    logger.exception("%s: a member failed; it rejoins the group", self.group)
+                    await self._pause(self._retry.max_delay)
+                else:
+                    self.health.down(dependency, error)
+                    await self._pause(self._retry.backoff.delay(failures))
             finally:
                 await committer.abandon()
                 self._consumers.remove(consumer)
@@ -217,7 +240,9 @@ class ConsumerRunner:
             return
         if len(items) > 1:
             try:
-                await self._handlers.apply([(item.envelope, item.event) for item in items])
+                await self._apply(items)
+            except _Interrupted:
+                raise
             except Exception:
                 logger.warning(
                     "%s: batch of %d failed, retrying one by one",
@@ -231,38 +256,58 @@ class ConsumerRunner:
         for item in items:
             await self._apply_with_retry(item)
 
+    async def _apply(self, items: Sequence[_Item]) -> None:
+        """Apply `items` in one unit of work, waiting out any transient fault: returns once they
+        are applied, raises the handler's own error (or `_Interrupted` if stop() came while a
+        dependency was down: the batch's offsets stay uncommitted, the next owner applies it)."""
+        failures = 0
+        while True:
+            try:
+                await self._handlers.apply([(item.envelope, item.event) for item in items])
+            except Exception as failure:
+                dependency = transient_fault(failure)
+                if dependency is None:
+                    raise
+                failures += 1
+                self.health.down(dependency, failure)
+                if self._stopping:
+                    raise _Interrupted from failure
+                self._metrics.handler_retries.labels(self.group).inc()
+                await self._pause(self._retry.backoff.delay(failures))
+                if self._stopping:
+                    raise _Interrupted from failure
+            else:
+                if failures:
+                    self.health.up()
+                return
+
     async def _apply_with_retry(self, item: _Item) -> None:
         error: Exception | None = None
         attempt = 0
-        tries = 0  # attempts and transient faults: the backoff grows with both
         while attempt < self._retry.attempts:
-            tries += 1
             try:
-                await self._handlers.apply([(item.envelope, item.event)])
+                await self._apply([item])
+            except _Interrupted:
+                raise
             except (PermanentError, DecodeError) as permanent:
                 error = permanent
                 attempt += 1
                 break
             except Exception as failure:
                 error = failure
-                transient = self._retry.is_transient(failure)
-                if not transient:
-                    attempt += 1
+                attempt += 1
                 logger.warning(
-                    "%s: %s %s failed (%s): %r",
+                    "%s: %s %s failed (attempt %d of %d): %r",
                     self.group,
                     item.envelope.type,
                     item.envelope.id,
-                    "transient" if transient else f"attempt {attempt} of {self._retry.attempts}",
+                    attempt,
+                    self._retry.attempts,
                     failure,
                 )
-                if transient and self._stopping:
-                    # Retried without end, so it must not hold up stop(). Its offset stays
-                    # uncommitted: the next owner of the partition applies it.
-                    raise _Interrupted from failure
                 if attempt < self._retry.attempts:
                     self._metrics.handler_retries.labels(self.group).inc()
-                    await asyncio.sleep(self._retry.delay(tries))
+                    await asyncio.sleep(self._retry.delay(attempt))
             else:
                 self._metrics.events_handled.labels(self.group).inc()
                 return

@@ -1,0 +1,112 @@
+"""The consumer runner and a database that goes away mid-batch: it waits, it does not
+dead-letter. PostgreSQL is a server of the test's own (killed with SIGKILL and started again);
+SQLite is locked by another connection."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from agora.messaging import MessageLog, sqlite_inline
+from agora.messaging.backends.embedded import EmbeddedLog
+from contract.bus_contract import Pinged, PingService, event_record, poll, running
+from own_postgres import OwnPostgres, own_postgres
+
+__all__ = ["own_postgres"]
+
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+@pytest.fixture
+async def log(tmp_path: Path) -> AsyncIterator[MessageLog]:
+    log = EmbeddedLog(tmp_path / "bus.db")
+    await log.open()
+    await log.create_topics([Pinged.topic], 2)
+    yield log
+    await log.close()
+
+
+def dependency_up(registry: CollectorRegistry, service: PingService) -> float | None:
+    labels = {"dependency": "database", "component": f"consumer {service.group}"}
+    return registry.get_sample_value("agora_dependency_up", labels)
+
+
+def state_changes(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "agora.messaging.faults"]
+
+
+async def test_a_postgres_killed_mid_batch_pauses_the_runner_until_it_is_back(
+    own_postgres: OwnPostgres, log: MessageLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    service = await PingService.create(own_postgres.url())
+    gate = service.gate = asyncio.Event()
+    events = [service.ping(f"order-{n}", n) for n in range(3)]
+    await log.publish([event_record(event) for event in events])
+    registry = CollectorRegistry()
+    # Three attempts, milliseconds apart: a fault counted as attempts dead-letters in moments.
+    runner = service.runner(log, attempts=3, metrics=registry)
+    try:
+        async with running(runner):
+            await poll(lambda: asyncio.sleep(0, service.calls), bool, "a batch in a handler")
+            own_postgres.kill()  # the batch's connection dies under it
+            gate.set()
+            await poll(
+                lambda: asyncio.sleep(0, runner.health.healthy), lambda ok: not ok, "unhealthy"
+            )
+            assert dependency_up(registry, service) == 0
+            assert list(runner.health.outages) == ["database"]
+            await asyncio.to_thread(own_postgres.start)
+            await service.wait_applied(*events)
+            await poll(lambda: asyncio.sleep(0, runner.health.healthy), bool, "healthy again")
+        assert dependency_up(registry, service) == 1
+        assert await service.applied() == dict.fromkeys(events, 1)
+        assert await service.dead_letters(log) == []
+        changes = state_changes(caplog)
+        assert len(changes) == 2, changes  # down once, up once: not a line per retry
+        assert "database unavailable" in changes[0]
+        assert "available again after" in changes[1]
+    finally:
+        await service.db.dispose()
+
+
+async def test_a_sqlite_database_locked_by_another_connection_pauses_the_runner(
+    tmp_path: Path,
+    log: MessageLog,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    # Statements run inline on the event loop: a short busy timeout keeps each try short.
+    monkeypatch.setattr(sqlite_inline, "BUSY_TIMEOUT_MS", 50)
+    path = tmp_path / "service.db"
+    service = await PingService.create(path)
+    events = [service.ping(f"order-{n}", n) for n in range(3)]
+    holder = sqlite_inline.open_sqlite(path)
+    holder.execute("BEGIN EXCLUSIVE")  # another process's long transaction, say
+    await log.publish([event_record(event) for event in events])
+    registry = CollectorRegistry()
+    runner = service.runner(log, attempts=3, metrics=registry)
+    try:
+        async with running(runner):
+            await poll(
+                lambda: asyncio.sleep(0, runner.health.healthy), lambda ok: not ok, "unhealthy"
+            )
+            assert dependency_up(registry, service) == 0
+            holder.rollback()
+            await service.wait_applied(*events)
+            await poll(lambda: asyncio.sleep(0, runner.health.healthy), bool, "healthy again")
+        assert await service.applied() == dict.fromkeys(events, 1)
+        assert await service.dead_letters(log) == []
+        assert dependency_up(registry, service) == 1
+        changes = state_changes(caplog)
+        assert len(changes) == 2, changes
+        assert "database is locked" in changes[0]
+    finally:
+        holder.close()
+        await service.db.dispose()
