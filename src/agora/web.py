@@ -8,6 +8,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -67,12 +68,46 @@ class Health(BaseModel):
         return self.outbox_backlog == 0 and self.consumer_lag == 0
 
 
+class Unavailable(BaseModel):
+    """A dependency one component of a process is waiting for."""
+
+    component: str
+    dependency: str
+    since: datetime
+    error: str
+
+
+class Readiness(BaseModel):
+    """`ready` while every consumer group and background loop of the process (of every replica,
+    at the gateway) reaches the dependencies it uses; else what each is waiting for."""
+
+    ready: bool
+    unavailable: list[Unavailable]
+
+
+READY_RETRY_AFTER = 5
+"""Seconds a client or balancer is asked to wait before asking a process that is not ready."""
+
+
+def not_ready(readiness: Readiness) -> ProblemError:
+    waiting = ", ".join(f"{u.dependency} ({u.component})" for u in readiness.unavailable)
+    return ProblemError(
+        503,
+        "not-ready",
+        "Not ready",
+        f"waiting for {waiting or 'a replica to answer'}",
+        headers={"Retry-After": str(READY_RETRY_AFTER)},
+        unavailable=[u.model_dump(mode="json") for u in readiness.unavailable],
+    )
+
+
 def create_app(
     routers: Sequence[Any],
     metrics_registry: CollectorRegistry,
     *,
     refresh_metrics: Callable[[], Awaitable[None]],
     health: Callable[[], Awaitable[Health]],
+    readiness: Callable[[], Awaitable[Readiness]],
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
     edge: Callable[[ASGIApp], ASGIApp] | None = None,
     cors_origins: Sequence[str] = (),
@@ -130,6 +165,25 @@ def create_app(
     )
     async def healthz() -> Health:
         return await health()
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        summary="Readiness: 503 while a dependency does not answer",
+        response_model=Readiness,
+        responses={
+            503: {
+                "description": "a consumer group or background loop waits for a dependency "
+                "(`unavailable` says which); `Retry-After` in seconds",
+                "content": {PROBLEM_JSON: {}},
+            }
+        },
+    )
+    async def readyz() -> Readiness:
+        state = await readiness()
+        if not state.ready:
+            raise not_ready(state)
+        return state
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics")
     async def metrics() -> Response:

@@ -32,6 +32,7 @@ async def test_openapi_lists_every_service_path(api: Any) -> None:
         "/api/payments/{order_id}": {"get"},
         "/api/notifications": {"get"},
         "/healthz": {"get"},
+        "/readyz": {"get"},
         "/metrics": {"get"},
     }
     for path, methods in expected.items():
@@ -62,6 +63,14 @@ async def test_healthz_reports_work_in_flight(api: Any) -> None:
     assert health["outbox_backlog"] >= 0
     assert health["consumer_lag"] >= 0
     assert health["settled"] == (health["outbox_backlog"] == 0 and health["consumer_lag"] == 0)
+
+
+async def test_readyz_is_ready_while_every_dependency_answers(api: Any) -> None:
+    response = await api.client.get("/readyz")
+    assert response.status_code == 200, response.text
+    assert response.json() == {"ready": True, "unavailable": []}
+    described = (await api.client.get("/openapi.json")).json()["paths"]["/readyz"]["get"]
+    assert "application/problem+json" in described["responses"]["503"]["content"]
 
 
 async def test_metrics_expose_orders_outbox_lag_and_dead_letters(api: Any) -> None:

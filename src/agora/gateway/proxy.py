@@ -20,6 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from agora.console import console_router
 from agora.gateway.hub import SeatHub
+from agora.messaging import utcnow
 from agora.openapi import describe
 from agora.preferences import wait_preference
 from agora.problems import ProblemError
@@ -33,7 +34,7 @@ from agora.sockets import (
     LiveSocket,
     origin_allowed,
 )
-from agora.web import Health, create_app
+from agora.web import Health, Readiness, Unavailable, create_app
 
 __all__ = ["create_gateway"]
 
@@ -134,11 +135,39 @@ def create_gateway(
             consumer_lag=sum(h.consumer_lag for h in healthy),
         )
 
+    async def readiness() -> Readiness:
+        """Ready when every replica of every service is: what each replica waits for, and a
+        replica that does not answer as waited for itself."""
+
+        async def one(service: str, url: str) -> Readiness:
+            try:
+                response = await state["client"].get(f"{url}/readyz", timeout=5)
+                body = response.json()
+                if response.status_code == 200:
+                    return Readiness.model_validate(body)
+                unavailable = [Unavailable.model_validate(u) for u in body["unavailable"]]
+            except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+                unavailable = [
+                    Unavailable(
+                        component=f"{service} at {url}",
+                        dependency="replica",
+                        since=utcnow(),
+                        error=f"{type(error).__name__}: {error}",
+                    )
+                ]
+            return Readiness(ready=False, unavailable=unavailable)
+
+        pairs = [(service, url) for service in upstreams for url in upstreams[service]]
+        answers = await asyncio.gather(*(one(service, url) for service, url in pairs))
+        unavailable = [u for answer in answers for u in answer.unavailable]
+        return Readiness(ready=all(a.ready for a in answers), unavailable=unavailable)
+
     app = create_app(
         [],
         metrics_registry,
         refresh_metrics=refresh_metrics,
         health=health,
+        readiness=readiness,
         lifespan=lifespan,
         edge=edge,
         cors_origins=cors_origins,

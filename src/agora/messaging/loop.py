@@ -8,6 +8,10 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
+from prometheus_client import Gauge
+
+from agora.messaging.faults import DependencyHealth
+
 __all__ = ["BackgroundLoop"]
 
 logger = logging.getLogger(__name__)
@@ -28,8 +32,10 @@ class BackgroundLoop:
         *,
         idle: float = 1.0,
         error_delay: float = 1.0,
+        dependency_up: Gauge | None = None,
     ) -> None:
         self.name = name
+        self.health = DependencyHealth(name, dependency_up)
         self._step = step
         self._idle = idle
         self._error_delay = error_delay

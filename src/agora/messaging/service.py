@@ -68,7 +68,9 @@ class ServicePlatform:
         self.relay = OutboxRelay(
             name, self.db, self.outbox, log, metrics, batch_size=relay_batch_size
         )
-        self.relay_loop = BackgroundLoop(f"{name}.outbox-relay", self.relay.step)
+        self.relay_loop = BackgroundLoop(
+            f"{name}.outbox-relay", self.relay.step, dependency_up=metrics.dependency_up
+        )
         self._consumer_options = consumer_options or ConsumerOptions()
         self.loops: list[BackgroundLoop] = [self.relay_loop]
         self.runners: list[ConsumerRunner] = []
@@ -100,7 +102,9 @@ class ServicePlatform:
         return runner
 
     def add_loop(self, name: str, step: Any, *, idle: float = 1.0) -> BackgroundLoop:
-        loop = BackgroundLoop(f"{self.name}.{name}", step, idle=idle)
+        loop = BackgroundLoop(
+            f"{self.name}.{name}", step, idle=idle, dependency_up=self.metrics.dependency_up
+        )
         self.loops.append(loop)
         return loop
 

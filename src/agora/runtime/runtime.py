@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import fcntl
 import logging
 import os
@@ -49,7 +50,7 @@ from agora.shared.revocations import Revocations
 from agora.shared.revocations.in_process import InProcessRevocations
 from agora.shared.revocations.redis import RedisRevocations
 from agora.sockets import LiveMetrics
-from agora.web import Health, create_app
+from agora.web import Health, Readiness, Unavailable, create_app
 
 logger = logging.getLogger(__name__)
 
@@ -338,6 +339,20 @@ class Runtime:
         lag = sum([await runner.report_lag() for runner in self._runners])
         return Health(status="ok", outbox_backlog=backlog, consumer_lag=lag)
 
+    async def readiness(self) -> Readiness:
+        """Ready unless a consumer group or background loop waits for a dependency."""
+        unavailable = [
+            Unavailable(
+                component=health.component,
+                dependency=outage.dependency,
+                since=dt.datetime.fromtimestamp(outage.since, dt.UTC),
+                error=outage.error,
+            )
+            for health in [*(r.health for r in self._runners), *(lp.health for lp in self._loops)]
+            for outage in list(health.outages.values())
+        ]
+        return Readiness(ready=not unavailable, unavailable=unavailable)
+
     def app(self) -> FastAPI:
         @contextlib.asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -352,6 +367,7 @@ class Runtime:
             self.metrics_registry,
             refresh_metrics=self.refresh_metrics,
             health=self.health,
+            readiness=self.readiness,
             lifespan=lifespan,
             # Behind the gateway, the gateway is the entry; else this process is.
             edge=None
