@@ -1,6 +1,6 @@
-"""The consumer runner and a database that goes away mid-batch: it waits, it does not
-dead-letter. PostgreSQL is a server of the test's own (killed with SIGKILL and started again);
-SQLite is locked by another connection."""
+"""The consumer runner, and a background loop, when a database goes away mid-work: they wait,
+they do not dead-letter or give up. PostgreSQL is a server of the test's own (killed with
+SIGKILL and started again); SQLite is locked by another connection."""
 
 from __future__ import annotations
 
@@ -11,8 +11,20 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from sqlalchemy import MetaData
 
-from agora.messaging import MessageLog, sqlite_inline
+from agora.messaging import (
+    BackgroundLoop,
+    Database,
+    Envelope,
+    MessageLog,
+    MessagingMetrics,
+    OutboxRelay,
+    add_outbox_table,
+    new_id,
+    sqlite_inline,
+    write_outbox,
+)
 from agora.messaging.backends.embedded import EmbeddedLog
 from contract.bus_contract import Pinged, PingService, event_record, poll, running
 from own_postgres import OwnPostgres, own_postgres
@@ -110,3 +122,60 @@ async def test_a_sqlite_database_locked_by_another_connection_pauses_the_runner(
     finally:
         holder.close()
         await service.db.dispose()
+
+
+async def test_the_outbox_relay_waits_out_a_postgres_outage_and_publishes_after_it(
+    own_postgres: OwnPostgres, log: MessageLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A background loop (here the relay) whose database goes away reports itself unhealthy
+    once, backs off, and carries on where it was once the database is back."""
+    caplog.set_level(logging.INFO)
+    registry = CollectorRegistry()
+    metrics = MessagingMetrics(registry)
+    metadata = MetaData()
+    table = add_outbox_table(metadata)
+    db = Database(own_postgres.url(), metadata)
+    await db.create_tables()
+    relay = OutboxRelay("relaytest", db, table, log, metrics)
+    loop = BackgroundLoop("relaytest.outbox-relay", relay.step, dependency_up=metrics.dependency_up)
+    labels = {"dependency": "database", "component": "relaytest.outbox-relay"}
+    before = [Envelope.wrap(ping, source="relaytest") for ping in pings("before", 3)]
+    after = [Envelope.wrap(ping, source="relaytest") for ping in pings("after", 3)]
+    running_loop = asyncio.create_task(loop.run())
+    try:
+        async with db.write() as conn:
+            await write_outbox(conn, table, [(Pinged.topic, e) for e in before])
+        loop.wake()
+        await poll(lambda: published(log), lambda ids: set(keys(before)) <= ids, "the first rows")
+        own_postgres.kill()
+        loop.wake()
+        await poll(lambda: asyncio.sleep(0, loop.health.healthy), lambda ok: not ok, "unhealthy")
+        assert registry.get_sample_value("agora_dependency_up", labels) == 0
+        await asyncio.to_thread(own_postgres.start)
+        async with db.write() as conn:
+            await write_outbox(conn, table, [(Pinged.topic, e) for e in after])
+        loop.wake()
+        await poll(lambda: published(log), lambda ids: set(keys(after)) <= ids, "the later rows")
+        await poll(lambda: asyncio.sleep(0, loop.health.healthy), bool, "healthy again")
+        assert registry.get_sample_value("agora_dependency_up", labels) == 1
+        changes = state_changes(caplog)
+        assert len(changes) == 2, changes
+        assert "database unavailable" in changes[0]
+        assert not [r for r in caplog.records if r.name == "agora.messaging.loop"]
+    finally:
+        loop.stop()
+        await asyncio.wait_for(running_loop, 30)
+        await db.dispose()
+
+
+def pings(name: str, count: int) -> list[Pinged]:
+    return [Pinged(ping_id=f"relay-{name}-{new_id()}", n=n) for n in range(count)]
+
+
+def keys(envelopes: list[Envelope]) -> list[str]:
+    return [envelope.key for envelope in envelopes]
+
+
+async def published(log: MessageLog) -> set[str]:
+    records = await log.read(Pinged.topic)
+    return {record.key for record in records}

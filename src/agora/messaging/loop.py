@@ -1,5 +1,10 @@
 """A background loop that runs a step whenever it is woken, when the step asks to run again, or
-after an idle interval: the shape of the outbox relay, the hold sweeper and the senders."""
+after an idle interval: the shape of the outbox relay, the hold sweeper and the senders.
+
+A step that fails with a transient fault (`agora.messaging.faults`: the database or the log did
+not answer) is tried again with capped exponential backoff until it succeeds, the loop reporting
+itself unhealthy meanwhile (one log line when the dependency goes, one when it is back). Any
+other error is logged with its traceback and the step is tried again after `error_delay`."""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from collections.abc import Awaitable, Callable
 
 from prometheus_client import Gauge
 
-from agora.messaging.faults import DependencyHealth
+from agora.messaging.faults import Backoff, DependencyHealth, transient_fault
 
 __all__ = ["BackgroundLoop"]
 
@@ -32,10 +37,14 @@ class BackgroundLoop:
         *,
         idle: float = 1.0,
         error_delay: float = 1.0,
+        backoff: Backoff | None = None,
         dependency_up: Gauge | None = None,
+        health: DependencyHealth | None = None,
     ) -> None:
+        """`health`: the step's own, if it reports on dependencies itself (else the loop's)."""
         self.name = name
-        self.health = DependencyHealth(name, dependency_up)
+        self.health = health or DependencyHealth(name, dependency_up)
+        self._backoff = backoff or Backoff(first=0.1, cap=5.0)
         self._step = step
         self._idle = idle
         self._error_delay = error_delay
@@ -51,15 +60,27 @@ class BackgroundLoop:
         self.wake()
 
     async def run(self) -> None:
+        faults = 0  # transient faults in a row
         while True:
             self._woken.clear()
             try:
                 delay = await self._step()
-            except Exception:
-                logger.exception("%s failed; retrying in %.1fs", self.name, self._error_delay)
+            except Exception as error:
+                dependency = transient_fault(error)
                 if self._stopping:
+                    logger.warning("%s failed while stopping", self.name, exc_info=error)
                     return
-                delay = self._error_delay
+                if dependency is None:
+                    logger.exception("%s failed; retrying in %.1fs", self.name, self._error_delay)
+                    delay = self._error_delay
+                else:
+                    faults += 1
+                    self.health.down(dependency, error)
+                    delay = self._backoff.delay(faults)
+            else:
+                if faults:
+                    faults = 0
+                    self.health.up()
             if delay == 0:
                 continue
             if self._stopping:

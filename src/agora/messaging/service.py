@@ -12,6 +12,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import MetaData
 
 from agora.messaging.envelope import Event, EventRegistry
+from agora.messaging.faults import DependencyHealth
 from agora.messaging.inbox import add_inbox_table
 from agora.messaging.loop import BackgroundLoop
 from agora.messaging.metrics import MessagingMetrics
@@ -101,9 +102,19 @@ class ServicePlatform:
         self.runners.append(runner)
         return runner
 
-    def add_loop(self, name: str, step: Any, *, idle: float = 1.0) -> BackgroundLoop:
+    def loop_name(self, name: str) -> str:
+        return f"{self.name}.{name}"
+
+    def add_loop(
+        self, name: str, step: Any, *, idle: float = 1.0, health: DependencyHealth | None = None
+    ) -> BackgroundLoop:
+        """A background loop of the service's (see `BackgroundLoop`, also for `health`)."""
         loop = BackgroundLoop(
-            f"{self.name}.{name}", step, idle=idle, dependency_up=self.metrics.dependency_up
+            self.loop_name(name),
+            step,
+            idle=idle,
+            dependency_up=self.metrics.dependency_up,
+            health=health,
         )
         self.loops.append(loop)
         return loop

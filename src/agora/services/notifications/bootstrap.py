@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from agora.messaging import Infrastructure, Service
+from agora.messaging import DependencyHealth, Infrastructure, Service
 from agora.services.notifications import store
 from agora.services.notifications.handlers import NotificationHandlers
 from agora.services.notifications.mail import MailSender, SmtpSender, SmtpSettings
@@ -30,8 +30,12 @@ class NotificationsService(Service):
         if sender is None:  # messages land in the local mailbox, read through the API
             handlers = NotificationHandlers(smtp=False, wake_sender=lambda: None)
         else:
-            dispatcher = MailDispatcher(self.platform.db, sender)
-            loop = self.platform.add_loop("mail-dispatcher", dispatcher.step, idle=5.0)
+            name = "mail-dispatcher"
+            health = DependencyHealth(
+                self.platform.loop_name(name), self.platform.metrics.dependency_up
+            )
+            dispatcher = MailDispatcher(self.platform.db, sender, health=health)
+            loop = self.platform.add_loop(name, dispatcher.step, idle=5.0, health=health)
             handlers = NotificationHandlers(smtp=True, wake_sender=loop.wake)
         self.platform.subscribe(handlers.table, self.unit_of_work)
 

@@ -7,7 +7,7 @@ import logging
 import random
 import time
 
-from agora.messaging import Database, utcnow
+from agora.messaging import Database, DependencyHealth, transient_fault, utcnow
 from agora.services.notifications.mail import MailSender, MailUnavailable
 from agora.services.notifications.repository import MessagesRepository
 
@@ -32,11 +32,17 @@ class Backoff:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+MAIL = "mail"
+"""The dependency a mail server that cannot be reached is reported as (`DependencyHealth`)."""
+
+
 class MailDispatcher:
     """Sends queued messages over SMTP, oldest first. A failed send stays queued; the next
-    attempt waits as `backoff` says (wake-ups and idle ticks meanwhile try nothing), with one
-    log line per failed attempt. A message is sent at least once: a crash between the send and
-    the commit sends it again."""
+    attempt waits as `backoff` says (wake-ups and idle ticks meanwhile try nothing). A server
+    that cannot be reached is a dependency down (`health`: one log line when it goes, one when
+    it is back); a message it refuses may be a defect here and is logged at each attempt with
+    its traceback. A message is sent at least once: a crash between the send and the commit
+    sends it again."""
 
     def __init__(
         self,
@@ -45,8 +51,10 @@ class MailDispatcher:
         *,
         batch_size: int = 10,
         backoff: Backoff | None = None,
+        health: DependencyHealth | None = None,
     ) -> None:
         self._db = db
+        self.health = health or DependencyHealth("mail-dispatcher")
         self._sender = sender
         self._batch_size = batch_size
         self._backoff = backoff or Backoff()
@@ -77,7 +85,9 @@ class MailDispatcher:
         if failure is not None:
             return self._failed(failure, len(sent))
         if self._failures:
-            logger.info("mail: sending again after %d failed attempts", self._failures)
+            if self.health.healthy:
+                logger.info("mail: sending again after %d failed attempts", self._failures)
+            self.health.up()
             self._failures = 0
         return 0 if len(queued) == self._batch_size else None
 
@@ -85,14 +95,16 @@ class MailDispatcher:
         self._failures += 1
         delay = self._backoff.delay(self._failures)
         self._retry_at = time.monotonic() + delay
-        # An unreachable server is an expected state: its cause in one line is all there is
-        # to say. A refused message may be a defect here: that gets its traceback.
+        if isinstance(failure, MailUnavailable) or transient_fault(failure) is not None:
+            # An unreachable server is an expected state: its cause in one line, once.
+            self.health.down(MAIL, failure)
+            return delay
         logger.warning(
-            "mail: attempt %d failed (%s%s); next attempt in %.1f s",
+            "mail: attempt %d failed (%r%s); next attempt in %.1f s",
             self._failures,
-            failure if isinstance(failure, MailUnavailable) else repr(failure),
+            failure,
             f", {sent} sent before it" if sent else "",
             delay,
-            exc_info=None if isinstance(failure, MailUnavailable) else failure,
+            exc_info=failure,
         )
         return delay
