@@ -87,6 +87,25 @@ async def test_a_stream_handed_a_later_change_first_reads_the_missing_ones(
         assert await deltas_until(watch, fourth) == [fourth]
 
 
+async def test_hand_offs_out_of_commit_order_are_sent_in_version_order_once(
+    db: Database, inventory: Inventory
+) -> None:
+    feed = PlaceFeed(db)
+    async with feed.watch("s1") as watch:
+        snapshot = await watch.next(timeout=10)
+        assert isinstance(snapshot, Snapshot)
+        start = snapshot.seat_map.version
+        first = await hold(inventory, "o1", "A-1")
+        second = await hold(inventory, "o2", "A-2")
+        third = await hold(inventory, "o3", "A-3")
+        # two transactions commit in turn and their after-commit hand-offs come reversed,
+        # while the stream is busy elsewhere (both wait for it)
+        feed.committed(["s1"], await logged(db, third))
+        feed.committed(["s1"], await logged(db, second))
+        feed.committed(["s1"], await logged(db, first))
+        assert await deltas_until(watch, third) == list(range(start + 1, third + 1))
+
+
 @pytest.mark.parametrize("backlog", [3, 100])
 async def test_a_stream_that_falls_behind_its_backlog_gets_a_snapshot(
     db: Database, inventory: Inventory, backlog: int

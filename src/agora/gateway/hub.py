@@ -121,7 +121,8 @@ class _Session:
                     with contextlib.suppress(ConnectionClosed):  # its code is read below
                         async for message in upstream:
                             failures = 0
-                            self.take(orjson.loads(message))
+                            if not self.take(orjson.loads(message)):
+                                break  # a gap: resume from the last version applied
                 if upstream.close_code == NOT_FOUND:
                     self.end(_Gone(NOT_FOUND, f"no session {self.session_id}"))
                     return
@@ -134,7 +135,9 @@ class _Session:
             if failures > 1:
                 await asyncio.sleep(min(0.05 * 2**failures, 2.0))
 
-    def take(self, message: dict[str, Any]) -> None:
+    def take(self, message: dict[str, Any]) -> bool:
+        """Apply one upstream message and hand it on; False if it does not follow the last
+        version applied (nothing of it is applied then)."""
         kind = message.get("type")
         if kind == "snapshot":
             self.map = message["map"]
@@ -144,12 +147,17 @@ class _Session:
             for client in self.clients:  # they may have missed anything: all start again
                 client.offer(0, None, frame)
             self.ready.set()
-            return
+            return True
         if kind != "deltas" or self.map is None:
-            return
+            return True
         fresh = [delta for delta in message["deltas"] if delta["version"] > self.version]
         if not fresh:
-            return
+            return True
+        if [d["version"] for d in fresh] != list(
+            range(self.version + 1, self.version + 1 + len(fresh))
+        ):
+            logger.warning("seat map %s: upstream versions out of order; resuming", self.session_id)
+            return False
         seats, areas = self.map["seats"], self.map["areas"]
         bodies = []
         for delta in fresh:
@@ -167,6 +175,7 @@ class _Session:
         committed = dt.datetime.fromisoformat(fresh[0]["committed_at"])
         for client in self.clients:
             client.offer(len(fresh), committed, frame)
+        return True
 
 
 class SeatHub:

@@ -272,25 +272,28 @@ class Watch:
                 return None
 
     async def _following(self, watcher: _Watcher) -> Snapshot | Run | None:
-        """The pending deltas after `last` (None if there are none); any missing before them
-        read from the table first."""
+        """The pending deltas after `last` in version order, each once (None if there are
+        none); any version missing among them read from the table. Runs may come out of
+        order: two transactions commit one after the other, and their hand-offs come in the
+        other order."""
         runs = list(watcher.pending)
         watcher.clear()
         if len(runs) == 1 and runs[0].first == self.last + 1:  # the usual case: shared as is
             self.last = runs[0].last
             return runs[0]
-        taken = [delta for run in runs for delta in run.deltas if delta.version > self.last]
-        if not taken:
+        found = {d.version: d for run in runs for d in run.deltas if d.version > self.last}
+        if not found:
             return None
-        missing = taken[0].version - self.last - 1
-        if missing > 0:
-            if missing > MAX_REPLAY:
-                return await self._snapshot()
+        wanted = max(found) - self.last
+        if len(found) == wanted:
+            taken = [found[version] for version in sorted(found)]
+        elif wanted > MAX_REPLAY:
+            return await self._snapshot()
+        else:
             async with self._db.read() as conn:
-                gap = await changes_after(conn, self.session_id, self.last, missing)
-            if len(gap) < missing:  # pruned from the log meanwhile
+                taken = await changes_after(conn, self.session_id, self.last, wanted)
+            if len(taken) < wanted:  # pruned from the log meanwhile
                 return await self._snapshot()
-            taken = gap + taken
         self.last = taken[-1].version
         return Run.of(taken)
 
