@@ -24,6 +24,7 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel, computed_field
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -31,6 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agora import __version__
 from agora.messaging import new_id
 from agora.messaging.context import request_scope
+from agora.messaging.sql import LockTimeout, database_unavailable
 from agora.openapi import describe, serve_docs
 from agora.problems import PROBLEM_JSON, ProblemError
 
@@ -209,6 +211,17 @@ def internal_error() -> ProblemError:
     )
 
 
+def database_unavailable_problem() -> ProblemError:
+    """The answer to a request the database could not serve now (see `database_unavailable`)."""
+    return ProblemError(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        "The database cannot be reached now; retry shortly.",
+        headers={"Retry-After": "1"},
+    )
+
+
 def _malformed_json(detail: str, **extensions: Any) -> ProblemError:
     return ProblemError(400, "malformed-json", "Malformed JSON", detail, **extensions)
 
@@ -288,8 +301,28 @@ def _install_problem_handlers(app: FastAPI) -> None:
         problem = ProblemError(error.status_code, slug, title, str(error.detail), headers=headers)
         return _problem(problem, request)
 
+    async def on_database_error(request: Request, error: Exception) -> JSONResponse:
+        if not database_unavailable(error):
+            raise error  # a bug after all: on to `on_crash`
+        # One line, no traceback: an outage fails every request alike.
+        logger.warning(
+            "database unavailable on %s %s: %s: %s",
+            request.method,
+            request.url.path,
+            type(error).__name__,
+            str(error)[:300],
+        )
+        return _problem(database_unavailable_problem(), request)
+
+    # The errors a database that went away raises, answered without reaching `on_crash` (where
+    # Starlette would log each one again with its traceback).
+    for kind in (SQLAlchemyError, LockTimeout, OSError):
+        app.add_exception_handler(kind, on_database_error)
+
     @app.exception_handler(Exception)
     async def on_crash(request: Request, error: Exception) -> JSONResponse:
+        if database_unavailable(error):  # wrapped in an error of our own
+            return _problem(database_unavailable_problem(), request)
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return _problem(internal_error(), request)
 
