@@ -43,6 +43,7 @@ from agora.settings import Settings
 from agora.shared.cache import ReadCache
 from agora.shared.cache.in_process import InProcessReadCache
 from agora.shared.cache.redis import RedisReadCache
+from agora.shared.health import RedisMetrics
 from agora.shared.ratelimit import RateLimiter, TokenBucket
 from agora.shared.ratelimit.in_process import InProcessRateLimiter
 from agora.shared.ratelimit.redis import RedisRateLimiter
@@ -145,14 +146,21 @@ class Shared:
     """The process's shared state (`agora.services.spec.SharedState`): in Redis when the
     settings name one, else in-process twins."""
 
-    def __init__(self, settings: Settings, redis: Redis | None) -> None:
+    def __init__(
+        self, settings: Settings, redis: Redis | None, metrics_registry: CollectorRegistry
+    ) -> None:
         self._settings = settings
         self._redis = redis
+        self.redis_metrics = RedisMetrics(metrics_registry)
         self.revocations = build_revocations(settings, redis)
 
     def read_cache(self, namespace: str) -> ReadCache:
         if self._redis is not None:
-            return RedisReadCache(self._redis, namespace=redis_prefix(self._settings, namespace))
+            return RedisReadCache(
+                self._redis,
+                namespace=redis_prefix(self._settings, namespace),
+                metrics=self.redis_metrics,
+            )
         return InProcessReadCache()
 
 
@@ -226,7 +234,7 @@ class Runtime:
         )
         # One client for everything this process keeps in Redis (None: in-process twins).
         self.redis = build_redis(settings)
-        shared = Shared(settings, self.redis)
+        shared = Shared(settings, self.redis, self.metrics_registry)
         self.revocations = shared.revocations
         self.specs = [spec for spec in specs if names is None or spec.name in names]
         self.services = build_services(

@@ -1,0 +1,163 @@
+"""Redis that goes away degrades what it serves, it never fails a request: reads skip the read
+cache and come from the database, the rate limits fall back to each process's own buckets, and
+revoked sessions stay revoked across a restart or a flush (identity's database is their record).
+
+On a Redis of the test's own, stopped, flushed and started again (the shared one keeps running
+for the other tests); the services run in process on the embedded default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+from prometheus_client.parser import text_string_to_metric_families
+
+from agora.infra.redis import RedisServer
+from agora.runtime.runtime import Runtime
+from agora.services.catalog.seed import DEMO_CATALOG
+from agora.settings import Settings
+from agora.shared.cache.redis import RedisReadCache
+from own_servers import own_redis, redis_url
+
+pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(240)]
+
+T = TypeVar("T")
+PRODUCT = DEMO_CATALOG[0].id
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], what: str, timeout: float = 30.0) -> T:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            pytest.fail(f"timed out waiting for {what}: last {result!r}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    with own_redis() as server:
+        yield server
+
+
+async def started(
+    tmp_path: Path, redis_server: RedisServer, names: list[str], **overrides: Any
+) -> tuple[Runtime, httpx.AsyncClient]:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        redis_url=redis_url(redis_server),
+        seed_file=None,
+        partitions=1,
+        consumers_per_group=1,
+        rate_limits=False,
+        **overrides,
+    )
+    runtime = Runtime(settings, names)
+    app = runtime.app()
+    await runtime.start()
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return runtime, httpx.AsyncClient(transport=transport, base_url="http://agora")
+
+
+@pytest.fixture
+async def catalog(
+    tmp_path: Path, redis_server: RedisServer
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    runtime, client = await started(tmp_path, redis_server, ["catalog"])
+    try:
+        yield runtime, client
+    finally:
+        await client.aclose()
+        await runtime.stop()
+
+
+def sample(text: str, name: str, **labels: str) -> float:
+    for family in text_string_to_metric_families(text):
+        for found in family.samples:
+            if found.name == name and all(found.labels.get(k) == v for k, v in labels.items()):
+                return float(found.value)
+    return 0.0
+
+
+async def cached_keys(server: RedisServer) -> list[bytes]:
+    client = aioredis.Redis.from_url(redis_url(server))
+    try:
+        return [key async for key in client.scan_iter(match="agora:catalog:product:*")]
+    finally:
+        await client.aclose()
+
+
+async def test_reads_come_from_the_database_while_the_read_cache_is_down(
+    redis_server: RedisServer, catalog: tuple[Runtime, httpx.AsyncClient]
+) -> None:
+    _, client = catalog
+    first = await client.get(f"/api/products/{PRODUCT}")
+    assert first.status_code == 200
+    assert await cached_keys(redis_server)  # the read went into the cache
+
+    await asyncio.to_thread(redis_server.stop)
+
+    for _ in range(3):
+        product = await client.get(f"/api/products/{PRODUCT}")
+        assert product.status_code == 200, product.text
+        assert product.json() == first.json()
+        listed = await client.get("/api/products", params={"q": "espresso"})
+        assert listed.status_code == 200, listed.text
+        assert PRODUCT in {item["id"] for item in listed.json()["items"]}
+    metrics = (await client.get("/metrics")).text
+    assert sample(metrics, "agora_redis_errors_total", port="cache") >= 1
+    assert sample(metrics, "agora_redis_up", port="cache") == 0
+
+    await asyncio.to_thread(redis_server.ensure_up)  # back, and empty
+
+    async def cached_again() -> list[bytes]:
+        assert (await client.get(f"/api/products/{PRODUCT}")).status_code == 200
+        return await cached_keys(redis_server)
+
+    await eventually(cached_again, "the product cached again")
+    metrics = (await client.get("/metrics")).text
+    assert sample(metrics, "agora_redis_up", port="cache") == 1
+
+
+async def test_a_delete_lost_while_redis_stalled_is_done_before_the_cache_answers_again(
+    redis_server: RedisServer,
+) -> None:
+    """A Redis that keeps its data but stops answering (CLIENT PAUSE): the deletion that timed
+    out must not leave the old value to be served once it answers again."""
+    client = aioredis.Redis.from_url(redis_url(redis_server), socket_timeout=0.3)
+    admin = aioredis.Redis.from_url(redis_url(redis_server))
+    cache = RedisReadCache(client, namespace="test:cache:")
+    try:
+        await cache.set("product:1", b"old price", ttl=60)
+        assert await cache.get("product:1") == b"old price"
+
+        await admin.execute_command("CLIENT", "PAUSE", "1500", "ALL")
+        await cache.delete("product:1")  # times out: remembered
+        assert await cache.get("product:1") is None  # not served while Redis stalls
+
+        async def answers_again() -> bool:
+            return bool(await admin.ping())
+
+        await eventually(answers_again, "Redis to answer after its pause")
+        await eventually(cache_answers(cache), "the cache to use Redis again")
+        assert await admin.exists("test:cache:product:1") == 0  # deleted after all
+        assert await cache.get("product:1") is None
+    finally:
+        await client.aclose()
+        await admin.aclose()
+
+
+def cache_answers(cache: RedisReadCache) -> Callable[[], Awaitable[bool]]:
+    async def probe() -> bool:
+        await cache.set("probe", b"1", ttl=60)
+        return await cache.get("probe") == b"1"
+
+    return probe
