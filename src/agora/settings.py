@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     refresh_token_days: float = Field(
         30.0, gt=0, le=366, description="How long a refresh token is valid (each is used once)"
     )
+    revocations_check_seconds: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        description="How often identity checks that Redis still holds the revoked sessions "
+        "(and publishes them again after a restart or flush; tokens answer 503 meanwhile)",
+    )
     login_failures_per_account: int = Field(
         5, ge=1, description="Failed logins for one address within the window before throttling"
     )

@@ -9,6 +9,7 @@ for the other tests); the services run in process on the embedded default.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +24,8 @@ from agora.runtime.runtime import Runtime
 from agora.services.catalog.seed import DEMO_CATALOG
 from agora.settings import Settings
 from agora.shared.cache.redis import RedisReadCache
+from agora.shared.revocations import RevocationsUnavailable
+from agora.shared.revocations.redis import RedisRevocations
 from own_servers import own_redis, redis_url
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(240)]
@@ -161,3 +164,113 @@ def cache_answers(cache: RedisReadCache) -> Callable[[], Awaitable[bool]]:
         return await cache.get("probe") == b"1"
 
     return probe
+
+
+async def logged_in(client: httpx.AsyncClient) -> dict[str, str]:
+    email = f"user-{uuid.uuid4().hex[:12]}@example.test"
+    account = {"email": email, "password": "correct horse battery staple"}
+    registered = await client.post("/api/auth/register", json={**account, "role": "buyer"})
+    assert registered.status_code == 202, registered.text
+    response = await client.post("/api/auth/login", json=account)
+    assert response.status_code == 200, response.text
+    return {"Authorization": f"Bearer {response.json()['access_token']}"}
+
+
+@pytest.fixture
+async def identity(
+    tmp_path: Path, redis_server: RedisServer
+) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
+    runtime, client = await started(tmp_path, redis_server, ["identity"])
+    try:
+        yield runtime, client
+    finally:
+        await client.aclose()
+        await runtime.stop()
+
+
+async def logged_out_token(client: httpx.AsyncClient) -> dict[str, str]:
+    headers = await logged_in(client)
+    assert (await client.get("/api/auth/me", headers=headers)).status_code == 200
+    logout = await client.post("/api/auth/logout", headers=headers)
+    assert logout.status_code == 204, logout.text
+    assert (await client.get("/api/auth/me", headers=headers)).status_code == 401
+    return headers
+
+
+async def never_accepted_again(client: httpx.AsyncClient, headers: dict[str, str]) -> None:
+    """Until identity has published its revocations again, the token is refused as unknown
+    (503 revocations-unavailable), then as revoked (401): never accepted."""
+    seen: list[int] = []
+
+    async def refused_as_revoked() -> bool:
+        response = await client.get("/api/auth/me", headers=headers)
+        seen.append(response.status_code)
+        assert response.status_code in (401, 503), response.text
+        if response.status_code == 503:
+            assert response.json()["type"] == "/problems/revocations-unavailable"
+            assert response.headers["retry-after"] == "1"
+        return response.status_code == 401
+
+    await eventually(refused_as_revoked, "identity to publish its revocations again")
+
+
+async def test_a_flushed_redis_never_makes_a_revoked_token_valid(
+    redis_server: RedisServer, identity: tuple[Runtime, httpx.AsyncClient]
+) -> None:
+    _, client = identity
+    headers = await logged_out_token(client)
+    live = await logged_in(client)
+
+    admin = aioredis.Redis.from_url(redis_url(redis_server))
+    try:
+        await admin.flushall()
+    finally:
+        await admin.aclose()
+
+    await never_accepted_again(client, headers)
+    assert (await client.get("/api/auth/me", headers=live)).status_code == 200
+
+
+async def test_a_restarted_redis_never_makes_a_revoked_token_valid(
+    redis_server: RedisServer, identity: tuple[Runtime, httpx.AsyncClient]
+) -> None:
+    _, client = identity
+    headers = await logged_out_token(client)
+
+    await asyncio.to_thread(redis_server.stop)
+    down = await client.get("/api/auth/me", headers=headers)
+    assert down.status_code == 503, down.text
+    await asyncio.to_thread(redis_server.ensure_up)  # empty: it keeps nothing
+
+    await never_accepted_again(client, headers)
+
+
+async def test_a_flush_during_a_publish_leaves_the_list_incomplete(
+    redis_server: RedisServer,
+) -> None:
+    """Redis flushed after identity started a publish (and after a logout it will not see
+    wrote its entry): the list must not be marked complete without that entry."""
+    client = aioredis.Redis.from_url(redis_url(redis_server))
+    revocations = RedisRevocations(client, prefix="test:revoked:")
+    try:
+        await revocations.revoke("logged-out-meanwhile", ttl=60)
+
+        async def record_read_then_flushed() -> list[tuple[str, float]]:
+            await client.flushall()
+            return [("revoked-earlier", 60.0)]
+
+        assert not await revocations.publish(record_read_then_flushed)
+        assert not await revocations.is_complete()
+        with pytest.raises(RevocationsUnavailable):
+            await revocations.is_revoked("logged-out-meanwhile")
+
+        async def record() -> list[tuple[str, float]]:
+            return [("revoked-earlier", 60.0), ("logged-out-meanwhile", 60.0)]
+
+        assert await revocations.publish(record)
+        assert await revocations.is_complete()
+        assert await revocations.is_revoked("logged-out-meanwhile")
+        assert await revocations.is_revoked("revoked-earlier")
+        assert not await revocations.is_revoked("never-revoked")
+    finally:
+        await client.aclose()

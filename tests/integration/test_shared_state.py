@@ -581,12 +581,18 @@ async def test_a_burst_larger_than_the_redis_pool_queues_instead_of_failing(
 ) -> None:
     """Each request checks revocation in Redis: 200 at once through a pool of 4 connections
     must all be answered (the 5th caller waits for a connection; it used to raise)."""
-    settings = Settings(redis_url=redis_url, redis_max_connections=4)
+    settings = Settings(
+        redis_url=redis_url, redis_max_connections=4, kafka_namespace=unique("burst")
+    )
     client = build_redis(settings)
     assert client is not None
     revocations = build_revocations(settings, client)
+
+    async def record() -> list[tuple[str, float]]:
+        return [("burst-revoked", 60.0)]
+
     try:
-        await revocations.revoke("burst-revoked", ttl=60)
+        assert await revocations.publish(record)
         answers = await asyncio.gather(
             *(revocations.is_revoked(f"burst-{n % 10}") for n in range(200)),
             revocations.is_revoked("burst-revoked"),

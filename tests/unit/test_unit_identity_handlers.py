@@ -404,7 +404,7 @@ async def test_a_logout_revokes_the_session_and_a_restart_announces_it_again(
     with pytest.raises(InvalidRefreshToken, match="revoked"):
         await handlers.refresh(tokens.refresh_token)
     restarted = InProcessRevocations()  # an in-process list starts empty
-    assert await handlers_of(work, restarted).announce_revocations() == 1
+    assert await handlers_of(work, restarted).publish_revocations()
     assert await restarted.is_revoked(session)
 
 

@@ -110,10 +110,12 @@ def build_redis(settings: Settings) -> Redis | None:
     return Redis.from_pool(pool)  # the client owns the pool: closing it closes them
 
 
-def build_revocations(settings: Settings, redis: Redis | None) -> Revocations:
+def build_revocations(
+    settings: Settings, redis: Redis | None, metrics: RedisMetrics | None = None
+) -> Revocations:
     """Revoked sessions: in Redis when configured (shared by every process), else in process."""
     if redis is not None:
-        return RedisRevocations(redis, prefix=redis_prefix(settings, "revoked"))
+        return RedisRevocations(redis, prefix=redis_prefix(settings, "revoked"), metrics=metrics)
     return InProcessRevocations()
 
 
@@ -152,7 +154,7 @@ class Shared:
         self._settings = settings
         self._redis = redis
         self.redis_metrics = RedisMetrics(metrics_registry)
-        self.revocations = build_revocations(settings, redis)
+        self.revocations = build_revocations(settings, redis, self.redis_metrics)
 
     def read_cache(self, namespace: str) -> ReadCache:
         if self._redis is not None:
@@ -192,8 +194,10 @@ def build_gateway(
     from agora.gateway.proxy import create_gateway
 
     redis = build_redis(settings)
+    registry = CollectorRegistry()
+    redis_metrics = RedisMetrics(registry)
     source: KeySource = HttpKeySource(settings.jwks_url) if settings.jwks_url else _no_key_source
-    verifier = TokenVerifier(source, revocations=build_revocations(settings, redis))
+    verifier = TokenVerifier(source, revocations=build_revocations(settings, redis, redis_metrics))
 
     async def close() -> None:
         if redis is not None:
@@ -203,7 +207,7 @@ def build_gateway(
         settings.upstreams,
         PathTable(specs),
         [spec.router() for spec in specs],
-        CollectorRegistry(),
+        registry,
         edge=build_edge(settings, redis, verifier),
         cors_origins=settings.cors_origins,
         max_body_bytes=settings.max_body_bytes,

@@ -13,5 +13,5 @@ SPEC = ServiceSpec(
     router=build_router,
     paths=("/api/auth", "/api/users", "/.well-known"),
     consumer_groups=(),
-    workers=(),
+    workers=("revocations-publisher",),
 )

@@ -31,6 +31,7 @@ class IdentityService(Service):
         lifetimes: Lifetimes | None = None,
         throttle: ThrottleLimits | None = None,
         passwords: Passwords | None = None,
+        revocations_check_seconds: float = 1.0,
     ) -> None:
         super().__init__(infrastructure, store.metadata)
         lifetimes = lifetimes or Lifetimes()
@@ -45,6 +46,12 @@ class IdentityService(Service):
             lifetimes=lifetimes,
             limits=throttle or ThrottleLimits(),
         )
+        # Redis keeps nothing across a restart: the list is checked and published again.
+        self.platform.add_loop(
+            "revocations-publisher",
+            self.handlers.keep_revocations_published,
+            idle=revocations_check_seconds,
+        )
         # The runtime's token verifier reads the published keys here when identity runs in
         # its process, instead of fetching them over HTTP.
         self.key_set: KeySource = self.keys.key_set
@@ -55,7 +62,7 @@ class IdentityService(Service):
     async def start(self) -> None:
         await self.keys.ensure()
         await self.passwords.prepare()
-        await self.handlers.announce_revocations()
+        await self.handlers.keep_revocations_published()
 
 
 def bootstrap(context: ServiceContext) -> IdentityService:
@@ -72,4 +79,5 @@ def bootstrap(context: ServiceContext) -> IdentityService:
             per_ip=settings.login_failures_per_ip,
             window=timedelta(seconds=settings.login_throttle_window_seconds),
         ),
+        revocations_check_seconds=settings.revocations_check_seconds,
     )

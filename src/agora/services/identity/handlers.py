@@ -1,6 +1,6 @@
 """Identity's use cases: register, log in (throttled), refresh (rotating, with reuse
 detection), log out, change a plan, create an admin, a seller's scanner accounts, and
-re-announce revoked sessions."""
+keep the revocation list a complete copy of the revoked sessions."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from agora.services.identity.repository import (
     IdentityUnitOfWork,
     SessionsRepository,
 )
-from agora.shared.revocations import Revocations
+from agora.shared.revocations import Revocations, RevocationsUnavailable
 
 __all__ = [
     "EmailTaken",
@@ -107,6 +107,7 @@ class IdentityHandlers:
         self._passwords = passwords
         self._current_key = current_key
         self._revocations = revocations
+        self._unpublished = True  # nothing published by this process yet
         self._lifetimes = lifetimes
         self._limits = limits
 
@@ -336,19 +337,48 @@ class IdentityHandlers:
             await uow.sessions.revoke(session_id, now)
         await self._announce(session_id, now)
 
-    async def announce_revocations(self) -> int:
-        """Tell the revocation list every session revoked recently enough that its access
-        tokens could still be valid (an in-process list starts empty)."""
-        async with self._read() as read:
-            revoked = await read.sessions.revoked_since(utcnow() - self._lifetimes.revocation)
-        for session_id, revoked_at in revoked:
-            await self._announce(session_id, revoked_at)
-        return len(revoked)
+    async def publish_revocations(self) -> bool:
+        """Publish every session revoked recently enough that its access tokens could still be
+        valid into the revocation list, and mark it complete (an in-process list starts
+        empty, Redis loses it on a restart or a flush). False if the list lost entries while
+        it was published: publish again."""
+
+        async def read_record() -> list[tuple[str, float]]:
+            now = utcnow()
+            async with self._read() as read:
+                revoked = await read.sessions.revoked_since(now - self._lifetimes.revocation)
+            remaining = [
+                (session_id, (revoked_at + self._lifetimes.revocation - now).total_seconds())
+                for session_id, revoked_at in revoked
+            ]
+            return [(session_id, ttl) for session_id, ttl in remaining if ttl > 0]
+
+        published = await self._revocations.publish(read_record)
+        if published:
+            self._unpublished = False
+        return published
+
+    async def keep_revocations_published(self) -> None:
+        """Publish the revocations again when the list is not complete (its store restarted or
+        was flushed) or a revocation could not be written to it; a step of identity's
+        background loop. While the list cannot be reached there is nothing to do (its adapter
+        says so, once)."""
+        try:
+            if self._unpublished or not await self._revocations.is_complete():
+                await self.publish_revocations()
+        except RevocationsUnavailable:
+            pass
 
     async def _announce(self, session_id: str, revoked_at: datetime) -> None:
         remaining = revoked_at + self._lifetimes.revocation - utcnow()
-        if remaining.total_seconds() > 0:
+        if remaining.total_seconds() <= 0:
+            return
+        try:
             await self._revocations.revoke(session_id, ttl=remaining.total_seconds())
+        except RevocationsUnavailable:
+            # The revocation is committed in the database, the record: the list gets it with
+            # the next publish, once it can be written.
+            self._unpublished = True
 
     async def _add_refresh_token(self, sessions: SessionsRepository, session_id: str) -> str:
         token = new_refresh_token()
