@@ -54,14 +54,14 @@ def redis_server() -> Iterator[RedisServer]:
 async def started(
     tmp_path: Path, redis_server: RedisServer, names: list[str], **overrides: Any
 ) -> tuple[Runtime, httpx.AsyncClient]:
+    options: dict[str, Any] = {"rate_limits": False, **overrides}
     settings = Settings(
         data_dir=tmp_path / "data",
         redis_url=redis_url(redis_server),
         seed_file=None,
         partitions=1,
         consumers_per_group=1,
-        rate_limits=False,
-        **overrides,
+        **options,
     )
     runtime = Runtime(settings, names)
     app = runtime.app()
@@ -274,3 +274,43 @@ async def test_a_flush_during_a_publish_leaves_the_list_incomplete(
         assert not await revocations.is_revoked("never-revoked")
     finally:
         await client.aclose()
+
+
+async def test_rate_limits_hold_per_process_while_redis_is_down(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """The documented choice: fail open to each process's own buckets, so limits still hold
+    (per process) and no request fails because the shared buckets cannot be read."""
+    runtime, client = await started(
+        tmp_path, redis_server, ["catalog"], rate_limits=True, rate_limit_anonymous=5
+    )
+    admin = aioredis.Redis.from_url(redis_url(redis_server))
+    try:
+        assert (await client.get("/api/stores")).status_code == 200
+        assert [key async for key in admin.scan_iter(match="agora:ratelimit:*")]
+        await admin.aclose()
+
+        await asyncio.to_thread(redis_server.stop)
+        statuses = [(await client.get("/api/stores")).status_code for _ in range(6)]
+        assert statuses == [200] * 5 + [429]
+        limited = await client.get("/api/stores")
+        assert limited.status_code == 429
+        assert limited.headers["content-type"] == "application/problem+json"
+        assert int(limited.headers["retry-after"]) >= 1
+        metrics = (await client.get("/metrics")).text
+        assert sample(metrics, "agora_redis_up", port="ratelimit") == 0
+
+        await asyncio.to_thread(redis_server.ensure_up)  # back, empty: a fresh bucket there
+        admin = aioredis.Redis.from_url(redis_url(redis_server))
+
+        async def limited_in_redis_again() -> bool:
+            response = await client.get("/api/stores")
+            return response.status_code == 200 and bool(
+                [key async for key in admin.scan_iter(match="agora:ratelimit:*")]
+            )
+
+        await eventually(limited_in_redis_again, "the limits kept in Redis again")
+    finally:
+        await admin.aclose()
+        await client.aclose()
+        await runtime.stop()

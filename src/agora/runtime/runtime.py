@@ -120,11 +120,14 @@ def build_revocations(
 
 
 def build_edge(
-    settings: Settings, redis: Redis | None, verifier: TokenVerifier
+    settings: Settings,
+    redis: Redis | None,
+    verifier: TokenVerifier,
+    metrics: RedisMetrics | None = None,
 ) -> Callable[[ASGIApp], ASGIApp]:
     """The entry's middleware (`agora.gateway.edge`), limits kept in Redis when configured."""
     limiter: RateLimiter = (
-        RedisRateLimiter(redis, namespace=redis_prefix(settings, "ratelimit"))
+        RedisRateLimiter(redis, namespace=redis_prefix(settings, "ratelimit"), metrics=metrics)
         if redis is not None
         else InProcessRateLimiter()
     )
@@ -208,7 +211,7 @@ def build_gateway(
         PathTable(specs),
         [spec.router() for spec in specs],
         registry,
-        edge=build_edge(settings, redis, verifier),
+        edge=build_edge(settings, redis, verifier, redis_metrics),
         cors_origins=settings.cors_origins,
         max_body_bytes=settings.max_body_bytes,
         on_close=close,
@@ -239,6 +242,7 @@ class Runtime:
         # One client for everything this process keeps in Redis (None: in-process twins).
         self.redis = build_redis(settings)
         shared = Shared(settings, self.redis, self.metrics_registry)
+        self.redis_metrics = shared.redis_metrics
         self.revocations = shared.revocations
         self.specs = [spec for spec in specs if names is None or spec.name in names]
         self.services = build_services(
@@ -384,7 +388,7 @@ class Runtime:
             # Behind the gateway, the gateway is the entry; else this process is.
             edge=None
             if self.settings.behind_gateway
-            else build_edge(self.settings, self.redis, self.token_verifier),
+            else build_edge(self.settings, self.redis, self.token_verifier, self.redis_metrics),
             cors_origins=self.settings.cors_origins,
             max_body_bytes=self.settings.max_body_bytes,
         )

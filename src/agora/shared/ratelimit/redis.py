@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
+from agora.shared.health import RedisHealth, RedisMetrics
 from agora.shared.ratelimit import Decision, TokenBucket, _check_cost
+from agora.shared.ratelimit.in_process import InProcessRateLimiter
 
 __all__ = ["RedisRateLimiter"]
 
@@ -57,20 +60,43 @@ class RedisRateLimiter:
 
     The script is registered once and run with EVALSHA (loaded again if the server has
     forgotten it). `now` is ignored (see `RateLimiter.acquire`). `client`'s owner closes it.
+
+    Redis that does not answer fails open to buckets of this process (an `InProcessRateLimiter`,
+    the same arithmetic), so no request fails for want of the shared buckets and every caller
+    is still limited, per process: with N replicas a caller may get up to N times its quota
+    while it lasts. Buckets start full on either side of the switch (see
+    `agora.shared.health` for the log lines and metrics).
     """
 
-    def __init__(self, client: Redis, *, namespace: str = "agora:ratelimit:") -> None:
+    def __init__(
+        self,
+        client: Redis,
+        *,
+        namespace: str = "agora:ratelimit:",
+        metrics: RedisMetrics | None = None,
+    ) -> None:
         self._namespace = namespace
         self._script = client.register_script(_TOKEN_BUCKET_LUA)
+        self._fallback = InProcessRateLimiter()
+        self._health = RedisHealth(
+            "ratelimit", "limits are kept per process until it answers", metrics
+        )
 
     async def acquire(
         self, key: str, policy: TokenBucket, cost: int = 1, now: float | None = None
     ) -> Decision:
         _check_cost(policy, cost)
-        allowed, remaining, retry_after, reset_after = await self._script(
-            keys=[self._namespace + key],
-            args=[policy.capacity, repr(float(policy.refill_per_second)), cost],
-        )
+        if not self._health.should_try():
+            return await self._fallback.acquire(key, policy, cost)
+        try:
+            allowed, remaining, retry_after, reset_after = await self._script(
+                keys=[self._namespace + key],
+                args=[policy.capacity, repr(float(policy.refill_per_second)), cost],
+            )
+        except RedisError as error:
+            self._health.failed(error)
+            return await self._fallback.acquire(key, policy, cost)
+        self._health.succeeded()
         return Decision(
             allowed=bool(allowed),
             remaining=int(remaining),
