@@ -9,6 +9,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agora.messaging import ConsumerOptions, RetryPolicy
+from agora.messaging.sql import DatabaseTimeouts
 
 
 class Settings(BaseSettings):
@@ -103,6 +104,52 @@ class Settings(BaseSettings):
         "empty: no CORS",
     )
     max_body_bytes: int = Field(1_000_000, ge=1_000, description="Largest request body accepted")
+    request_header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="How long a client may take to send a request's headers (from connecting, "
+        "or from the end of the previous response) before the connection is answered 408 and "
+        "closed",
+    )
+    request_body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="How long a client may take to send a request's body, once its headers "
+        "arrived (408 request-timeout, and the connection closed)",
+    )
+    upstream_timeout_seconds: float = Field(
+        30.0, gt=0, le=600, description="How long the gateway waits for a service's answer"
+    )
+    database_connect_timeout_seconds: float = Field(
+        5.0, gt=0, le=120, description="How long opening a PostgreSQL connection may take"
+    )
+    database_statement_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="PostgreSQL's statement_timeout on every connection (migrations excepted): "
+        "a statement running longer is cancelled",
+    )
+    kafka_request_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="How long a Kafka request (a produce among them) may wait for the cluster",
+    )
+    redis_timeout_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="How long connecting to Redis, or one Redis command, may take",
+    )
+    forwarded_allow_ips: list[str] = Field(
+        default_factory=list,
+        description="Proxies whose X-Forwarded-For and X-Forwarded-Proto are trusted, JSON: "
+        '["10.0.0.5"] (addresses or networks, "*" for any); empty: none, so every client is '
+        "known by its own address",
+    )
     rate_limits: bool = Field(True, description="Apply the rate limits at the entry")
     rate_limit_anonymous: int = Field(
         120, ge=1, description="Requests per minute (and burst) per client address, anonymous"
@@ -136,6 +183,13 @@ class Settings(BaseSettings):
     @property
     def idempotency_in_flight(self) -> dt.timedelta:
         return dt.timedelta(seconds=self.idempotency_in_flight_seconds)
+
+    @property
+    def database_timeouts(self) -> DatabaseTimeouts:
+        return DatabaseTimeouts(
+            connect=self.database_connect_timeout_seconds,
+            statement=self.database_statement_timeout_seconds,
+        )
 
     @property
     def consumer_options(self) -> ConsumerOptions:

@@ -3,6 +3,7 @@ every error, health and Prometheus metrics."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -39,6 +40,7 @@ from agora.problems import PROBLEM_JSON, ProblemError
 logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_000_000
+BODY_TIMEOUT = 30.0
 JSON = "application/json"
 # What a 405 probes the path with to say, in `Allow`, every method it serves.
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -46,6 +48,7 @@ METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 HTTP_PROBLEMS = {
     404: ("not-found", "Not found"),
     405: ("method-not-allowed", "Method not allowed"),
+    408: ("request-timeout", "Request timeout"),
     413: ("payload-too-large", "Payload too large"),
 }
 
@@ -114,9 +117,11 @@ def create_app(
     edge: Callable[[ASGIApp], ASGIApp] | None = None,
     cors_origins: Sequence[str] = (),
     max_body_bytes: int = MAX_BODY_BYTES,
+    body_timeout: float = BODY_TIMEOUT,
 ) -> FastAPI:
     """`edge`, for the process that is the entry from outside: the middleware every outside
-    request passes first (see `agora.gateway.edge`), with CORS for `cors_origins`."""
+    request passes first (see `agora.gateway.edge`), with CORS for `cors_origins`. A request's
+    body must arrive within `body_timeout` seconds of its headers."""
     app = FastAPI(
         title="Agora",
         version=__version__,
@@ -135,8 +140,9 @@ def create_app(
     serve_docs(app)
     _install_problem_handlers(app)
     # Outermost last: CORS, request ids, metrics, the edge, the URL's characters, the body
-    # limit, then the routes.
+    # deadline and limit, then the routes.
     app.add_middleware(_BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(_BodyDeadline, seconds=body_timeout)
     app.add_middleware(_RefuseNul)
     if edge is not None:
         app.add_middleware(_Wrapped, wrap=edge)
@@ -208,6 +214,13 @@ def internal_error() -> ProblemError:
     """The answer to a bug (an unhandled error), wherever it is caught."""
     return ProblemError(
         500, "internal-error", "Internal error", "The server failed; the error was logged."
+    )
+
+
+def request_timeout(detail: str) -> ProblemError:
+    """The answer to a client too slow to send its request; the connection is closed after."""
+    return ProblemError(
+        408, "request-timeout", "Request timeout", detail, headers={"Connection": "close"}
     )
 
 
@@ -442,6 +455,44 @@ class _BodyLimit:
             return message
 
         await self.app(scope, receive_within_limit, send)
+
+
+class _BodyDeadline:
+    """Bounds the time a client takes to send a request's body: reading it past `seconds`
+    after the request began fails with a 408 problem, and the connection is closed (a client
+    sending a byte now and then would hold it open for as long as it likes otherwise). Once
+    the body is in, later reads (a stream waiting for the client to go) wait as long as they
+    need."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        deadline = asyncio.get_running_loop().time() + self.seconds
+        body_done = False
+
+        async def receive_by_deadline() -> Message:
+            nonlocal body_done
+            if body_done:
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                problem = request_timeout(
+                    f"the request's body did not arrive within {self.seconds:g} s"
+                )
+                # FastAPI turns errors while it reads a body into 400, except this one.
+                raise StarletteHTTPException(408, problem.detail, headers=problem.headers) from None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                body_done = True
+            return message
+
+        await self.app(scope, receive_by_deadline, send)
 
 
 class _HttpMetrics:

@@ -1,5 +1,6 @@
-"""`messaging.sql.Database` on PostgreSQL: reads without a transaction, and pooled connections
-checked before use once they have sat idle (a server that dropped them while they waited)."""
+"""`messaging.sql.Database` on PostgreSQL: reads without a transaction, pooled connections
+checked before use once they have sat idle (a server that dropped them while they waited), and
+statements that cannot run for ever."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from agora.infra import InfraSettings
 from agora.messaging import Database
+from agora.messaging.sql import DatabaseTimeouts, database_unavailable, without_statement_timeout
 from agora.runtime.supervisor import ensure_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.asyncio]
@@ -99,3 +101,29 @@ async def test_a_connection_used_moments_ago_is_not_pinged(
         await backend_pid(db)
     assert failed.value.connection_invalidated
     assert await backend_pid(db) != pid
+
+
+async def test_a_statement_past_the_statement_timeout_is_cancelled(
+    databases: Callable[..., Database],
+) -> None:
+    db = databases(timeouts=DatabaseTimeouts(statement=0.5))
+    async with db.read() as conn:
+        assert await conn.scalar(text("SHOW statement_timeout")) == "500ms"
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(DBAPIError) as cancelled:
+        async with db.read() as conn:
+            await conn.execute(text("SELECT pg_sleep(5)"))
+    assert asyncio.get_running_loop().time() - started < 4
+    assert getattr(cancelled.value.orig, "sqlstate", None) == "57014"
+    assert database_unavailable(cancelled.value)  # answered 503, not 500
+
+
+async def test_a_migration_may_run_past_the_statement_timeout(
+    databases: Callable[..., Database],
+) -> None:
+    db = databases(timeouts=DatabaseTimeouts(statement=0.2))
+    async with db.write() as conn:
+        await without_statement_timeout(conn)
+        await conn.execute(text("SELECT pg_sleep(0.5)"))
+    async with db.read() as conn:  # the connection's own timeout is back after it
+        assert await conn.scalar(text("SHOW statement_timeout")) == "200ms"

@@ -9,6 +9,7 @@ for the other tests); the services run in process on the embedded default.
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -20,7 +21,7 @@ import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
 from agora.infra.redis import RedisServer
-from agora.runtime.runtime import Runtime
+from agora.runtime.runtime import Runtime, build_redis
 from agora.services.catalog.seed import DEMO_CATALOG
 from agora.settings import Settings
 from agora.shared.cache.redis import RedisReadCache
@@ -314,3 +315,25 @@ async def test_rate_limits_hold_per_process_while_redis_is_down(
         await admin.aclose()
         await client.aclose()
         await runtime.stop()
+
+
+async def test_a_stalled_redis_costs_a_read_its_timeout_not_the_stall(
+    redis_server: RedisServer,
+) -> None:
+    """Redis that stops answering without closing (CLIENT PAUSE here, a dead peer elsewhere):
+    the process's client gives up after `redis_timeout_seconds` and the read goes on."""
+    settings = Settings(redis_url=redis_url(redis_server), redis_timeout_seconds=0.3)
+    client = build_redis(settings)
+    assert client is not None
+    admin = aioredis.Redis.from_url(redis_url(redis_server))
+    cache = RedisReadCache(client, namespace="test:stall:")
+    try:
+        await cache.set("k", b"v", ttl=60)
+        await admin.execute_command("CLIENT", "PAUSE", "5000", "ALL")
+        started = time.monotonic()
+        assert await cache.get("k") is None
+        assert time.monotonic() - started < 2.0
+    finally:
+        await admin.execute_command("CLIENT", "UNPAUSE")
+        await client.aclose()
+        await admin.aclose()

@@ -25,6 +25,8 @@ __all__ = ["migrate", "serve", "up"]
 def _serve(app: FastAPI, settings: Settings) -> None:
     import uvicorn
 
+    from agora.runtime.server import uvicorn_config
+
     drain: Callable[[], None] | None = getattr(app.state, "drain", None)
     drained: Callable[[], Awaitable[None]] | None = getattr(app.state, "drained", None)
 
@@ -43,16 +45,7 @@ def _serve(app: FastAPI, settings: Settings) -> None:
                 await drained()
             await super().shutdown(sockets)
 
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=10,
-    )
-    Server(config).run()
+    Server(uvicorn_config(app, settings)).run()
 
 
 def up(

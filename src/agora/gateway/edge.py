@@ -31,10 +31,11 @@ from agora.auth import (
     TokenVerifier,
 )
 from agora.auth.web import client_ip
+from agora.messaging.sql import database_unavailable
 from agora.problems import PROBLEM_JSON, problem_body
 from agora.shared.ratelimit import RateLimiter, TokenBucket, rate_limit_headers
 from agora.shared.revocations import RevocationsUnavailable
-from agora.web import internal_error
+from agora.web import database_unavailable_problem, internal_error
 
 __all__ = [
     "API_CSP",
@@ -134,14 +135,21 @@ class EdgeMiddleware:
 
         try:
             await self._admit(scope, receive, send_with_headers, extra)
-        except Exception:
+        except Exception as error:
             if started:
                 raise
             # The app answers an unhandled error outside every middleware, where these headers
             # would be lost: answer it here, and re-raise for the app to log it (it sends nothing
             # more once a response has started).
-            body = internal_error().body(instance=scope["path"])
-            response = JSONResponse(body, status_code=500, media_type=PROBLEM_JSON)
+            problem = (
+                database_unavailable_problem() if database_unavailable(error) else internal_error()
+            )
+            response = JSONResponse(
+                problem.body(instance=scope["path"]),
+                status_code=problem.status,
+                media_type=PROBLEM_JSON,
+                headers=problem.headers,
+            )
             await response(scope, receive, send_with_headers)
             raise
 

@@ -34,7 +34,7 @@ from agora.sockets import (
     LiveSocket,
     origin_allowed,
 )
-from agora.web import Health, Readiness, Unavailable, create_app
+from agora.web import BODY_TIMEOUT, MAX_BODY_BYTES, Health, Readiness, Unavailable, create_app
 
 __all__ = ["create_gateway"]
 
@@ -88,7 +88,8 @@ def create_gateway(
     client_factory: Callable[[], httpx.AsyncClient] | None = None,
     edge: Callable[[ASGIApp], ASGIApp] | None = None,
     cors_origins: Sequence[str] = (),
-    max_body_bytes: int | None = None,
+    max_body_bytes: int = MAX_BODY_BYTES,
+    body_timeout: float = BODY_TIMEOUT,
     on_close: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """`paths` says which service owns a path. `routers` are the services' routers, used for the
@@ -171,7 +172,8 @@ def create_gateway(
         lifespan=lifespan,
         edge=edge,
         cors_origins=cors_origins,
-        **({"max_body_bytes": max_body_bytes} if max_body_bytes else {}),
+        max_body_bytes=max_body_bytes,
+        body_timeout=body_timeout,
     )
     app.openapi = describe(app, routers)  # type: ignore[method-assign]
     app.include_router(console_router())

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import MetaData
 
-from agora.messaging.sql import Database
+from agora.messaging.sql import Database, without_statement_timeout
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -60,6 +60,7 @@ async def migrate(
 
     histories = [*platform, versions]
     async with db.write() as conn:
+        await without_statement_timeout(conn)
         await conn.run_sync(
             lambda sync: command.upgrade(_config(histories, sync, db.metadata), "heads")
         )

@@ -26,7 +26,7 @@ from agora.messaging.runner import (
     Handler,
     RetryPolicy,
 )
-from agora.messaging.sql import Database
+from agora.messaging.sql import Database, DatabaseTimeouts
 from agora.messaging.unit_of_work import UnitOfWork
 
 __all__ = ["ConsumerOptions", "Infrastructure", "Service", "ServicePlatform"]
@@ -53,6 +53,7 @@ class ServicePlatform:
         *,
         consumer_options: ConsumerOptions | None = None,
         relay_batch_size: int = 500,
+        database_timeouts: DatabaseTimeouts | None = None,
     ) -> None:
         self.name = name
         self.log = log
@@ -65,7 +66,7 @@ class ServicePlatform:
             table.to_metadata(schema)
         self.outbox = add_outbox_table(schema)
         self.inbox = add_inbox_table(schema)
-        self.db = Database(database_url, schema)
+        self.db = Database(database_url, schema, timeouts=database_timeouts)
         self.relay = OutboxRelay(
             name, self.db, self.outbox, log, metrics, batch_size=relay_batch_size
         )
@@ -138,6 +139,7 @@ class Infrastructure:
     metrics_registry: CollectorRegistry
     database_url: Callable[[str], str]
     consumer_options: ConsumerOptions = dataclasses.field(default_factory=ConsumerOptions)
+    database_timeouts: DatabaseTimeouts = dataclasses.field(default_factory=DatabaseTimeouts)
 
     def platform(self, name: str, metadata: MetaData) -> ServicePlatform:
         return ServicePlatform(
@@ -148,6 +150,7 @@ class Infrastructure:
             self.registry,
             self.metrics,
             consumer_options=self.consumer_options,
+            database_timeouts=self.database_timeouts,
         )
 
 

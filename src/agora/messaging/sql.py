@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import sqlite3
 import time
@@ -50,6 +51,7 @@ from agora.messaging import sqlite_inline
 
 __all__ = [
     "Database",
+    "DatabaseTimeouts",
     "DecimalText",
     "LockTimeout",
     "UtcDateTime",
@@ -59,6 +61,7 @@ __all__ = [
     "ping_when_idle",
     "set_lock_timeout",
     "sqlite_url",
+    "without_statement_timeout",
 ]
 
 
@@ -104,6 +107,7 @@ def _is_lock_timeout(error: DBAPIError) -> bool:
 
 UNAVAILABLE_SQLSTATES = frozenset(
     {
+        "57014",  # query_canceled (statement_timeout)
         "57P01",  # admin_shutdown
         "57P02",  # crash_shutdown
         "57P03",  # cannot_connect_now (starting up, shutting down, recovering)
@@ -197,6 +201,37 @@ def _lock_timeouts() -> Iterator[None]:
         raise
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class DatabaseTimeouts:
+    """What bounds a PostgreSQL server that stalls us: opening a connection takes at most
+    `connect` seconds; a statement runs at most `statement` seconds on the server
+    (`statement_timeout`, set on every connection; then it is cancelled, SQLSTATE 57014), and
+    the client gives up on an answer `statement` + `margin` seconds after asking (a server gone
+    silent, whose cancel would never come). SQLite has none of these: its busy timeout bounds
+    the wait for its lock."""
+
+    connect: float = 5.0
+    statement: float = 30.0
+    margin: float = 5.0
+
+    def asyncpg_arguments(self) -> dict[str, Any]:
+        return {
+            "timeout": self.connect,
+            "command_timeout": self.statement + self.margin,
+            "server_settings": {"statement_timeout": f"{max(1, round(self.statement * 1000))}"},
+        }
+
+
+_SET_NO_STATEMENT_TIMEOUT = select(func.set_config("statement_timeout", "0", True))
+
+
+async def without_statement_timeout(conn: AsyncConnection) -> None:
+    """Until `conn`'s transaction ends, its statements run as long as they take (a migration
+    building an index on a large table). PostgreSQL only."""
+    if conn.dialect.name == "postgresql":
+        await conn.execute(_SET_NO_STATEMENT_TIMEOUT)
+
+
 class Database:
     """One service's database: an engine, its tables, and the way to open transactions."""
 
@@ -207,6 +242,7 @@ class Database:
         *,
         pool_size: int = 16,
         ping_after_idle: float = PING_AFTER_IDLE,
+        timeouts: DatabaseTimeouts | None = None,
     ) -> None:
         self.url = url
         self.metadata = metadata
@@ -218,6 +254,8 @@ class Database:
             options |= {"max_overflow": 3 * pool_size, "pool_reset_on_return": None}
             path = make_url(url).database or ":memory:"
             options["async_creator"] = lambda: sqlite_inline.connect(path)
+        elif make_url(url).drivername == "postgresql+asyncpg":
+            options["connect_args"] = (timeouts or DatabaseTimeouts()).asyncpg_arguments()
         self.engine: AsyncEngine = create_async_engine(url, **options)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
         self._listener: AsyncConnection | None = None

@@ -88,6 +88,7 @@ def build_log(settings: Settings) -> MessageLog:
             replication_factor=settings.kafka_replication_factor,
             client_id=f"agora-{os.getpid()}",
             namespace=settings.kafka_namespace,
+            request_timeout=settings.kafka_request_timeout_seconds,
         )
     return EmbeddedLog(settings.data_dir / "bus.db", default_partitions=settings.partitions)
 
@@ -101,11 +102,19 @@ def redis_prefix(settings: Settings, what: str) -> str:
 def build_redis(settings: Settings) -> Redis | None:
     """The process's one Redis client, or None (in-process twins). Its pool holds at most
     `redis_max_connections`; a caller finding them all busy waits for one (up to 5 s) instead of
-    failing, so a burst of requests queues rather than answering 500."""
+    failing, so a burst of requests queues rather than answering 500. Connecting and every
+    command are bounded by `redis_timeout_seconds` (a pub/sub reader waiting for messages must
+    pass its own read timeout)."""
     if not settings.redis_url:
         return None
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=settings.redis_max_connections, timeout=5
+        settings.redis_url,
+        max_connections=settings.redis_max_connections,
+        timeout=5,
+        # A Redis that stalls fails a command after this, as one that is down does at once:
+        # the adapters then degrade (`agora.shared.health`) instead of holding the request.
+        socket_timeout=settings.redis_timeout_seconds,
+        socket_connect_timeout=settings.redis_timeout_seconds,
     )
     return Redis.from_pool(pool)  # the client owns the pool: closing it closes them
 
@@ -214,6 +223,8 @@ def build_gateway(
         edge=build_edge(settings, redis, verifier, redis_metrics),
         cors_origins=settings.cors_origins,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout=settings.request_body_timeout_seconds,
+        timeout=settings.upstream_timeout_seconds,
         on_close=close,
         client_factory=client_factory,
     )
@@ -238,6 +249,7 @@ class Runtime:
             metrics_registry=self.metrics_registry,
             database_url=settings.database_url,
             consumer_options=settings.consumer_options,
+            database_timeouts=settings.database_timeouts,
         )
         # One client for everything this process keeps in Redis (None: in-process twins).
         self.redis = build_redis(settings)
@@ -391,6 +403,7 @@ class Runtime:
             else build_edge(self.settings, self.redis, self.token_verifier, self.redis_metrics),
             cors_origins=self.settings.cors_origins,
             max_body_bytes=self.settings.max_body_bytes,
+            body_timeout=self.settings.request_body_timeout_seconds,
         )
         if not self.settings.behind_gateway:
             app.include_router(console_router())

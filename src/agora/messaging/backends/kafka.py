@@ -41,15 +41,20 @@ class KafkaLog:
         replication_factor: int = 1,
         linger_ms: int = 0,
         namespace: str = "",
+        request_timeout: float = 10.0,
     ) -> None:
         """`namespace` prefixes every topic and group name on the cluster, so that several
-        environments (or test runs) can share one cluster without seeing each other."""
+        environments (or test runs) can share one cluster without seeing each other.
+        `request_timeout` bounds every request to the cluster, a produce among them: a publish
+        the cluster does not acknowledge in time fails (`KafkaTimeoutError`) rather than wait
+        for as long as the cluster is away."""
         self._namespace = namespace
         self._bootstrap = bootstrap_servers
         self._client_id = client_id
         self._default_partitions = default_partitions
         self._replication_factor = replication_factor
         self._linger_ms = linger_ms
+        self._request_timeout_ms = max(1, round(request_timeout * 1000))
         # aiokafka's clients belong to an event loop: they are made in `open`.
         self._producer: AIOKafkaProducer = None
         self._admin: AIOKafkaAdminClient = None
@@ -67,9 +72,12 @@ class KafkaLog:
             enable_idempotence=True,
             linger_ms=self._linger_ms,
             max_batch_size=256 * 1024,
+            request_timeout_ms=self._request_timeout_ms,
         )
         self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=self._bootstrap, client_id=f"{self._client_id}-admin"
+            bootstrap_servers=self._bootstrap,
+            client_id=f"{self._client_id}-admin",
+            request_timeout_ms=self._request_timeout_ms,
         )
         await self._admin.start()
         await self._producer.start()
