@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
+from aiokafka.errors import KafkaError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
@@ -25,6 +26,7 @@ from prometheus_client import (
     generate_latest,
 )
 from pydantic import BaseModel, computed_field
+from redis.exceptions import RedisError
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -33,7 +35,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agora import __version__
 from agora.messaging import new_id
 from agora.messaging.context import request_scope
-from agora.messaging.sql import LockTimeout, database_unavailable
+from agora.messaging.faults import DATABASE, transient_fault
+from agora.messaging.sql import LockTimeout
 from agora.openapi import describe, serve_docs
 from agora.problems import PROBLEM_JSON, ProblemError
 
@@ -224,13 +227,26 @@ def request_timeout(detail: str) -> ProblemError:
     )
 
 
-def database_unavailable_problem() -> ProblemError:
-    """The answer to a request the database could not serve now (see `database_unavailable`)."""
+def dependency_unavailable(error: BaseException) -> ProblemError | None:
+    """The answer to a request that failed because a dependency did not answer (a transient
+    fault, `agora.messaging.faults.transient_fault`): 503 with `Retry-After`, the same request
+    succeeds once it answers. None when `error` is a bug."""
+    dependency = transient_fault(error)
+    if dependency is None:
+        return None
+    if dependency == DATABASE:
+        return ProblemError(
+            503,
+            "database-unavailable",
+            "Database unavailable",
+            "The database cannot be reached now; retry shortly.",
+            headers={"Retry-After": "1"},
+        )
     return ProblemError(
         503,
-        "database-unavailable",
-        "Database unavailable",
-        "The database cannot be reached now; retry shortly.",
+        "service-unavailable",
+        "Service unavailable",
+        f"A dependency of this service ({dependency}) did not answer; retry shortly.",
         headers={"Retry-After": "1"},
     )
 
@@ -314,28 +330,31 @@ def _install_problem_handlers(app: FastAPI) -> None:
         problem = ProblemError(error.status_code, slug, title, str(error.detail), headers=headers)
         return _problem(problem, request)
 
-    async def on_database_error(request: Request, error: Exception) -> JSONResponse:
-        if not database_unavailable(error):
+    async def on_dependency_error(request: Request, error: Exception) -> JSONResponse:
+        problem = dependency_unavailable(error)
+        if problem is None:
             raise error  # a bug after all: on to `on_crash`
         # One line, no traceback: an outage fails every request alike.
         logger.warning(
-            "database unavailable on %s %s: %s: %s",
+            "%s on %s %s: %s: %s",
+            problem.title,
             request.method,
             request.url.path,
             type(error).__name__,
             str(error)[:300],
         )
-        return _problem(database_unavailable_problem(), request)
+        return _problem(problem, request)
 
-    # The errors a database that went away raises, answered without reaching `on_crash` (where
-    # Starlette would log each one again with its traceback).
-    for kind in (SQLAlchemyError, LockTimeout, OSError):
-        app.add_exception_handler(kind, on_database_error)
+    # The errors a dependency that went away raises, answered without reaching `on_crash`
+    # (where Starlette would log each one again with its traceback).
+    for kind in (SQLAlchemyError, LockTimeout, OSError, RedisError, KafkaError):
+        app.add_exception_handler(kind, on_dependency_error)
 
     @app.exception_handler(Exception)
     async def on_crash(request: Request, error: Exception) -> JSONResponse:
-        if database_unavailable(error):  # wrapped in an error of our own
-            return _problem(database_unavailable_problem(), request)
+        problem = dependency_unavailable(error)  # wrapped in an error of our own
+        if problem is not None:
+            return _problem(problem, request)
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return _problem(internal_error(), request)
 

@@ -16,7 +16,8 @@ from sqlalchemy.exc import DBAPIError
 
 from agora.infra import InfraSettings
 from agora.messaging import Database
-from agora.messaging.sql import DatabaseTimeouts, database_unavailable, without_statement_timeout
+from agora.messaging.faults import transient_fault
+from agora.messaging.sql import DatabaseTimeouts, without_statement_timeout
 from agora.runtime.supervisor import ensure_database
 
 pytestmark = [pytest.mark.postgres, pytest.mark.asyncio]
@@ -115,7 +116,7 @@ async def test_a_statement_past_the_statement_timeout_is_cancelled(
             await conn.execute(text("SELECT pg_sleep(5)"))
     assert asyncio.get_running_loop().time() - started < 4
     assert getattr(cancelled.value.orig, "sqlstate", None) == "57014"
-    assert database_unavailable(cancelled.value)  # answered 503, not 500
+    assert transient_fault(cancelled.value) == "database"  # answered 503, not 500
 
 
 async def test_a_migration_may_run_past_the_statement_timeout(

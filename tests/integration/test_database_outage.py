@@ -12,10 +12,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from agora.infra.postgres import PostgresServer
+from agora.infra.postgres import create_databases
 from agora.runtime.runtime import Runtime
 from agora.settings import Settings
-from own_servers import create_service_databases, database_url_template, own_postgres
+from own_postgres import OwnPostgres, own_postgres
+
+__all__ = ["own_postgres"]
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -23,18 +25,12 @@ PROBLEM_JSON = "application/problem+json"
 
 
 @pytest.fixture
-async def postgres() -> AsyncIterator[PostgresServer]:
-    with own_postgres() as server:
-        await create_service_databases(server, ["catalog"])
-        yield server
-
-
-@pytest.fixture
-async def client(postgres: PostgresServer, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def client(own_postgres: OwnPostgres, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
     """Catalog alone, on the test's own PostgreSQL (and the embedded log)."""
+    await create_databases(own_postgres.url_template(), ["catalog"])
     settings = Settings(
         data_dir=tmp_path / "data",
-        database_url_template=database_url_template(postgres),
+        database_url_template=own_postgres.url_template(),
         migrate_on_start=True,
         seed_file=None,
         partitions=1,
@@ -69,12 +65,12 @@ def fresh_search() -> str:
 
 
 async def test_a_stopped_database_answers_503_with_retry_after_then_200_again(
-    postgres: PostgresServer, client: httpx.AsyncClient
+    own_postgres: OwnPostgres, client: httpx.AsyncClient
 ) -> None:
     assert (await client.get(fresh_search())).status_code == 200
     assert (await client.get("/healthz")).status_code == 200
 
-    await asyncio.to_thread(postgres.stop)
+    await asyncio.to_thread(own_postgres.stop)
 
     for path in (fresh_search(), fresh_search(), "/healthz", "/api/stores"):
         response = await client.get(path)
@@ -83,7 +79,11 @@ async def test_a_stopped_database_answers_503_with_retry_after_then_200_again(
         assert response.headers["retry-after"] == "1"
         assert response.json()["type"] == "/problems/database-unavailable"
 
-    await asyncio.to_thread(postgres.ensure_up)
+    not_ready = await eventually_status(client, "/readyz", 503)
+    assert "database" in {item["dependency"] for item in not_ready.json()["unavailable"]}
+
+    await asyncio.to_thread(own_postgres.start)
 
     await eventually_status(client, fresh_search(), 200)
     await eventually_status(client, "/healthz", 200)
+    await eventually_status(client, "/readyz", 200)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,14 +20,15 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
-from agora.infra.redis import RedisServer
 from agora.runtime.runtime import Runtime, build_redis
 from agora.services.catalog.seed import DEMO_CATALOG
 from agora.settings import Settings
 from agora.shared.cache.redis import RedisReadCache
 from agora.shared.revocations import RevocationsUnavailable
 from agora.shared.revocations.redis import RedisRevocations
-from own_servers import own_redis, redis_url
+from own_redis import OwnRedis, own_redis
+
+__all__ = ["own_redis"]
 
 pytestmark = [pytest.mark.redis, pytest.mark.slow, pytest.mark.timeout(240)]
 
@@ -46,19 +47,13 @@ async def eventually(probe: Callable[[], Awaitable[T]], what: str, timeout: floa
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-def redis_server() -> Iterator[RedisServer]:
-    with own_redis() as server:
-        yield server
-
-
 async def started(
-    tmp_path: Path, redis_server: RedisServer, names: list[str], **overrides: Any
+    tmp_path: Path, own_redis: OwnRedis, names: list[str], **overrides: Any
 ) -> tuple[Runtime, httpx.AsyncClient]:
     options: dict[str, Any] = {"rate_limits": False, **overrides}
     settings = Settings(
         data_dir=tmp_path / "data",
-        redis_url=redis_url(redis_server),
+        redis_url=own_redis.url,
         seed_file=None,
         partitions=1,
         consumers_per_group=1,
@@ -73,9 +68,9 @@ async def started(
 
 @pytest.fixture
 async def catalog(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, own_redis: OwnRedis
 ) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    runtime, client = await started(tmp_path, redis_server, ["catalog"])
+    runtime, client = await started(tmp_path, own_redis, ["catalog"])
     try:
         yield runtime, client
     finally:
@@ -91,8 +86,12 @@ def sample(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
-async def cached_keys(server: RedisServer) -> list[bytes]:
-    client = aioredis.Redis.from_url(redis_url(server))
+def redis_up(metrics: str, component: str) -> float:
+    return sample(metrics, "agora_dependency_up", dependency="redis", component=component)
+
+
+async def cached_keys(server: OwnRedis) -> list[bytes]:
+    client = aioredis.Redis.from_url(server.url)
     try:
         return [key async for key in client.scan_iter(match="agora:catalog:product:*")]
     finally:
@@ -100,14 +99,14 @@ async def cached_keys(server: RedisServer) -> list[bytes]:
 
 
 async def test_reads_come_from_the_database_while_the_read_cache_is_down(
-    redis_server: RedisServer, catalog: tuple[Runtime, httpx.AsyncClient]
+    own_redis: OwnRedis, catalog: tuple[Runtime, httpx.AsyncClient]
 ) -> None:
     _, client = catalog
     first = await client.get(f"/api/products/{PRODUCT}")
     assert first.status_code == 200
-    assert await cached_keys(redis_server)  # the read went into the cache
+    assert await cached_keys(own_redis)  # the read went into the cache
 
-    await asyncio.to_thread(redis_server.stop)
+    await asyncio.to_thread(own_redis.stop)
 
     for _ in range(3):
         product = await client.get(f"/api/products/{PRODUCT}")
@@ -117,27 +116,27 @@ async def test_reads_come_from_the_database_while_the_read_cache_is_down(
         assert listed.status_code == 200, listed.text
         assert PRODUCT in {item["id"] for item in listed.json()["items"]}
     metrics = (await client.get("/metrics")).text
-    assert sample(metrics, "agora_redis_errors_total", port="cache") >= 1
-    assert sample(metrics, "agora_redis_up", port="cache") == 0
+    assert sample(metrics, "agora_redis_errors_total", component="read cache") >= 1
+    assert redis_up(metrics, "read cache") == 0
 
-    await asyncio.to_thread(redis_server.ensure_up)  # back, and empty
+    await asyncio.to_thread(own_redis.start)  # back, and empty
 
     async def cached_again() -> list[bytes]:
         assert (await client.get(f"/api/products/{PRODUCT}")).status_code == 200
-        return await cached_keys(redis_server)
+        return await cached_keys(own_redis)
 
     await eventually(cached_again, "the product cached again")
     metrics = (await client.get("/metrics")).text
-    assert sample(metrics, "agora_redis_up", port="cache") == 1
+    assert redis_up(metrics, "read cache") == 1
 
 
 async def test_a_delete_lost_while_redis_stalled_is_done_before_the_cache_answers_again(
-    redis_server: RedisServer,
+    own_redis: OwnRedis,
 ) -> None:
     """A Redis that keeps its data but stops answering (CLIENT PAUSE): the deletion that timed
     out must not leave the old value to be served once it answers again."""
-    client = aioredis.Redis.from_url(redis_url(redis_server), socket_timeout=0.3)
-    admin = aioredis.Redis.from_url(redis_url(redis_server))
+    client = aioredis.Redis.from_url(own_redis.url, socket_timeout=0.3)
+    admin = aioredis.Redis.from_url(own_redis.url)
     cache = RedisReadCache(client, namespace="test:cache:")
     try:
         await cache.set("product:1", b"old price", ttl=60)
@@ -179,9 +178,9 @@ async def logged_in(client: httpx.AsyncClient) -> dict[str, str]:
 
 @pytest.fixture
 async def identity(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, own_redis: OwnRedis
 ) -> AsyncIterator[tuple[Runtime, httpx.AsyncClient]]:
-    runtime, client = await started(tmp_path, redis_server, ["identity"])
+    runtime, client = await started(tmp_path, own_redis, ["identity"])
     try:
         yield runtime, client
     finally:
@@ -216,13 +215,13 @@ async def never_accepted_again(client: httpx.AsyncClient, headers: dict[str, str
 
 
 async def test_a_flushed_redis_never_makes_a_revoked_token_valid(
-    redis_server: RedisServer, identity: tuple[Runtime, httpx.AsyncClient]
+    own_redis: OwnRedis, identity: tuple[Runtime, httpx.AsyncClient]
 ) -> None:
     _, client = identity
     headers = await logged_out_token(client)
     live = await logged_in(client)
 
-    admin = aioredis.Redis.from_url(redis_url(redis_server))
+    admin = aioredis.Redis.from_url(own_redis.url)
     try:
         await admin.flushall()
     finally:
@@ -233,25 +232,25 @@ async def test_a_flushed_redis_never_makes_a_revoked_token_valid(
 
 
 async def test_a_restarted_redis_never_makes_a_revoked_token_valid(
-    redis_server: RedisServer, identity: tuple[Runtime, httpx.AsyncClient]
+    own_redis: OwnRedis, identity: tuple[Runtime, httpx.AsyncClient]
 ) -> None:
     _, client = identity
     headers = await logged_out_token(client)
 
-    await asyncio.to_thread(redis_server.stop)
+    await asyncio.to_thread(own_redis.stop)
     down = await client.get("/api/auth/me", headers=headers)
     assert down.status_code == 503, down.text
-    await asyncio.to_thread(redis_server.ensure_up)  # empty: it keeps nothing
+    await asyncio.to_thread(own_redis.start)  # empty: it keeps nothing
 
     await never_accepted_again(client, headers)
 
 
 async def test_a_flush_during_a_publish_leaves_the_list_incomplete(
-    redis_server: RedisServer,
+    own_redis: OwnRedis,
 ) -> None:
     """Redis flushed after identity started a publish (and after a logout it will not see
     wrote its entry): the list must not be marked complete without that entry."""
-    client = aioredis.Redis.from_url(redis_url(redis_server))
+    client = aioredis.Redis.from_url(own_redis.url)
     revocations = RedisRevocations(client, prefix="test:revoked:")
     try:
         await revocations.revoke("logged-out-meanwhile", ttl=60)
@@ -278,20 +277,20 @@ async def test_a_flush_during_a_publish_leaves_the_list_incomplete(
 
 
 async def test_rate_limits_hold_per_process_while_redis_is_down(
-    tmp_path: Path, redis_server: RedisServer
+    tmp_path: Path, own_redis: OwnRedis
 ) -> None:
     """The documented choice: fail open to each process's own buckets, so limits still hold
     (per process) and no request fails because the shared buckets cannot be read."""
     runtime, client = await started(
-        tmp_path, redis_server, ["catalog"], rate_limits=True, rate_limit_anonymous=5
+        tmp_path, own_redis, ["catalog"], rate_limits=True, rate_limit_anonymous=5
     )
-    admin = aioredis.Redis.from_url(redis_url(redis_server))
+    admin = aioredis.Redis.from_url(own_redis.url)
     try:
         assert (await client.get("/api/stores")).status_code == 200
         assert [key async for key in admin.scan_iter(match="agora:ratelimit:*")]
         await admin.aclose()
 
-        await asyncio.to_thread(redis_server.stop)
+        await asyncio.to_thread(own_redis.stop)
         statuses = [(await client.get("/api/stores")).status_code for _ in range(6)]
         assert statuses == [200] * 5 + [429]
         limited = await client.get("/api/stores")
@@ -299,10 +298,10 @@ async def test_rate_limits_hold_per_process_while_redis_is_down(
         assert limited.headers["content-type"] == "application/problem+json"
         assert int(limited.headers["retry-after"]) >= 1
         metrics = (await client.get("/metrics")).text
-        assert sample(metrics, "agora_redis_up", port="ratelimit") == 0
+        assert redis_up(metrics, "rate limiter") == 0
 
-        await asyncio.to_thread(redis_server.ensure_up)  # back, empty: a fresh bucket there
-        admin = aioredis.Redis.from_url(redis_url(redis_server))
+        await asyncio.to_thread(own_redis.start)  # back, empty: a fresh bucket there
+        admin = aioredis.Redis.from_url(own_redis.url)
 
         async def limited_in_redis_again() -> bool:
             response = await client.get("/api/stores")
@@ -318,14 +317,14 @@ async def test_rate_limits_hold_per_process_while_redis_is_down(
 
 
 async def test_a_stalled_redis_costs_a_read_its_timeout_not_the_stall(
-    redis_server: RedisServer,
+    own_redis: OwnRedis,
 ) -> None:
     """Redis that stops answering without closing (CLIENT PAUSE here, a dead peer elsewhere):
     the process's client gives up after `redis_timeout_seconds` and the read goes on."""
-    settings = Settings(redis_url=redis_url(redis_server), redis_timeout_seconds=0.3)
+    settings = Settings(redis_url=own_redis.url, redis_timeout_seconds=0.3)
     client = build_redis(settings)
     assert client is not None
-    admin = aioredis.Redis.from_url(redis_url(redis_server))
+    admin = aioredis.Redis.from_url(own_redis.url)
     cache = RedisReadCache(client, namespace="test:stall:")
     try:
         await cache.set("k", b"v", ttl=60)

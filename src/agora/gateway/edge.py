@@ -31,11 +31,10 @@ from agora.auth import (
     TokenVerifier,
 )
 from agora.auth.web import client_ip
-from agora.messaging.sql import database_unavailable
 from agora.problems import PROBLEM_JSON, problem_body
 from agora.shared.ratelimit import RateLimiter, TokenBucket, rate_limit_headers
 from agora.shared.revocations import RevocationsUnavailable
-from agora.web import database_unavailable_problem, internal_error
+from agora.web import dependency_unavailable, internal_error
 
 __all__ = [
     "API_CSP",
@@ -141,9 +140,7 @@ class EdgeMiddleware:
             # The app answers an unhandled error outside every middleware, where these headers
             # would be lost: answer it here, and re-raise for the app to log it (it sends nothing
             # more once a response has started).
-            problem = (
-                database_unavailable_problem() if database_unavailable(error) else internal_error()
-            )
+            problem = dependency_unavailable(error) or internal_error()
             response = JSONResponse(
                 problem.body(instance=scope["path"]),
                 status_code=problem.status,

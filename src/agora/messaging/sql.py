@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import errno
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -43,7 +42,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
@@ -56,7 +55,6 @@ __all__ = [
     "LockTimeout",
     "UtcDateTime",
     "configure_sqlite",
-    "database_unavailable",
     "insert_new",
     "ping_when_idle",
     "set_lock_timeout",
@@ -103,92 +101,6 @@ def _is_lock_timeout(error: DBAPIError) -> bool:
     if getattr(cause, "sqlstate", None) == LOCK_NOT_AVAILABLE:
         return True
     return getattr(cause, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
-
-
-UNAVAILABLE_SQLSTATES = frozenset(
-    {
-        "57014",  # query_canceled (statement_timeout)
-        "57P01",  # admin_shutdown
-        "57P02",  # crash_shutdown
-        "57P03",  # cannot_connect_now (starting up, shutting down, recovering)
-        "53300",  # too_many_connections
-    }
-)
-"""PostgreSQL's SQLSTATEs of a server that cannot serve now; besides these, every code of class
-08 (connection exception)."""
-
-_SOCKET_ERRNOS = frozenset(
-    {
-        errno.ECONNREFUSED,
-        errno.ECONNRESET,
-        errno.ECONNABORTED,
-        errno.EPIPE,
-        errno.ETIMEDOUT,
-        errno.EHOSTUNREACH,
-        errno.ENETUNREACH,
-    }
-)
-
-# A bare socket error is the database's only when a database driver raised it: asyncpg lets
-# the OSError of a refused connect through unwrapped.
-_DRIVERS = ("asyncpg", "sqlalchemy", "aiosqlite", "agora.messaging.sql", "agora.messaging.sqlite")
-
-
-def _causes(error: BaseException) -> Iterator[BaseException]:
-    """`error` and what it was raised from or while handling, each once."""
-    seen: set[int] = set()
-    pending = [error]
-    while pending:
-        current = pending.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        yield current
-        if current.__cause__ is not None:
-            pending.append(current.__cause__)
-        if current.__context__ is not None and not current.__suppress_context__:
-            pending.append(current.__context__)
-
-
-def _raised_by_driver(error: BaseException) -> bool:
-    tb = error.__traceback__
-    while tb is not None:
-        if str(tb.tb_frame.f_globals.get("__name__", "")).startswith(_DRIVERS):
-            return True
-        tb = tb.tb_next
-    return False
-
-
-def _unavailable(error: BaseException, chain: list[BaseException]) -> bool:
-    if isinstance(error, LockTimeout | DisconnectionError):
-        return True
-    if isinstance(error, DBAPIError) and error.connection_invalidated:
-        return True
-    if isinstance(error, InterfaceError):
-        # A closed connection, unless the driver refused the arguments it was given (asyncpg's
-        # argument errors are InterfaceErrors that are also ValueErrors).
-        return not any(isinstance(e, ValueError | TypeError) for e in chain)
-    sqlstate = getattr(error, "sqlstate", None)
-    if isinstance(sqlstate, str) and (sqlstate in UNAVAILABLE_SQLSTATES or sqlstate[:2] == "08"):
-        return True
-    if isinstance(error, sqlite3.OperationalError | OperationalError) and (
-        "database is locked" in str(error).lower()
-    ):
-        return True
-    if isinstance(error, ConnectionError | TimeoutError) or (
-        isinstance(error, OSError) and error.errno in _SOCKET_ERRNOS
-    ):
-        return _raised_by_driver(error)
-    return False
-
-
-def database_unavailable(error: BaseException) -> bool:
-    """Whether `error`, or anything in the chain it was raised from, says the database could not
-    serve (a connection refused, reset, closed or timed out; the server shutting down, starting
-    or out of connections; a lock or "database is locked" waited out) rather than that the work
-    was wrong. The same request succeeds once the database answers again."""
-    chain = list(_causes(error))
-    return any(_unavailable(current, chain) for current in chain)
 
 
 @contextlib.contextmanager

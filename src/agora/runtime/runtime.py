@@ -161,11 +161,11 @@ class Shared:
     settings name one, else in-process twins."""
 
     def __init__(
-        self, settings: Settings, redis: Redis | None, metrics_registry: CollectorRegistry
+        self, settings: Settings, redis: Redis | None, redis_metrics: RedisMetrics
     ) -> None:
         self._settings = settings
         self._redis = redis
-        self.redis_metrics = RedisMetrics(metrics_registry)
+        self.redis_metrics = redis_metrics
         self.revocations = build_revocations(settings, redis, self.redis_metrics)
 
     def read_cache(self, namespace: str) -> ReadCache:
@@ -207,7 +207,7 @@ def build_gateway(
 
     redis = build_redis(settings)
     registry = CollectorRegistry()
-    redis_metrics = RedisMetrics(registry)
+    redis_metrics = RedisMetrics(registry, MessagingMetrics(registry).dependency_up)
     source: KeySource = HttpKeySource(settings.jwks_url) if settings.jwks_url else _no_key_source
     verifier = TokenVerifier(source, revocations=build_revocations(settings, redis, redis_metrics))
 
@@ -241,11 +241,12 @@ class Runtime:
         self.settings = settings
         self.data_dir = settings.data_dir
         self.metrics_registry = CollectorRegistry()
+        messaging_metrics = MessagingMetrics(self.metrics_registry)
         self.log = build_log(settings)
         infrastructure = Infrastructure(
             log=self.log,
             registry=contracts.registry(),
-            metrics=MessagingMetrics(self.metrics_registry),
+            metrics=messaging_metrics,
             metrics_registry=self.metrics_registry,
             database_url=settings.database_url,
             consumer_options=settings.consumer_options,
@@ -253,7 +254,11 @@ class Runtime:
         )
         # One client for everything this process keeps in Redis (None: in-process twins).
         self.redis = build_redis(settings)
-        shared = Shared(settings, self.redis, self.metrics_registry)
+        shared = Shared(
+            settings,
+            self.redis,
+            RedisMetrics(self.metrics_registry, messaging_metrics.dependency_up),
+        )
         self.redis_metrics = shared.redis_metrics
         self.revocations = shared.revocations
         self.specs = [spec for spec in specs if names is None or spec.name in names]

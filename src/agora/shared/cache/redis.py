@@ -41,7 +41,7 @@ class RedisReadCache:
     ) -> None:
         self._client = client
         self._namespace = namespace
-        self._health = RedisHealth("cache", "reads go to the database without the cache", metrics)
+        self._health = RedisHealth("read cache", metrics)
         self._pending: set[str] = set()
         self._drop_namespace = False
 

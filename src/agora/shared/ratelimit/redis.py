@@ -78,9 +78,7 @@ class RedisRateLimiter:
         self._namespace = namespace
         self._script = client.register_script(_TOKEN_BUCKET_LUA)
         self._fallback = InProcessRateLimiter()
-        self._health = RedisHealth(
-            "ratelimit", "limits are kept per process until it answers", metrics
-        )
+        self._health = RedisHealth("rate limiter", metrics)
 
     async def acquire(
         self, key: str, policy: TokenBucket, cost: int = 1, now: float | None = None

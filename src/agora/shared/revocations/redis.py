@@ -57,9 +57,7 @@ class RedisRevocations:
         self._complete = prefix + ".complete"
         self._publishing = prefix + ".publishing"
         self._publish = redis.register_script(_PUBLISH_LUA)
-        self._health = RedisHealth(
-            "revocations", "authenticated requests answer 503 until it answers", metrics
-        )
+        self._health = RedisHealth("revocation list", metrics)
 
     async def revoke(self, session_id: str, ttl: float) -> None:
         await self._call(

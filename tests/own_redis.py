@@ -1,0 +1,44 @@
+"""A Redis of a test's own, to stop, flush or pause and start again: the shared test servers are
+never stopped (other runs use them)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agora.infra.redis import RedisServer
+from agora.runtime.supervisor import LOOPBACK, free_port
+
+
+class OwnRedis:
+    """A Redis in `root` on a free port. It saves nothing: `stop` then `start` is a restart
+    that comes back empty, as the production Redis of `agora infra` does."""
+
+    def __init__(self, root: Path) -> None:
+        self.server = RedisServer(root, free_port(LOOPBACK))
+
+    @property
+    def url(self) -> str:
+        return f"redis://{LOOPBACK}:{self.server.port}/0"
+
+    def start(self) -> None:
+        self.server.ensure_up()
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    root = Path(tempfile.mkdtemp(prefix="agora-own-redis-"))
+    redis = OwnRedis(root)
+    try:
+        redis.start()
+        yield redis
+    finally:
+        redis.stop()
+        shutil.rmtree(root, ignore_errors=True)
