@@ -197,9 +197,6 @@ class SeatHub:
         for session in self._sessions.values():
             session.end(self._closing)
 
-    def sessions(self) -> int:
-        return len(self._sessions)
-
     @contextlib.asynccontextmanager
     async def upstream(self, session_id: str, version: int) -> Any:
         """The session's stream from a replica of inventory, from after `version` (a
