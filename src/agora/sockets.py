@@ -5,6 +5,11 @@ that does not read), how it ends (a close frame saying why, on SIGTERM too), and
 A stream is a coroutine that sends; `serve` runs it beside a reader of what the client sends (a
 first `auth` message, and the client's own close), and ends both when either ends.
 
+A change many clients watch is sent to them all at once where it happens (`LiveSocket.send_now`):
+its frame is serialized once and written to each connection that is keeping up, when the server
+offers that (`WRITE_FRAME`, our uvicorn's); a client that is not, or another server, is sent it by
+its own stream the usual way.
+
 Close codes: 1000 normal, 1001 the server is going away (reconnect with `?since=`), 1013 the
 client did not read fast enough (reconnect with `?since=`), 4401 no valid token, 4403 the
 origin is not allowed, 4404 not found (4000 + the HTTP status an API request would get).
@@ -26,6 +31,7 @@ from urllib.parse import urlsplit
 import orjson
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
+from websockets.frames import Frame, Opcode
 
 from agora.auth import InvalidToken, KeysUnavailable, Principal
 from agora.auth.web import verifier_of
@@ -38,6 +44,7 @@ __all__ = [
     "NOT_FOUND",
     "TOO_SLOW",
     "UNAUTHORIZED",
+    "WRITE_FRAME",
     "LiveMetrics",
     "LiveSocket",
     "entry_origins",
@@ -54,6 +61,10 @@ SEND_TIMEOUT = 10.0
 """Seconds a frame may wait for a client to read; then the client is dropped (1013)."""
 AUTH_TIMEOUT = 10.0
 """Seconds a stream that needs a token waits for the client's first message."""
+
+WRITE_FRAME = "agora.websocket.write_frame"
+"""The ASGI extension of a WebSocket connection that takes a whole serialized frame at once:
+`scope["extensions"][WRITE_FRAME]["write"](frame) -> bool` (False: not now, nothing written)."""
 
 NORMAL = 1000
 GOING_AWAY = 1001
@@ -174,6 +185,17 @@ class LiveMetrics:
                 await self._emptied.wait()
 
 
+_last_frame: tuple[str, bytes] = ("", b"")
+
+
+def _serialized(text: str) -> bytes:
+    """`text` as a whole unmasked text frame (a server's), made once for the last text seen."""
+    global _last_frame
+    if _last_frame[0] is not text:
+        _last_frame = (text, Frame(Opcode.TEXT, text.encode()).serialize(mask=False))
+    return _last_frame[1]
+
+
 def origin_allowed(websocket: WebSocket, allowed: Sequence[str]) -> bool:
     """A browser's page may open a stream if it is of this host or of an origin the CORS
     allow-list names; a client that sends no `Origin` is no browser page, and is let in."""
@@ -207,6 +229,22 @@ class LiveSocket:
     a client that makes one wait over `SEND_TIMEOUT` seconds)."""
     too_slow: bool = False
     sender: asyncio.Task[None] | None = None
+
+    def __post_init__(self) -> None:
+        extension = self.websocket.scope.get("extensions", {}).get(WRITE_FRAME)
+        self._write: Callable[[bytes], bool] | None = extension and extension["write"]
+
+    def send_now(self, frame: str) -> bool:
+        """Hand `frame` to the connection at once, from outside the stream (True), if the
+        server takes shared frames and the connection is idle and keeping up; False: nothing
+        was sent, the stream must send it. `frame` should be one object for every client it
+        goes to: it is serialized once (for the last `frame` seen)."""
+        if self._write is None or self.busy_since is not None:
+            return False
+        if not self._write(_serialized(frame)):
+            return False
+        self.last_sent = self.metrics.now()
+        return True
 
     async def send(self, frame: str) -> None:
         """Send one text frame (`TooSlow` once the watchdog found the client too slow)."""

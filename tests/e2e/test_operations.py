@@ -255,6 +255,33 @@ def test_bench_onsale_seated_sells_each_seat_once(tmp_path: Any) -> None:
     assert any(name == "place_order" for _, _, name in functions)
 
 
+def test_bench_live_delivers_every_change_to_every_subscriber() -> None:
+    """`agora bench live` on a small session: every subscriber's stream has every change once,
+    in order, and ends with the map the API answers; latencies are measured at them."""
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "agora", "bench", "live"),
+            *("--clients", "30", "--buyers", "4", "--seats", "40", "--duration", "3"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=True,
+    )
+    figures = orjson.loads(result.stdout.strip().splitlines()[-1])
+    assert (figures["scenario"], figures["clients"], figures["buyers"]) == ("live", 30, 4)
+    assert figures["orders"].get("CONFIRMED", 0) > 0
+    # a held seat and its sale are two changes each; every subscriber saw all of them
+    assert figures["changes"] >= 2 * figures["orders"]["CONFIRMED"]
+    assert figures["resyncs"] == 0
+    # each subscriber got every change after its snapshot (all the same: sales were open first)
+    assert figures["deltas_received"] % 30 == 0
+    assert figures["deltas_received"] >= 30 * 2 * figures["orders"]["CONFIRMED"]
+    assert (figures["deltas_lost"], figures["deltas_repeated"]) == (0, 0)
+    assert (figures["clients_behind_at_end"], figures["maps_wrong_at_end"]) == (0, 0)
+    assert figures["max_ms"] >= figures["p99_ms"] >= figures["p50_ms"] > 0
+
+
 @pytest.mark.kafka
 @pytest.mark.postgres
 def test_bench_relay_drains_the_outbox_and_compares_with_raw_produce(servers: object) -> None:

@@ -46,6 +46,7 @@ class Client:
         self.frames: list[str] = []
         self.closed: tuple[int, str] | None = None
         self.application_state = WebSocketState.CONNECTED
+        self.scope: dict[str, object] = {"type": "websocket"}
 
     async def send(self, message: dict[str, Any]) -> None:
         if not self.reads:

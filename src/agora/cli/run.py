@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,6 +24,7 @@ __all__ = ["migrate", "serve", "up"]
 def _serve(app: FastAPI, settings: Settings) -> None:
     import uvicorn
 
+    from agora.runtime.collector import Collector
     from agora.runtime.server import uvicorn_config
 
     drain: Callable[[], None] | None = getattr(app.state, "drain", None)
@@ -33,10 +33,7 @@ def _serve(app: FastAPI, settings: Settings) -> None:
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)  # the app's lifespan has started everything
-            # What start-up allocated (modules, compiled statements, models) lives as long as
-            # the process: out of the collector's sight, full collections stop scanning it.
-            gc.collect()
-            gc.freeze()
+            Collector().install()
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
             if drain is not None:  # long polls answer now instead of holding the shutdown

@@ -6,6 +6,10 @@ or over its body. The headers are bounded here, in the server's protocol: a conn
 not sent a whole request's headers `request_header_timeout_seconds` after it opened (or after
 the previous response) is answered 408 and closed. The body is bounded by the app
 (`agora.web`'s body deadline), which knows when a route reads it.
+
+Its WebSocket connections also take a frame made once for many of them (`agora.sockets`'
+`WRITE_FRAME` extension): a live stream's change goes to a thousand clients as a thousand
+writes of the same bytes, without a message through the ASGI interface for each.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from agora.problems import PROBLEM_JSON
 from agora.settings import Settings
+from agora.sockets import WRITE_FRAME
 from agora.web import request_timeout
 
 if TYPE_CHECKING:
@@ -85,6 +90,44 @@ def _header_deadline_protocol(timeout: float) -> type[asyncio.Protocol]:
     return HeaderDeadlineProtocol
 
 
+WRITE_LIMIT = 256 * 1024
+"""Bytes a connection may have waiting to be sent and still take a shared frame at once; past
+them, its stream sends the usual way (and waits for the client, up to its send timeout)."""
+
+
+def _shared_frames_protocol() -> type[asyncio.Protocol]:
+    """uvicorn's WebSocket protocol (the websockets library's), with the `WRITE_FRAME`
+    extension: a whole frame, serialized once, written to the connection as it is."""
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+    from websockets.protocol import State
+
+    base: Any = WebSocketsSansIOProtocol
+
+    class SharedFramesProtocol(base):  # type: ignore[misc]
+        def handle_connect(self, event: Any) -> None:
+            super().handle_connect(event)
+            scope = getattr(self, "scope", None)  # none when the handshake was refused
+            if scope is not None:  # its app has not started: the scope is the app's
+                scope["extensions"][WRITE_FRAME] = {"write": self.write_frame}
+
+        def write_frame(self, frame: bytes) -> bool:
+            """Write `frame` now if the connection is open and keeping up with what it was
+            sent; False if not (nothing written)."""
+            transport: asyncio.Transport = self.transport
+            if (
+                self.conn.state is not State.OPEN
+                or self.close_sent
+                or not self.writable.is_set()
+                or transport.is_closing()
+                or transport.get_write_buffer_size() > WRITE_LIMIT
+            ):
+                return False
+            transport.write(frame)
+            return True
+
+    return SharedFramesProtocol
+
+
 def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
     import uvicorn
 
@@ -97,6 +140,7 @@ def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         lifespan="on",
         timeout_graceful_shutdown=10,
         http=_header_deadline_protocol(settings.request_header_timeout_seconds),
+        ws=_shared_frames_protocol(),
         # X-Forwarded-For picks the client's address (rate limits, login throttling): only a
         # proxy of ours may set it. Behind our gateway the services read the gateway's entry
         # themselves (`agora.auth.client_ip`).

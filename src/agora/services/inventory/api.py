@@ -19,7 +19,7 @@ from agora.messaging import Database, utcnow
 from agora.services.inventory import handlers, waitlist
 from agora.services.inventory.deps import InventoryServiceDep
 from agora.services.inventory.domain import SeatMap, SessionNotFound
-from agora.services.inventory.feed import MAX_REPLAY, SEAT_STATES, FeedClosed, Snapshot
+from agora.services.inventory.feed import MAX_REPLAY, SEAT_STATES, FeedClosed, Run, Snapshot
 from agora.services.inventory.store import AREA, session_seller
 from agora.sockets import GOING_AWAY, NOT_FOUND, LiveSocket, serve
 from agora.web import entity_tags
@@ -262,8 +262,15 @@ def build_router() -> APIRouter:
                 async with service.feed.watch(session_id, since) as watch:
                     resyncs = 0
                     socket.on_idle = watch.poke  # the heartbeat's turn
-                    while True:
-                        item = await watch.next(None)
+
+                    def send_now(run: Run) -> bool:
+                        if not socket.send_now(run.message):
+                            return False
+                        metrics.sent_changes("seats", "ws", run.deltas)
+                        return True
+
+                    async def send(item: Snapshot | Run | None) -> None:
+                        nonlocal resyncs
                         if item is None:
                             await socket.heartbeat(version=watch.last)
                         elif isinstance(item, Snapshot):
@@ -272,8 +279,14 @@ def build_router() -> APIRouter:
                                 metrics.resyncs.labels("seats").inc()
                             await socket.send(snapshot_frame(item.seat_map))
                         else:
-                            await socket.send('{"type":"deltas","deltas":' + item.json + "}")
+                            await socket.send(item.message)
                             metrics.sent_changes("seats", "ws", item.deltas)
+
+                    watch.send_at_once(send_now)
+                    while True:
+                        # Nothing sent is kept while the stream waits (a snapshot is a map of
+                        # every seat; the stream may wait long, its changes sent at once).
+                        await send(await watch.next(None))
             except SessionNotFound:
                 await socket.close(NOT_FOUND, f"no session {session_id}")
             except FeedClosed:

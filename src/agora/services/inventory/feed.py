@@ -19,7 +19,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -92,15 +92,16 @@ class Delta:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Run:
-    """Deltas of consecutive versions, and their bodies as one JSON array: made once for every
-    stream a reader hands the same run to."""
+    """Deltas of consecutive versions, and the message that sends them (`{"type": "deltas",
+    "deltas": [...]}`): made once for every stream a reader hands the same run to."""
 
     deltas: tuple[Delta, ...]
-    json: str
+    message: str
 
     @classmethod
     def of(cls, deltas: Sequence[Delta]) -> Run:
-        return cls(tuple(deltas), "[" + b",".join(d.body for d in deltas).decode() + "]")
+        bodies = b",".join(d.body for d in deltas).decode()
+        return cls(tuple(deltas), '{"type":"deltas","deltas":[' + bodies + "]}")
 
     @property
     def first(self) -> int:
@@ -122,9 +123,22 @@ class _Watcher:
         self.closed = False
         self.poked = False
         self.arrived = asyncio.Event()
+        self.idle: Watch | None = None
+        """The stream, while it waits for its next run with nothing pending."""
+        self.send_now: Callable[[Run], bool] | None = None
 
     def offer(self, run: Run) -> None:
         if self.behind:
+            return
+        idle = self.idle
+        if (
+            idle is not None
+            and not self.pending
+            and run.first == idle.last + 1
+            and self.send_now is not None
+            and self.send_now(run)
+        ):
+            idle.last = run.last  # sent where it happened: the stream sleeps on
             return
         self.size += len(run.deltas)
         if self.size > self.backlog:
@@ -225,6 +239,12 @@ class Watch:
         self.resyncs = 0
         """Snapshots sent because the stream fell behind."""
 
+    def send_at_once(self, send_now: Callable[[Run], bool]) -> None:
+        """Let the runs that follow this stream's last version while it waits be sent by
+        `send_now` where they are handed out (True: sent; False: the stream's `next` returns
+        it as usual): one call per client however many watch, no wake-up of the stream."""
+        self._watcher.send_now = send_now
+
     def poke(self) -> None:
         """Make the `next` waiting now (or the next one) return None at once (time for a
         heartbeat: one timer for every stream, not one per wait)."""
@@ -262,14 +282,17 @@ class Watch:
                 watcher.poked = False
                 return None
             watcher.arrived.clear()
-            if timeout is None:
-                await watcher.arrived.wait()
-                continue
+            watcher.idle = self
             try:
+                if timeout is None:
+                    await watcher.arrived.wait()
+                    continue
                 async with asyncio.timeout(timeout):
                     await watcher.arrived.wait()
             except TimeoutError:
                 return None
+            finally:
+                watcher.idle = None
 
     async def _following(self, watcher: _Watcher) -> Snapshot | Run | None:
         """The pending deltas after `last` in version order, each once (None if there are
