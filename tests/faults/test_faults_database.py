@@ -8,22 +8,16 @@ The PostgreSQL killed is one of the test's own: the shared test servers are neve
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
-import orjson
 import pytest
 
-from harness import FINAL, AgoraProcess, eventually, product, servers_env
+from harness import AgoraProcess, eventually, product, servers_env
 from own_postgres import OwnPostgres, own_postgres
+from steady import SETTLE, Trickle, assert_every_order_confirmed, readiness
 
 __all__ = ["own_postgres"]
 
@@ -38,59 +32,6 @@ pytestmark = [
 OUTAGE = 15.0
 """Seconds PostgreSQL stays down."""
 
-SETTLE = 120.0
-"""Seconds within which every order must be final once PostgreSQL is back."""
-
-PACE = 0.15
-"""Seconds between two orders of the trickle."""
-
-
-class Trickle:
-    """A client placing one order every PACE seconds in a thread of its own. An order whose
-    POST fails (no answer, or 5xx while the database is away) is sent again with the same
-    Idempotency-Key until it is accepted, as a client should."""
-
-    def __init__(self, agora: AgoraProcess, auth: dict[str, str]) -> None:
-        self._agora = agora
-        self._auth = auth
-        self._stop = threading.Event()
-        self.accepted: list[str] = []
-        self.refused: dict[int, int] = {}
-        self._thread = threading.Thread(target=self._run, name="order trickle", daemon=True)
-
-    def __enter__(self) -> Trickle:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=60)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self._agora.base_url, timeout=10) as client:
-            while not self._stop.is_set():
-                key = str(uuid.uuid4())
-                body = {
-                    "items": [{"product_id": "widget", "quantity": 1}],
-                    "payment_token": "tok_visa",
-                }
-                while not self._stop.is_set():
-                    try:
-                        response = client.post(
-                            "/api/orders", json=body, headers={"Idempotency-Key": key, **self._auth}
-                        )
-                    except httpx.TransportError:
-                        self.refused[0] = self.refused.get(0, 0) + 1
-                    else:
-                        if response.status_code == 202:
-                            self.accepted.append(response.json()["id"])
-                            break
-                        self.refused[response.status_code] = (
-                            self.refused.get(response.status_code, 0) + 1
-                        )
-                    self._stop.wait(PACE)  # a client's pause before it tries again
-                self._stop.wait(PACE)  # the trickle's pace
-
 
 @pytest.fixture
 def agora(
@@ -103,22 +44,6 @@ def agora(
     process = AgoraProcess(tmp_path / "data", seed=[product("widget", 100_000)], env=env).start()
     yield process
     process.stop()
-
-
-def readiness(agora: AgoraProcess) -> httpx.Response:
-    return agora.client.get("/readyz", timeout=15)
-
-
-def dead_letters(agora: AgoraProcess) -> list[dict[str, Any]]:
-    listed = subprocess.run(
-        [sys.executable, "-m", "agora", "dlt", "list", "--json", "--data-dir", str(agora.data_dir)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-        env={**os.environ, **agora.env},
-    )
-    return [orjson.loads(line) for line in listed.stdout.splitlines() if line.strip()]
 
 
 def test_a_postgres_killed_for_15_s_loses_no_order(
@@ -158,17 +83,5 @@ def test_a_postgres_killed_for_15_s_loses_no_order(
     # What the client saw while the database was away: no answer, 5xx, or 409 (its own key's
     # first request still in flight), never a 4xx that blames the request.
     assert all(status in (0, 409) or status >= 500 for status in trickle.refused), trickle.refused
-
-    def all_final() -> dict[str, str] | None:
-        statuses = {order_id: agora.order(order_id)["status"] for order_id in orders}
-        return statuses if set(statuses.values()) <= FINAL else None
-
-    statuses = eventually(all_final, timeout=SETTLE, interval=1.0, what="every order final")
-    # Valid card, stock to spare, a hold of minutes: every order must be confirmed.
-    assert set(statuses.values()) == {"CONFIRMED"}, statuses
-    for order_id in orders:
-        payment = agora.client.get(f"/api/payments/{order_id}", headers=auth).json()
-        assert payment["state"] == "SUCCEEDED", payment
-    letters = dead_letters(agora)
-    assert letters == [], letters
+    assert_every_order_confirmed(agora, orders, auth)
     assert ready_after < 60, ready_after
