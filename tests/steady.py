@@ -33,6 +33,7 @@ class Trickle:
         self._stop = threading.Event()
         self.accepted: list[str] = []
         self.refused: dict[int, int] = {}
+        self.last_refusal: dict[int, httpx.Response] = {}  # by status, 5xx and 4xx alike
         self._thread = threading.Thread(target=self._run, name="order trickle", daemon=True)
 
     def __enter__(self) -> Trickle:
@@ -65,6 +66,7 @@ class Trickle:
                         self.refused[response.status_code] = (
                             self.refused.get(response.status_code, 0) + 1
                         )
+                        self.last_refusal[response.status_code] = response
                     self._stop.wait(PACE)  # a client's pause before it tries again
                 self._stop.wait(PACE)  # the trickle's pace
 

@@ -35,7 +35,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from agora import __version__
 from agora.messaging import new_id
 from agora.messaging.context import request_scope
-from agora.messaging.faults import DATABASE, transient_fault
+from agora.messaging.faults import DATABASE, DISK, transient_fault
 from agora.messaging.sql import LockTimeout
 from agora.openapi import describe, serve_docs
 from agora.problems import PROBLEM_JSON, ProblemError
@@ -227,13 +227,27 @@ def request_timeout(detail: str) -> ProblemError:
     )
 
 
+DISK_RETRY_AFTER = 5
+"""Seconds a client is asked to wait after a full disk: space comes back when an operator (or a
+cleanup) frees it, not within the second a restarted server takes."""
+
+
 def dependency_unavailable(error: BaseException) -> ProblemError | None:
     """The answer to a request that failed because a dependency did not answer (a transient
     fault, `agora.messaging.faults.transient_fault`): 503 with `Retry-After`, the same request
-    succeeds once it answers. None when `error` is a bug."""
+    succeeds once it answers; 507 when the disk is full, which no retry soon cures (it waits
+    for space to be freed). None when `error` is a bug."""
     dependency = transient_fault(error)
     if dependency is None:
         return None
+    if dependency == DISK:
+        return ProblemError(
+            507,
+            "insufficient-storage",
+            "Insufficient storage",
+            "The server's disk is full or failing: nothing was stored; retry once it has space.",
+            headers={"Retry-After": str(DISK_RETRY_AFTER)},
+        )
     if dependency == DATABASE:
         return ProblemError(
             503,

@@ -41,6 +41,7 @@ DATABASE = "database"
 LOG = "log"
 REDIS = "redis"
 NETWORK = "network"
+DISK = "disk"
 
 TRANSIENT_SQLSTATES = frozenset(
     {
@@ -72,6 +73,8 @@ _SOCKET_ERRNOS = frozenset(
 )
 
 _SQLITE_LOCKED = ("database is locked", "database table is locked")
+
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 # Where an error was raised says which dependency failed: a bare ConnectionRefusedError raised
 # while asyncpg connects is the database's, while Kafka's client raised it is the log's. In
@@ -109,8 +112,19 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
             pending.append(current.__context__)
 
 
+def _is_disk_fault(error: BaseException) -> bool:
+    """The local disk is full (SQLite's SQLITE_FULL, ENOSPC, a quota) or failed a read or a
+    write (SQLITE_IOERR): whichever file it was, no work of ours is to blame."""
+    if isinstance(error, sqlite3.Error):
+        code = getattr(error, "sqlite_errorcode", None)
+        return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
+    return isinstance(error, OSError) and error.errno in _DISK_FULL_ERRNOS
+
+
 def _is_transient_one(error: BaseException) -> bool:
     if isinstance(error, LockTimeout | DisconnectionError):
+        return True
+    if _is_disk_fault(error):
         return True
     if isinstance(error, DBAPIError) and error.connection_invalidated:
         return True
@@ -141,7 +155,10 @@ def _is_transient_one(error: BaseException) -> bool:
 
 def _dependency(error: BaseException) -> str:
     """The dependency the chain of `error` names, by the modules of its errors' types and of
-    the frames they passed through (the log's and Redis's clients before the database's)."""
+    the frames they passed through (the log's and Redis's clients before the database's); the
+    disk, whoever wrote to it, when it is full or failing."""
+    if any(_is_disk_fault(current) for current in _chain(error)):
+        return DISK
     modules: set[str] = set()
     for current in _chain(error):
         modules.add(type(current).__module__)
@@ -158,14 +175,17 @@ def _dependency(error: BaseException) -> str:
 
 
 def transient_fault(error: BaseException) -> str | None:
-    """The dependency that failed (`"database"`, `"log"`, `"redis"` or `"network"`) when
-    `error` is a transient fault, else None (the work itself failed: a handler's bug, bad data).
+    """The dependency that failed (`"database"`, `"log"`, `"redis"`, `"network"` or `"disk"`)
+    when `error` is a transient fault, else None (the work itself failed: a handler's bug, bad
+    data).
 
     Transient: connections refused, reset or closed, timeouts, PostgreSQL serialization failures,
     deadlocks, lock timeouts, shutdowns and restarts (and class 08), SQLite's "database is
-    locked", SQLAlchemy's invalidated connections, Kafka's retriable errors and timeouts, Redis's
-    connection errors and timeouts; anywhere in the chain of causes. A handler's
-    `PermanentError` is never transient, whatever it was raised from."""
+    locked", a full or failing disk (SQLite's SQLITE_FULL and SQLITE_IOERR, ENOSPC, EDQUOT:
+    freeing space is the cure, not a dead letter), SQLAlchemy's invalidated connections,
+    Kafka's retriable errors and timeouts, Redis's connection errors and timeouts; anywhere in
+    the chain of causes. A handler's `PermanentError` is never transient, whatever it was
+    raised from."""
     if isinstance(error, PermanentError):
         return None
     if any(_is_transient_one(current) for current in _chain(error)):

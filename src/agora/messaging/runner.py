@@ -176,6 +176,7 @@ class ConsumerRunner:
         rebalance gone wrong), it leaves the group and joins again after a pause: records not
         committed are delivered again, and the inbox absorbs what was already applied."""
         failures = 0
+        failed_on = LOG  # the dependency whose fault made the member leave last
         while not self._stopping:
             consumer = self._log.consumer(self.group, self._handlers.topics)
             self._consumers.append(consumer)
@@ -186,7 +187,7 @@ class ConsumerRunner:
                     records = await consumer.fetch(self._batch_size, self._fetch_timeout)
                     if failures:
                         failures = 0
-                        self.health.up(LOG)
+                        self.health.up(failed_on)
                     if records:
                         with self._metrics.batch_seconds.labels(self.group).time():
                             await self._process(records)
@@ -201,6 +202,7 @@ class ConsumerRunner:
                     logger.exception("%s: a member failed; it rejoins the group", self.group)
                     await self._pause(self._retry.max_delay)
                 else:
+                    failed_on = dependency
                     self.health.down(dependency, error)
                     await self._pause(self._retry.backoff.delay(failures))
             finally:
