@@ -4,6 +4,7 @@ errors the real clients raise (refused connections are made to a port nothing li
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from aiokafka.errors import (
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
-from sqlalchemy import Column, Integer, MetaData, Table, text
+from sqlalchemy import Column, Integer, MetaData, Table, Text, text
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -36,6 +37,7 @@ from agora.messaging import (
     transient_fault,
 )
 from agora.runtime.supervisor import LOOPBACK, free_port
+from agora.web import dependency_unavailable
 
 
 def raised(error: BaseException, cause: BaseException | None = None) -> BaseException:
@@ -119,6 +121,57 @@ def test_sqlite_locked_by_another_connection_is_transient(tmp_path: Path) -> Non
     assert transient_fault(locked.value) == "database"
     wrapped = raised(OperationalError("INSERT", {}, locked.value), cause=locked.value)
     assert transient_fault(wrapped) == "database"
+
+
+def no_space_left() -> OSError:
+    """The kernel's ENOSPC, from the device that is always full."""
+    fd = os.open("/dev/full", os.O_WRONLY)
+    try:
+        with pytest.raises(OSError, match="No space left") as refused:
+            os.write(fd, b"x")
+    finally:
+        os.close(fd)
+    return refused.value
+
+
+async def insert_until_full(db: Database, table: Table) -> None:
+    async with db.write() as conn:
+        # At most 8 pages: the database cannot grow, as on a full disk.
+        await conn.execute(text("PRAGMA max_page_count = 8"))
+        for n in range(100):
+            await conn.execute(table.insert().values(n=n, s="x" * 4000))
+
+
+def append_until_full(log: sqlite3.Connection) -> None:
+    log.execute("PRAGMA max_page_count = 4")
+    for _ in range(100):
+        log.execute("INSERT INTO records VALUES (?)", (b"x" * 4000,))
+
+
+async def test_a_full_disk_is_transient_whoever_wrote(tmp_path: Path) -> None:
+    metadata = MetaData()
+    table = Table("t", metadata, Column("n", Integer, primary_key=True), Column("s", Text))
+    db = Database(sqlite_url(tmp_path / "full.db"), metadata)
+    await db.create_tables()
+    with pytest.raises(OperationalError, match="database or disk is full") as full:
+        await insert_until_full(db, table)
+    await db.dispose()
+    assert transient_fault(full.value) == "disk"
+    # The driver's own, as the embedded log meets it.
+    log = sqlite3.connect(tmp_path / "bus.db", isolation_level=None)
+    log.execute("CREATE TABLE records (value BLOB)")
+    with pytest.raises(sqlite3.OperationalError, match="database or disk is full") as log_full:
+        append_until_full(log)
+    log.close()
+    assert transient_fault(log_full.value) == "disk"
+    assert transient_fault(no_space_left()) == "disk"
+
+
+def test_a_full_disk_answers_507_with_retry_after() -> None:
+    problem = dependency_unavailable(no_space_left())
+    assert problem is not None
+    assert (problem.status, problem.slug) == (507, "insufficient-storage")
+    assert int(problem.headers["Retry-After"]) > 0
 
 
 async def test_a_constraint_violation_is_the_work_s_own_failure(tmp_path: Path) -> None:
