@@ -3,16 +3,18 @@ expiry or the revocation check."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
 from agora.auth.keys import SigningKey, issue_access_token, key_set
-from agora.auth.tokens import InvalidToken, TokenVerifier
+from agora.auth.tokens import MAX_ISSUER_SKEW, InvalidToken, TokenVerifier
 from agora.shared.revocations import RevocationsUnavailable
 from agora.shared.revocations.in_process import InProcessRevocations
 from agora.shared.revocations.redis import RedisRevocations
@@ -98,3 +100,49 @@ async def test_an_unreadable_revocation_list_makes_a_token_unknown_not_valid() -
             await verifier.verify(token(key))
     finally:
         await unreachable.aclose()
+
+
+def issued_ahead(key: SigningKey, seconds: float) -> str:
+    """A token as an issuer whose clock runs `seconds` ahead of ours issues it."""
+    return issue_access_token(
+        key,
+        user_id="u1",
+        role="buyer",
+        plan="free",
+        email="u1@example.test",
+        session_id="s1",
+        now=datetime.now(UTC) + timedelta(seconds=seconds),
+        ttl=timedelta(minutes=15),
+    )
+
+
+async def test_a_token_from_an_issuer_ahead_within_the_tolerance_is_accepted_and_reported(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    key = SigningKey.generate()
+    registry = CollectorRegistry()
+    verifier = TokenVerifier(Keys(key), metrics_registry=registry)
+    with caplog.at_level(logging.INFO, logger="agora.auth.tokens"):
+        assert (await verifier.verify(issued_ahead(key, 180))).user_id == "u1"
+        await verifier.verify(issued_ahead(key, 181))
+    assert 170 < verifier.skew.ahead < 190
+    ahead = registry.get_sample_value("agora_token_issuer_ahead_seconds")
+    assert ahead is not None
+    assert 170 < ahead < 190
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings  # one line per change, not one per token
+    assert "ahead" in warnings[0].getMessage()
+    with caplog.at_level(logging.INFO, logger="agora.auth.tokens"):
+        await verifier.verify(token(key))
+    assert verifier.skew.ahead < 5
+    assert any("agrees" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_token_from_an_issuer_ahead_beyond_the_tolerance_is_refused() -> None:
+    key = SigningKey.generate()
+    verifier = TokenVerifier(Keys(key), max_skew=60)
+    with pytest.raises(InvalidToken, match="in the future"):
+        await verifier.verify(issued_ahead(key, 180))
+    assert (await verifier.verify(issued_ahead(key, 30))).user_id == "u1"
+    with pytest.raises(InvalidToken, match="in the future"):
+        await TokenVerifier(Keys(key)).verify(issued_ahead(key, MAX_ISSUER_SKEW + 60))

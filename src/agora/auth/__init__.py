@@ -10,6 +10,7 @@ from agora.auth.ownership import may_manage, may_read, may_scan
 from agora.auth.tokens import (
     ACCESS_AUDIENCE,
     ISSUER,
+    MAX_ISSUER_SKEW,
     SIGNING_ALGORITHM,
     HttpKeySource,
     InvalidToken,
@@ -38,6 +39,7 @@ __all__ = [
     "ACCESS_AUDIENCE",
     "AUTHORIZE",
     "ISSUER",
+    "MAX_ISSUER_SKEW",
     "SIGNING_ALGORITHM",
     "Admin",
     "Buyer",

@@ -2,8 +2,12 @@
 
 An access token is a JWT signed with EdDSA (Ed25519) under a key named by `kid`. Verification
 accepts that algorithm only (so `alg: none` and HMAC tokens forged with a public key fail), a
-known `kid`, this issuer and audience, and an unexpired `exp`; then, if a revocation list is
-given, a session that was not revoked.
+known `kid`, this issuer and audience, and an unexpired `exp` (by the verifier's clock, with a
+leeway of seconds); then, if a revocation list is given, a session that was not revoked.
+
+Clocks of processes drift apart. A token's `iat` in the future says the issuer's clock (identity's)
+runs ahead of the verifier's, not that the token is forged (its signature says who issued it):
+up to `MAX_ISSUER_SKEW` it is accepted, and reported (`IssuerSkew`).
 """
 
 from __future__ import annotations
@@ -19,15 +23,18 @@ from typing import Any, Literal, Protocol, cast, get_args
 
 import httpx
 import jwt
+from prometheus_client import CollectorRegistry, Gauge
 
 from agora.shared.revocations import Revocations
 
 __all__ = [
     "ACCESS_AUDIENCE",
     "ISSUER",
+    "MAX_ISSUER_SKEW",
     "SIGNING_ALGORITHM",
     "HttpKeySource",
     "InvalidToken",
+    "IssuerSkew",
     "KeySource",
     "KeysUnavailable",
     "Plan",
@@ -48,6 +55,12 @@ Plan = Literal["free", "premium"]
 ROLES: frozenset[str] = frozenset(get_args(Role))
 PLANS: frozenset[str] = frozenset(get_args(Plan))
 REQUIRED_CLAIMS = ("exp", "iat", "iss", "aud", "sub", "sid", "role", "plan", "email")
+
+MAX_ISSUER_SKEW = 300.0
+"""Seconds the issuer's clock may run ahead of a verifier's: a token issued up to this far in the
+verifier's future is accepted, one beyond it refused. Identity keeps a revoked session on the
+revocation list this much longer than its tokens live (`Lifetimes.revocation`), so that a token
+that lives longer by the verifier's clock is still refused once revoked."""
 
 
 class InvalidToken(Exception):
@@ -95,6 +108,45 @@ class HttpKeySource:
             raise KeysUnavailable(f"cannot fetch {self.url}: {error!r}") from error
 
 
+class IssuerSkew:
+    """How far ahead of this process's clock the issuer's runs, as the `iat` of each token
+    verified says (0 when it is not in the future; a clock behind cannot be told from a token's
+    age). The gauge `agora_token_issuer_ahead_seconds` holds the last reading; a warning is
+    logged when it goes past the leeway and a line when it is back within: one per change."""
+
+    def __init__(self, leeway: float, registry: CollectorRegistry | None = None) -> None:
+        self._leeway = leeway
+        self._gauge = (
+            Gauge(
+                "agora_token_issuer_ahead_seconds",
+                "How far ahead of this process's clock the token issuer's clock runs (the last "
+                "token verified's iat), 0 if it is not",
+                registry=registry,
+            )
+            if registry is not None
+            else None
+        )
+        self.ahead = 0.0
+        self._off = False
+
+    def observe(self, ahead: float) -> None:
+        self.ahead = max(0.0, ahead)
+        if self._gauge is not None:
+            self._gauge.set(self.ahead)
+        off = self.ahead > self._leeway
+        if off and not self._off:
+            logger.warning(
+                "the token issuer's clock runs %.1f s ahead of this process's (leeway %.0f s, "
+                "tolerated up to %.0f s): check the hosts' time synchronisation",
+                self.ahead,
+                self._leeway,
+                MAX_ISSUER_SKEW,
+            )
+        elif self._off and not off:
+            logger.info("the token issuer's clock agrees with this process's again")
+        self._off = off
+
+
 class TokenVerifier:
     """Verifies access tokens against the key set of `source`, kept in memory: an unknown `kid`
     (a key rotated in since) fetches the set again, at most once per `refresh_interval`.
@@ -114,8 +166,14 @@ class TokenVerifier:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         max_remembered: int = 10_000,
+        max_skew: float = MAX_ISSUER_SKEW,
+        metrics_registry: CollectorRegistry | None = None,
     ) -> None:
+        """`leeway`: seconds a token is still accepted past its `exp`. `max_skew`: how far in
+        the future its `iat` may be (`MAX_ISSUER_SKEW`), reported on `metrics_registry`."""
         self._source = source
+        self._max_skew = max_skew
+        self.skew = IssuerSkew(leeway, metrics_registry)
         self._wall_clock = wall_clock
         self._verified: OrderedDict[str, Principal] = OrderedDict()
         self._max_remembered = max_remembered
@@ -179,12 +237,23 @@ class TokenVerifier:
                 audience=ACCESS_AUDIENCE,
                 issuer=ISSUER,
                 leeway=self._leeway,
-                options={"require": list(REQUIRED_CLAIMS)},
+                # `iat` is judged below against the skew tolerated, not the leeway.
+                options={"require": list(REQUIRED_CLAIMS), "verify_iat": False},
             )
         except jwt.ExpiredSignatureError:
             raise InvalidToken("the token has expired") from None
         except jwt.PyJWTError as error:
             raise InvalidToken(f"the token is invalid: {error}") from None
+        issued_at = claims["iat"]
+        if not isinstance(issued_at, int | float) or isinstance(issued_at, bool):
+            raise InvalidToken("the token's iat is not a number")
+        ahead = float(issued_at) - self._wall_clock()
+        self.skew.observe(ahead)
+        if ahead > self._max_skew:
+            raise InvalidToken(
+                f"the token was issued {ahead:.0f} s in the future: its issuer's clock runs "
+                f"ahead of this process's by more than {self._max_skew:.0f} s"
+            )
         return _principal(claims)
 
 

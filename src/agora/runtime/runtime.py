@@ -209,7 +209,11 @@ def build_gateway(
     registry = CollectorRegistry()
     redis_metrics = RedisMetrics(registry, MessagingMetrics(registry).dependency_up)
     source: KeySource = HttpKeySource(settings.jwks_url) if settings.jwks_url else _no_key_source
-    verifier = TokenVerifier(source, revocations=build_revocations(settings, redis, redis_metrics))
+    verifier = TokenVerifier(
+        source,
+        revocations=build_revocations(settings, redis, redis_metrics),
+        metrics_registry=registry,
+    )
 
     async def close() -> None:
         if redis is not None:
@@ -267,7 +271,9 @@ class Runtime:
             [spec.name for spec in specs] if names is None else names,
             specs,
         )
-        self.token_verifier = TokenVerifier(self._key_source(), revocations=self.revocations)
+        self.token_verifier = TokenVerifier(
+            self._key_source(), revocations=self.revocations, metrics_registry=self.metrics_registry
+        )
         self._lock: IO[bytes] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._loops: list[BackgroundLoop] = []

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
-from agora.auth import Plan, Role
+from agora.auth import MAX_ISSUER_SKEW, Plan, Role
 
 __all__ = [
     "EMAIL_MAX_LENGTH",
@@ -89,9 +89,10 @@ class Lifetimes:
 
     @property
     def revocation(self) -> timedelta:
-        """How long a revoked session's access tokens must be refused: their lifetime, and
-        a minute for the verifiers' clock leeway."""
-        return self.access + timedelta(minutes=1)
+        """How long a revoked session's access tokens must be refused: their lifetime, the
+        skew tolerated between identity's clock and a verifier's (a token issued by a clock
+        ahead lives that much longer by the verifier's), and a minute for the leeway."""
+        return self.access + timedelta(seconds=MAX_ISSUER_SKEW) + timedelta(minutes=1)
 
     @property
     def key_publication(self) -> timedelta:
