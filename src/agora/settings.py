@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     replicas: int = Field(
         1, ge=1, le=16, description="`agora up` on servers: processes per service"
     )
+    process_env: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="`agora up` on servers: environment variables of one kind of process more, "
+        'JSON by service name (or "gateway"): {"orders": {"LD_PRELOAD": "..."}} (a profiler, '
+        "libfaketime for a clock off by minutes)",
+    )
     upstreams: dict[str, list[str]] = Field(
         default_factory=dict,
         description='The gateway\'s replicas per service, JSON: {"orders": ["http://..."], ...}',

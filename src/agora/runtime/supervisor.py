@@ -72,7 +72,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 def plan(settings: Settings, names: Sequence[str] = SERVICE_NAMES) -> list[Child]:
     """The children: each service's replicas on ports of their own, then the gateway on the
-    settings' port."""
+    settings' port; each with the settings' `process_env` of its name."""
     env = {
         **os.environ,
         **settings_env(settings),
@@ -82,14 +82,18 @@ def plan(settings: Settings, names: Sequence[str] = SERVICE_NAMES) -> list[Child
     # Services listen on loopback only: the gateway is the one entry from outside.
     service_env = {**env, "AGORA_HOST": LOOPBACK, "AGORA_BEHIND_GATEWAY": "true"}
     children = [
-        Child(name, free_port(LOOPBACK), service_env)
+        Child(name, free_port(LOOPBACK), {**service_env, **settings.process_env.get(name, {})})
         for name in names
         for _ in range(settings.replicas)
     ]
     upstreams: dict[str, list[str]] = {}
     for child in children:
         upstreams.setdefault(child.name, []).append(child.url)
-    gateway_env = {**env, "AGORA_UPSTREAMS": orjson.dumps(upstreams).decode()}
+    gateway_env = {
+        **env,
+        "AGORA_UPSTREAMS": orjson.dumps(upstreams).decode(),
+        **settings.process_env.get("gateway", {}),
+    }
     children.append(Child("gateway", settings.port, gateway_env))
     return children
 
