@@ -40,6 +40,17 @@ def eventually(
     raise AssertionError(f"timed out after {timeout}s waiting for {what or probe}: last {last!r}")
 
 
+Metrics = dict[str, list[tuple[dict[str, str], float]]]
+"""Prometheus samples by family: (labels, value) each."""
+
+
+def parse_metrics(text: str) -> Metrics:
+    return {
+        family.name: [(sample.labels, sample.value) for sample in family.samples]
+        for family in text_string_to_metric_families(text)
+    }
+
+
 class AgoraProcess:
     """`agora up` in a child process, on its own port and data folder."""
 
@@ -100,12 +111,8 @@ class AgoraProcess:
         except httpx.TransportError:
             return False
 
-    def metrics(self) -> dict[str, list[tuple[dict[str, str], float]]]:
-        text = self.client.get("/metrics").text
-        return {
-            family.name: [(sample.labels, sample.value) for sample in family.samples]
-            for family in text_string_to_metric_families(text)
-        }
+    def metrics(self) -> Metrics:
+        return parse_metrics(self.client.get("/metrics").text)
 
     def settled(self) -> bool:
         """Nothing in flight: every outbox published, every consumer group caught up."""

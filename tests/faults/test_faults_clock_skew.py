@@ -8,7 +8,8 @@ from now, the orders that orders writes that they were placed 4 minutes from now
 
 - tokens: every verifier (the gateway, orders) accepts identity's tokens, whose `iat` is in its
   future but within the skew tolerated (`MAX_ISSUER_SKEW`), and the gateway reports how far
-  ahead identity's clock runs (`agora_token_issuer_ahead_seconds`, a warning in its log);
+  ahead identity's clock runs (`agora_peer_clock_ahead_seconds{peer="identity"}`, a warning in
+  its log); inventory, whose clock is right, reports orders' from the events it consumes;
 - holds: a hold is judged by its owner's clock (inventory's): orders, whose clock says the hold
   of an order has long expired, still lets the order be paid and confirms it; an order left
   unpaid expires when its hold ends by inventory's clock, not before."""
@@ -21,12 +22,13 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
+import httpx
 import jwt
 import orjson
 import pytest
 
 from agora.infra.faketime import skewed_env
-from harness import AgoraProcess, product, servers_env
+from harness import AgoraProcess, Metrics, parse_metrics, product, servers_env
 
 pytestmark = [
     pytest.mark.faults,
@@ -62,6 +64,19 @@ def ahead_of_us(timestamp: float) -> float:
     return timestamp - time.time()
 
 
+def peers_ahead(metrics: Metrics) -> dict[str, float]:
+    return {labels["peer"]: value for labels, value in metrics["agora_peer_clock_ahead_seconds"]}
+
+
+def service_metrics(
+    agora: AgoraProcess, service: str
+) -> dict[str, list[tuple[dict[str, str], float]]]:
+    """The metrics of a service's process (on loopback, where the supervisor's log of it says)."""
+    (log,) = (agora.data_dir / "logs").glob(f"{service}-*.log")
+    port = int(log.stem.rsplit("-", 1)[1])
+    return parse_metrics(httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text)
+
+
 def test_tokens_and_holds_survive_clocks_minutes_apart(agora: AgoraProcess) -> None:
     auth = agora.headers("skewed")
     token = auth["Authorization"].removeprefix("Bearer ")
@@ -72,8 +87,8 @@ def test_tokens_and_holds_survive_clocks_minutes_apart(agora: AgoraProcess) -> N
     # Verified by the gateway and by orders (both behind identity's clock), not refused.
     listed = agora.client.get("/api/orders", headers=auth)
     assert listed.status_code == 200, listed.text
-    reported = agora.metrics()["agora_token_issuer_ahead_seconds"]
-    assert IDENTITY_AHEAD - 15 < reported[0][1] < IDENTITY_AHEAD + 15, reported
+    reported = peers_ahead(agora.metrics())
+    assert IDENTITY_AHEAD - 15 < reported["identity"] < IDENTITY_AHEAD + 15, reported
 
     paid_later = agora.place([("widget", 1)], token=None, customer="skewed")
     left_unpaid = agora.place([("widget", 1)], token=None, customer="skewed")
@@ -88,6 +103,10 @@ def test_tokens_and_holds_survive_clocks_minutes_apart(agora: AgoraProcess) -> N
     # Held by inventory's clock (ours) for HOLD seconds; by orders' clock already past.
     assert 0 < ahead_of_us(expires) <= HOLD + 1
     assert placed > expires
+    # Inventory saw orders' OrderPlaced from minutes ahead, and says so.
+    seen = peers_ahead(service_metrics(agora, "inventory"))
+    assert ORDERS_AHEAD - 15 < seen["orders"] < ORDERS_AHEAD + 15, seen
+    assert seen.get("catalog", 0.0) < 5, seen
 
     paid = agora.client.post(
         f"/api/orders/{first['id']}/pay", json={"payment_token": "tok_visa"}, headers=auth

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from agora.auth.keys import SigningKey, issue_access_token, key_set
 from agora.auth.tokens import MAX_ISSUER_SKEW, InvalidToken, TokenVerifier
+from agora.messaging import MessagingMetrics
 from agora.shared.revocations import RevocationsUnavailable
 from agora.shared.revocations.in_process import InProcessRevocations
 from agora.shared.revocations.redis import RedisRevocations
@@ -121,20 +122,20 @@ async def test_a_token_from_an_issuer_ahead_within_the_tolerance_is_accepted_and
 ) -> None:
     key = SigningKey.generate()
     registry = CollectorRegistry()
-    verifier = TokenVerifier(Keys(key), metrics_registry=registry)
-    with caplog.at_level(logging.INFO, logger="agora.auth.tokens"):
+    verifier = TokenVerifier(Keys(key), clocks=MessagingMetrics(registry).peer_clocks)
+    with caplog.at_level(logging.INFO, logger="agora.messaging.clocks"):
         assert (await verifier.verify(issued_ahead(key, 180))).user_id == "u1"
         await verifier.verify(issued_ahead(key, 181))
-    assert 170 < verifier.skew.ahead < 190
-    ahead = registry.get_sample_value("agora_token_issuer_ahead_seconds")
+    assert 170 < verifier.clocks.ahead["identity"] < 190
+    ahead = registry.get_sample_value("agora_peer_clock_ahead_seconds", {"peer": "identity"})
     assert ahead is not None
     assert 170 < ahead < 190
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1, warnings  # one line per change, not one per token
     assert "ahead" in warnings[0].getMessage()
-    with caplog.at_level(logging.INFO, logger="agora.auth.tokens"):
+    with caplog.at_level(logging.INFO, logger="agora.messaging.clocks"):
         await verifier.verify(token(key))
-    assert verifier.skew.ahead < 5
+    assert verifier.clocks.ahead["identity"] < 5
     assert any("agrees" in r.getMessage() for r in caplog.records)
 
 

@@ -7,7 +7,7 @@ leeway of seconds); then, if a revocation list is given, a session that was not 
 
 Clocks of processes drift apart. A token's `iat` in the future says the issuer's clock (identity's)
 runs ahead of the verifier's, not that the token is forged (its signature says who issued it):
-up to `MAX_ISSUER_SKEW` it is accepted, and reported (`IssuerSkew`).
+up to `MAX_ISSUER_SKEW` it is accepted, and reported (`agora.messaging.clocks.PeerClocks`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from typing import Any, Literal, Protocol, cast, get_args
 
 import httpx
 import jwt
-from prometheus_client import CollectorRegistry, Gauge
 
+from agora.messaging.clocks import CLOCK_LEEWAY, PeerClocks
 from agora.shared.revocations import Revocations
 
 __all__ = [
@@ -34,7 +34,6 @@ __all__ = [
     "SIGNING_ALGORITHM",
     "HttpKeySource",
     "InvalidToken",
-    "IssuerSkew",
     "KeySource",
     "KeysUnavailable",
     "Plan",
@@ -48,6 +47,8 @@ logger = logging.getLogger(__name__)
 ISSUER = "agora-identity"
 ACCESS_AUDIENCE = "agora"
 SIGNING_ALGORITHM = "EdDSA"
+ISSUER_PEER = "identity"
+"""The issuer, as a peer whose clock tokens' `iat` reads."""
 
 # A scanner is a seller's door staff: its tokens name the seller in `works_for`.
 Role = Literal["buyer", "seller", "admin", "scanner"]
@@ -108,45 +109,6 @@ class HttpKeySource:
             raise KeysUnavailable(f"cannot fetch {self.url}: {error!r}") from error
 
 
-class IssuerSkew:
-    """How far ahead of this process's clock the issuer's runs, as the `iat` of each token
-    verified says (0 when it is not in the future; a clock behind cannot be told from a token's
-    age). The gauge `agora_token_issuer_ahead_seconds` holds the last reading; a warning is
-    logged when it goes past the leeway and a line when it is back within: one per change."""
-
-    def __init__(self, leeway: float, registry: CollectorRegistry | None = None) -> None:
-        self._leeway = leeway
-        self._gauge = (
-            Gauge(
-                "agora_token_issuer_ahead_seconds",
-                "How far ahead of this process's clock the token issuer's clock runs (the last "
-                "token verified's iat), 0 if it is not",
-                registry=registry,
-            )
-            if registry is not None
-            else None
-        )
-        self.ahead = 0.0
-        self._off = False
-
-    def observe(self, ahead: float) -> None:
-        self.ahead = max(0.0, ahead)
-        if self._gauge is not None:
-            self._gauge.set(self.ahead)
-        off = self.ahead > self._leeway
-        if off and not self._off:
-            logger.warning(
-                "the token issuer's clock runs %.1f s ahead of this process's (leeway %.0f s, "
-                "tolerated up to %.0f s): check the hosts' time synchronisation",
-                self.ahead,
-                self._leeway,
-                MAX_ISSUER_SKEW,
-            )
-        elif self._off and not off:
-            logger.info("the token issuer's clock agrees with this process's again")
-        self._off = off
-
-
 class TokenVerifier:
     """Verifies access tokens against the key set of `source`, kept in memory: an unknown `kid`
     (a key rotated in since) fetches the set again, at most once per `refresh_interval`.
@@ -161,19 +123,19 @@ class TokenVerifier:
         source: KeySource,
         *,
         revocations: Revocations | None = None,
-        leeway: float = 5.0,
+        leeway: float = CLOCK_LEEWAY,
         refresh_interval: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         max_remembered: int = 10_000,
         max_skew: float = MAX_ISSUER_SKEW,
-        metrics_registry: CollectorRegistry | None = None,
+        clocks: PeerClocks | None = None,
     ) -> None:
         """`leeway`: seconds a token is still accepted past its `exp`. `max_skew`: how far in
-        the future its `iat` may be (`MAX_ISSUER_SKEW`), reported on `metrics_registry`."""
+        the future its `iat` may be; how far it is, is reported to `clocks` (as identity's)."""
         self._source = source
         self._max_skew = max_skew
-        self.skew = IssuerSkew(leeway, metrics_registry)
+        self.clocks = clocks or PeerClocks(leeway=leeway)
         self._wall_clock = wall_clock
         self._verified: OrderedDict[str, Principal] = OrderedDict()
         self._max_remembered = max_remembered
@@ -248,7 +210,7 @@ class TokenVerifier:
         if not isinstance(issued_at, int | float) or isinstance(issued_at, bool):
             raise InvalidToken("the token's iat is not a number")
         ahead = float(issued_at) - self._wall_clock()
-        self.skew.observe(ahead)
+        self.clocks.observe(ISSUER_PEER, ahead)
         if ahead > self._max_skew:
             raise InvalidToken(
                 f"the token was issued {ahead:.0f} s in the future: its issuer's clock runs "

@@ -1,5 +1,6 @@
 """Agora's event platform: envelope, outbox, inbox, relay, consumer runner and the bus port."""
 
+from agora.messaging.clocks import CLOCK_LEEWAY, PeerClocks
 from agora.messaging.deadletters import DeadLetter, list_dead_letters, replay_dead_letters
 from agora.messaging.envelope import DecodeError, Envelope, Event, EventRegistry, new_id, utcnow
 from agora.messaging.faults import (
@@ -35,6 +36,7 @@ from agora.messaging.sql import (
 from agora.messaging.unit_of_work import UnitOfWork
 
 __all__ = [
+    "CLOCK_LEEWAY",
     "BackgroundLoop",
     "Backoff",
     "BatchPreparation",
@@ -57,6 +59,7 @@ __all__ = [
     "MessageLog",
     "MessagingMetrics",
     "OutboxRelay",
+    "PeerClocks",
     "PermanentError",
     "Record",
     "RetryPolicy",

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from agora.messaging.clocks import PeerClocks
+
 __all__ = ["MessagingMetrics"]
 
 
@@ -51,4 +53,14 @@ class MessagingMetrics:
             ["group"],
             registry=registry,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+        )
+        # One per process: its consumers and its token verifier report the same peers.
+        self.peer_clocks = PeerClocks(
+            Gauge(
+                "agora_peer_clock_ahead_seconds",
+                "How far ahead of this process's clock a peer's runs, by the timestamps it sends "
+                "(events' occurred_at by source service, tokens' iat as identity), 0 if not",
+                ["peer"],
+                registry=registry,
+            )
         )

@@ -226,6 +226,8 @@ class ConsumerRunner:
 
     async def _process(self, records: Sequence[ConsumedRecord]) -> None:
         items: list[_Item] = []
+        now = utcnow()
+        ahead: dict[str, float] = {}  # by source: the latest of the batch's occurred_at
         for record in records:
             replay_for = record.header("x-replay-for")
             if replay_for is not None and replay_for.decode() != self.group:
@@ -236,8 +238,12 @@ class ConsumerRunner:
             except DecodeError as error:
                 await self._dead_letter(record, error, attempts=0)
                 continue
+            seconds = (envelope.occurred_at - now).total_seconds()
+            ahead[envelope.source] = max(seconds, ahead.get(envelope.source, seconds))
             if self._handlers.wants(event):
                 items.append(_Item(record, envelope, event))
+        for source, seconds in ahead.items():
+            self._metrics.peer_clocks.observe(source, seconds)
         if not items:
             return
         if len(items) > 1:

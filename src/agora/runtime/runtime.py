@@ -207,12 +207,13 @@ def build_gateway(
 
     redis = build_redis(settings)
     registry = CollectorRegistry()
-    redis_metrics = RedisMetrics(registry, MessagingMetrics(registry).dependency_up)
+    messaging_metrics = MessagingMetrics(registry)
+    redis_metrics = RedisMetrics(registry, messaging_metrics.dependency_up)
     source: KeySource = HttpKeySource(settings.jwks_url) if settings.jwks_url else _no_key_source
     verifier = TokenVerifier(
         source,
         revocations=build_revocations(settings, redis, redis_metrics),
-        metrics_registry=registry,
+        clocks=messaging_metrics.peer_clocks,
     )
 
     async def close() -> None:
@@ -272,7 +273,9 @@ class Runtime:
             specs,
         )
         self.token_verifier = TokenVerifier(
-            self._key_source(), revocations=self.revocations, metrics_registry=self.metrics_registry
+            self._key_source(),
+            revocations=self.revocations,
+            clocks=messaging_metrics.peer_clocks,
         )
         self._lock: IO[bytes] | None = None
         self._tasks: list[asyncio.Task[None]] = []
