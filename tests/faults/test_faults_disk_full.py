@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
 import sqlite3
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -23,68 +21,19 @@ import pytest
 from agora.messaging import Envelope
 from agora.messaging.backends.embedded import EmbeddedLog
 from harness import AgoraProcess, eventually, product
+from small_disk import SmallDisk, mounted
 from steady import SETTLE, Trickle, assert_every_order_confirmed, readiness
 
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
-
-DISK = "64m"
-"""The tmpfs's size: room for the data folder (a few MB) and for the filler to take the rest."""
 
 FULL = 8.0
 """Seconds the disk stays full, the trickle running all along."""
 
 
-class SmallDisk:
-    """A tmpfs of `DISK` mounted on `path` (root only: the test fails, saying so, elsewhere),
-    and a filler file on it that takes every free block."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.filler = path / "filler"
-
-    def mount(self) -> None:
-        self.path.mkdir(parents=True, exist_ok=True)
-        mounted = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={DISK},mode=0755", "tmpfs", str(self.path)],
-            capture_output=True,
-            text=True,
-        )
-        if mounted.returncode != 0:
-            pytest.fail(
-                f"this scenario mounts a tmpfs of its own and cannot: {mounted.stderr.strip()} "
-                "(it needs root, or CAP_SYS_ADMIN in a container)"
-            )
-
-    def unmount(self) -> None:
-        subprocess.run(["umount", str(self.path)], check=True, capture_output=True)
-
-    def fill(self) -> int:
-        """Write the filler until the disk refuses a single block more; its size in bytes."""
-        written = 0
-        with self.filler.open("wb", buffering=0) as filler:
-            for chunk in (1 << 20, 4096):
-                block = b"\0" * chunk
-                while True:
-                    try:
-                        written += filler.write(block) or 0
-                    except OSError as error:
-                        if error.errno != errno.ENOSPC:
-                            raise
-                        break
-        return written
-
-    def free(self) -> None:
-        self.filler.unlink()
-
-
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    disk = SmallDisk(tmp_path / "data")
-    disk.mount()
-    try:
+    with mounted(tmp_path / "data", "64m") as disk:  # room for the data folder and the filler
         yield disk
-    finally:
-        disk.unmount()
 
 
 @pytest.fixture
