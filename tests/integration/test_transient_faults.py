@@ -28,6 +28,7 @@ from agora.messaging import (
 from agora.messaging.backends.embedded import EmbeddedLog
 from contract.bus_contract import Pinged, PingService, event_record, poll, running
 from own_postgres import OwnPostgres, own_postgres
+from small_disk import mounted
 
 __all__ = ["own_postgres"]
 
@@ -179,3 +180,46 @@ def keys(envelopes: list[Envelope]) -> list[str]:
 async def published(log: MessageLog) -> set[str]:
     records = await log.read(Pinged.topic)
     return {record.key for record in records}
+
+
+async def test_a_full_disk_under_the_log_pauses_the_runner_until_space_is_freed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Offsets that cannot be committed for a full disk (the log's file on a small tmpfs, filled)
+    make the group unhealthy for the disk, dead-letter nothing, and once space is freed the
+    offsets are committed and the group is healthy again."""
+    caplog.set_level(logging.INFO)
+    service = await PingService.create(tmp_path / "service.db")  # on a disk with room
+    events = [service.ping(f"order-{n}", n) for n in range(3)]
+    registry = CollectorRegistry()
+    with mounted(tmp_path / "log", "4m") as disk:
+        log = EmbeddedLog(disk.path / "bus.db")
+        await log.open()
+        try:
+            await log.create_topics([Pinged.topic], 2)
+            await log.publish([event_record(event) for event in events])
+            runner = service.runner(log, attempts=3, metrics=registry)
+            assert disk.fill() > 0
+            async with running(runner):
+                await service.wait_applied(*events)  # the service's own database has room
+                await poll(
+                    lambda: asyncio.sleep(0, list(runner.health.outages)),
+                    lambda down: down == ["disk"],
+                    "the group unhealthy for the disk",
+                )
+                labels = {"dependency": "disk", "component": f"consumer {service.group}"}
+                assert registry.get_sample_value("agora_dependency_up", labels) == 0
+                disk.free()
+                await poll(lambda: asyncio.sleep(0, runner.health.healthy), bool, "healthy")
+                assert registry.get_sample_value("agora_dependency_up", labels) == 1
+                ends = await log.end_offsets(Pinged.topic)
+                await poll(
+                    lambda: log.committed(service.group, Pinged.topic),
+                    lambda committed: committed == {p: o for p, o in ends.items() if o},
+                    "every offset committed",
+                )
+            assert await service.applied() == dict.fromkeys(events, 1)
+            assert await service.dead_letters(log) == []
+        finally:
+            await log.close()
+            await service.db.dispose()
