@@ -39,11 +39,11 @@ class PeerClocks:
             self._gauge.labels(peer).set(ahead)
         if ahead > self._leeway >= before:
             logger.warning(
-                "%s's clock runs %.1f s ahead of this process's (leeway %.0f s): check the hosts' "
-                "time synchronisation",
+                "the clock of %s runs %.1f s ahead of this process's (leeway %.0f s): check the "
+                "hosts' time synchronisation",
                 peer,
                 ahead,
                 self._leeway,
             )
         elif before > self._leeway >= ahead:
-            logger.info("%s's clock agrees with this process's again", peer)
+            logger.info("the clock of %s agrees with this process's again", peer)
