@@ -18,6 +18,7 @@ import math
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import ClassVar, TypeVar
 
@@ -615,6 +616,36 @@ class BusContract(abc.ABC):
             (letter.value, letter.attempts, letter.group) for letter in letters
         ) == sorted([(not_json.value, 0, service.group), (unknown.value, 0, service.group)])
         assert all(letter.error.startswith("DecodeError: ") for letter in letters)
+
+    async def test_runner_reports_a_source_whose_clock_runs_ahead(
+        self, log: MessageLog, service: PingService
+    ) -> None:
+        """An event stamped two minutes from now says its source's clock runs ahead: the group
+        reports it on `agora_peer_clock_ahead_seconds` and applies it all the same, as it does
+        one whose time names no zone (no clock to tell)."""
+        ahead, naive = service.ping("c", 0), service.ping("c", 1)
+        stamped = Envelope.wrap(ahead, source="skewed")
+        stamped = dataclasses.replace(
+            stamped, occurred_at=stamped.occurred_at + timedelta(minutes=2)
+        )
+        zoneless = Envelope.wrap(naive, source="zoneless")
+        zoneless = dataclasses.replace(
+            zoneless, occurred_at=zoneless.occurred_at.replace(tzinfo=None)
+        )
+        await log.publish([Record(Pinged.topic, e.key, e.to_bytes()) for e in (stamped, zoneless)])
+        registry = CollectorRegistry()
+
+        async with running(service.runner(log, metrics=registry)):
+            await service.wait_applied(ahead, naive)
+
+        reported = registry.get_sample_value("agora_peer_clock_ahead_seconds", {"peer": "skewed"})
+        assert reported is not None
+        assert 100 < reported <= 120
+        assert (
+            registry.get_sample_value("agora_peer_clock_ahead_seconds", {"peer": "zoneless"})
+            is None
+        )
+        assert await service.dead_letters(log) == []
 
     async def test_replayed_dead_letters_are_applied(
         self, log: MessageLog, service: PingService

@@ -238,8 +238,9 @@ class ConsumerRunner:
             except DecodeError as error:
                 await self._dead_letter(record, error, attempts=0)
                 continue
-            seconds = (envelope.occurred_at - now).total_seconds()
-            ahead[envelope.source] = max(seconds, ahead.get(envelope.source, seconds))
+            if envelope.occurred_at.tzinfo is not None:  # a naive time tells no clock's offset
+                seconds = (envelope.occurred_at - now).total_seconds()
+                ahead[envelope.source] = max(seconds, ahead.get(envelope.source, seconds))
             if self._handlers.wants(event):
                 items.append(_Item(record, envelope, event))
         for source, seconds in ahead.items():
