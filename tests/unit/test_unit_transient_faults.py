@@ -167,6 +167,13 @@ async def test_a_full_disk_is_transient_whoever_wrote(tmp_path: Path) -> None:
     assert transient_fault(no_space_left()) == "disk"
 
 
+def test_a_postgresql_server_out_of_disk_is_a_fault_of_the_disk() -> None:
+    full = asyncpg.DiskFullError('could not extend file "base/16384/16385": No space left')
+    assert transient_fault(raised(full)) == "disk"
+    wrapped = raised(DBAPIError("INSERT INTO orders ...", {}, full), cause=full)
+    assert transient_fault(wrapped) == "disk"
+
+
 def test_a_full_disk_answers_507_with_retry_after() -> None:
     problem = dependency_unavailable(no_space_left())
     assert problem is not None

@@ -75,6 +75,7 @@ _SOCKET_ERRNOS = frozenset(
 _SQLITE_LOCKED = ("database is locked", "database table is locked")
 
 _DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+_POSTGRES_DISK_FULL = "53100"  # disk_full: the server could not extend a file
 
 # Where an error was raised says which dependency failed: a bare ConnectionRefusedError raised
 # while asyncpg connects is the database's, while Kafka's client raised it is the log's. In
@@ -113,8 +114,10 @@ def _chain(error: BaseException) -> Iterator[BaseException]:
 
 
 def _is_disk_fault(error: BaseException) -> bool:
-    """The local disk is full (SQLite's SQLITE_FULL, ENOSPC, a quota) or failed a read or a
-    write (SQLITE_IOERR): whichever file it was, no work of ours is to blame."""
+    """A disk is full (SQLite's SQLITE_FULL, ENOSPC, a quota, PostgreSQL's disk_full) or failed
+    a read or a write (SQLITE_IOERR): whichever file it was, no work of ours is to blame."""
+    if getattr(error, "sqlstate", None) == _POSTGRES_DISK_FULL:
+        return True
     if isinstance(error, sqlite3.Error):
         code = getattr(error, "sqlite_errorcode", None)
         return isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR)
@@ -181,11 +184,11 @@ def transient_fault(error: BaseException) -> str | None:
 
     Transient: connections refused, reset or closed, timeouts, PostgreSQL serialization failures,
     deadlocks, lock timeouts, shutdowns and restarts (and class 08), SQLite's "database is
-    locked", a full or failing disk (SQLite's SQLITE_FULL and SQLITE_IOERR, ENOSPC, EDQUOT:
-    freeing space is the cure, not a dead letter), SQLAlchemy's invalidated connections,
-    Kafka's retriable errors and timeouts, Redis's connection errors and timeouts; anywhere in
-    the chain of causes. A handler's `PermanentError` is never transient, whatever it was
-    raised from."""
+    locked", a full or failing disk (SQLite's SQLITE_FULL and SQLITE_IOERR, ENOSPC, EDQUOT,
+    PostgreSQL's disk_full: freeing space is the cure, not a dead letter), SQLAlchemy's
+    invalidated connections, Kafka's retriable errors and timeouts, Redis's connection errors
+    and timeouts; anywhere in the chain of causes. A handler's `PermanentError` is never
+    transient, whatever it was raised from."""
     if isinstance(error, PermanentError):
         return None
     if any(_is_transient_one(current) for current in _chain(error)):
