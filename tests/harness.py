@@ -116,8 +116,10 @@ class AgoraProcess:
         """`agora check --json OPTIONS` on this deployment: its exit status and its verdicts
         (`{"ok": ..., "invariants": [{"name", "scope", "ok", "detail", "offenders"}]}`)."""
         done = subprocess.run(
-            [sys.executable, "-m", "agora", "check", "--json", "--data-dir", str(self.data_dir)]
-            + list(options),
+            [
+                *(sys.executable, "-m", "agora", "check", "--json"),
+                *("--data-dir", str(self.data_dir), *options),
+            ],
             capture_output=True,
             text=True,
             timeout=120,
