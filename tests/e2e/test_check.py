@@ -21,7 +21,7 @@ from agora.services.orders.store import orders
 from agora.services.payments.store import SUCCEEDED, attempts, payments
 from agora.services.ticketing.store import tickets
 from agora.settings import Settings
-from harness import AgoraProcess, eventually, product, servers_env
+from harness import FINAL, AgoraProcess, eventually, product, servers_env
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -74,9 +74,20 @@ def sagas(agora: AgoraProcess) -> dict[str, str]:
         "seated": order_seat(agora, "main-C-7"),
     }
     wanted = {"confirmed": "CONFIRMED", "declined": "CANCELLED", "expired": "EXPIRED"}
-    for name, status in {**wanted, "seated": "CONFIRMED"}.items():
+    for name, status in wanted.items():
         order = agora.wait_status(ids[name], timeout=30)
         assert order["status"] == status, order
+    seated = f"/api/orders/{ids['seated']}"
+    order = eventually(
+        lambda: (
+            (o := agora.client.get(seated, headers=agora.headers("buyer")).json())["status"]
+            in FINAL
+            and o
+        ),
+        timeout=30,
+        what="the seated order final",
+    )
+    assert order["status"] == "CONFIRMED", order
     eventually(agora.settled, what="every event of the sagas consumed (tickets issued)")
     return ids
 

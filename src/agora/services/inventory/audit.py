@@ -124,7 +124,7 @@ async def _seats_held_once(conn: AsyncConnection) -> Verdict:
         checked=len(counts),
         noun="seats held or sold",
         offenders=[seat for seat, count in counts.items() if count > 1],
-        why="held or sold more than once",
+        why="more than once",
     )
 
 

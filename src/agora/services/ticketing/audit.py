@@ -26,8 +26,8 @@ async def invariants(conn: AsyncConnection) -> list[Verdict]:
             "one ticket per seat",
             SCOPE,
             checked=len(counts),
-            noun="seats with tickets",
+            noun="seats ticketed",
             offenders=[seat for seat, count in counts.items() if count > 1],
-            why="with more than one valid ticket",
+            why="more than once (valid tickets)",
         )
     ]
