@@ -25,6 +25,7 @@ from agora.settings import Settings
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncConnection
 
+    from agora.messaging import Database
     from agora.services.inventory.audit import HoldStates
     from agora.services.orders.audit import FinalOrder
     from agora.services.payments.audit import OrderPayment
@@ -155,14 +156,14 @@ async def _outboxes_published(
 ) -> Verdict:
     from sqlalchemy import MetaData
 
-    from agora.messaging import Database, add_outbox_table
+    from agora.messaging import add_outbox_table
     from agora.messaging.audit import overdue_outbox
     from agora.services.registry import SERVICE_NAMES
 
     table = add_outbox_table(MetaData())
     overdue_rows, oldest = 0, []
     for name in SERVICE_NAMES:
-        db = Database(settings.database_url(name), MetaData(), timeouts=settings.database_timeouts)
+        db = _database(settings, name)
         try:
             async with db.read() as conn:
                 overdue = await overdue_outbox(conn, table, written_before, shown=SHOWN_IDS)
@@ -201,16 +202,21 @@ async def _consumers_caught_up(settings: Settings, bound: int) -> Verdict:
     )
 
 
-@asynccontextmanager
-async def _snapshot(settings: Settings, service: str) -> AsyncIterator[AsyncConnection]:
-    """One snapshot of `service`'s database (never created here: a missing file is an error)."""
+def _database(settings: Settings, service: str) -> Database:
+    """`service`'s database, never created here: on the embedded default a missing file ends
+    the command."""
     from sqlalchemy import MetaData
 
     from agora.messaging import Database
 
     if not settings.uses_servers and not (settings.data_dir / f"{service}.db").exists():
         fail(f"no database of {service} in {settings.data_dir.resolve()}")
-    db = Database(settings.database_url(service), MetaData(), timeouts=settings.database_timeouts)
+    return Database(settings.database_url(service), MetaData(), timeouts=settings.database_timeouts)
+
+
+@asynccontextmanager
+async def _snapshot(settings: Settings, service: str) -> AsyncIterator[AsyncConnection]:
+    db = _database(settings, service)
     try:
         async with db.snapshot() as conn:
             yield conn
