@@ -122,6 +122,7 @@ def order_seat(agora: AgoraProcess, seat: str) -> str:
 
 
 def settings_of(agora: AgoraProcess) -> Settings:
+    """The settings `agora up` was given (its AGORA_* environment and data folder)."""
     given = {k.removeprefix("AGORA_").lower(): v for k, v in agora.env.items()}
     return Settings.model_validate({**given, "data_dir": agora.data_dir})
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 
 from agora.audit import verdict
-from agora.cli.check import orders_against_inventory, orders_against_payments
+from agora.cli.check import as_table, orders_against_inventory, orders_against_payments
 from agora.services.orders.audit import FinalOrder
 from agora.services.orders.domain import OrderStatus
 from agora.services.payments.audit import OrderPayment
@@ -88,3 +88,21 @@ def test_a_verdict_names_the_first_offenders_and_counts_them_all() -> None:
     assert judged.detail == "7 of 10 products off: p1, p2, p3, p4, p5, …"
     assert judged.offenders == ("p1", "p2", "p3", "p4", "p5", "p6", "p7")
     assert verdict("stock conserved", "inventory", checked=10, noun="products", offenders=[]).ok
+
+
+def test_the_table_has_a_row_per_invariant_its_columns_aligned() -> None:
+    held = verdict("seats held once", "inventory", checked=3, noun="seats", offenders=[])
+    broken = verdict(
+        "confirmed orders paid",
+        "orders+payments",
+        checked=2,
+        noun="confirmed orders",
+        offenders=["o1"],
+        why="without a payment that succeeded",
+    )
+    assert as_table([held, broken]).splitlines() == [
+        "invariant              scope            status    detail",
+        "seats held once        inventory        OK        3 seats",
+        "confirmed orders paid  orders+payments  VIOLATED  1 of 2 confirmed orders without a "
+        "payment that succeeded: o1",
+    ]

@@ -224,7 +224,8 @@ async def _snapshot(settings: Settings, service: str) -> AsyncIterator[AsyncConn
         await db.dispose()
 
 
-def _table(verdicts: Sequence[Verdict]) -> str:
+def as_table(verdicts: Sequence[Verdict]) -> str:
+    """One row per verdict under a header, columns aligned (the detail last, as long as it is)."""
     header = ("invariant", "scope", "status", "detail")
     rows = [header] + [(v.name, v.scope, "OK" if v.ok else "VIOLATED", v.detail) for v in verdicts]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
@@ -293,6 +294,6 @@ def check(
             )
         )
     else:
-        typer.echo(_table(verdicts))
+        typer.echo(as_table(verdicts))
     if not ok:
         raise typer.Exit(1)
