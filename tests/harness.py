@@ -119,6 +119,39 @@ class AgoraProcess:
         health = self.client.get("/healthz").json()
         return bool(health["status"] == "ok" and health["settled"])
 
+    def run_check(self, *options: str) -> tuple[int, dict[str, Any]]:
+        """`agora check --json OPTIONS` on this deployment: its exit status and its verdicts
+        (`{"ok": ..., "invariants": [{"name", "scope", "ok", "detail", "offenders"}]}`)."""
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "agora", "check", "--json"),
+                *("--data-dir", str(self.data_dir), *options),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, **self.env},
+        )
+        assert done.stdout.strip(), f"agora check printed nothing: {done.stderr}"
+        return done.returncode, orjson.loads(done.stdout)
+
+    def check(self, *, timeout: float = 60) -> dict[str, Any]:
+        """Every invariant of `agora check` holds once this deployment has settled (outboxes
+        published, consumers caught up, refunds owed made), every final order included in the
+        checks across services; returns the verdicts."""
+        last: dict[str, Any] = {}
+
+        def passed() -> dict[str, Any] | None:
+            status, last["result"] = self.run_check("--settle-seconds", "0")
+            return last["result"] if status == 0 and last["result"]["ok"] else None
+
+        try:
+            return eventually(passed, timeout=timeout, interval=0.5, what="agora check")
+        except AssertionError:
+            violated = [i for i in last["result"]["invariants"] if not i["ok"]]
+            raise AssertionError(f"agora check, after {timeout} s: {violated}") from None
+
     def kill(self) -> None:
         """kill -9: no shutdown, no flush."""
         assert self.process is not None

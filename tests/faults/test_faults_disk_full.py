@@ -116,7 +116,7 @@ def test_a_full_disk_refuses_orders_clearly_and_loses_none(
     orders = trickle.accepted
     # Refused only for the disk (or while the key's first request still held its claim).
     assert set(trickle.refused) <= {507, 409}, trickle.refused
-    assert_every_order_confirmed(agora, orders, auth)
+    assert_every_order_confirmed(agora, orders)
     agora.stop()
 
     databases = sorted(small_disk.path.glob("*.db"))

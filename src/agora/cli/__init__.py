@@ -7,6 +7,7 @@ import typer
 from agora import __version__
 from agora.cli import run
 from agora.cli.bench import bench_app
+from agora.cli.check import check
 from agora.cli.dlt import dlt_app
 from agora.cli.events import events_app
 from agora.cli.identity import keys_app, users_app
@@ -31,6 +32,7 @@ def version() -> None:
 app.command()(run.up)
 app.command()(run.serve)
 app.command()(run.migrate)
+app.command()(check)
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(dlt_app, name="dlt")
 app.add_typer(events_app, name="events")

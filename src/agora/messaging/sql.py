@@ -207,6 +207,20 @@ class Database:
             else:
                 yield conn
 
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A read-only transaction whose statements all see one snapshot (REPEATABLE READ on
+        PostgreSQL), for reads that compare tables with each other."""
+        if self.is_sqlite:
+            async with self.read() as conn:
+                yield conn
+            return
+        one_snapshot = self.engine.execution_options(
+            isolation_level="REPEATABLE READ", postgresql_readonly=True
+        )
+        async with one_snapshot.connect() as conn, conn.begin():
+            yield conn
+
     async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
         """Call `callback` with the payload whenever a connection (any process) runs NOTIFY
         `channel` (and commits).

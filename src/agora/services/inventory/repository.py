@@ -51,7 +51,12 @@ class StockRepository:
             return False
         await self._conn.execute(
             insert(stock).values(
-                product_id=product_id, available=units, reserved=0, sold=0, seller_id=seller_id
+                product_id=product_id,
+                available=units,
+                reserved=0,
+                sold=0,
+                stocked=units,
+                seller_id=seller_id,
             )
         )
         return True

@@ -35,6 +35,8 @@ stock = Table(
     Column("reserved", Integer, nullable=False, default=0),
     Column("sold", Integer, nullable=False, default=0),
     Column("seller_id", String, nullable=True),
+    # The units the product was stocked with: available + reserved + sold, always.
+    Column("stocked", Integer, nullable=False, server_default="0"),
     CheckConstraint("available >= 0", name="available_not_negative"),
     CheckConstraint("reserved >= 0", name="reserved_not_negative"),
 )
