@@ -10,13 +10,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Collection, Iterator, Sequence
+from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from agora.runtime.supervisor import LOOPBACK, free_port
+
+FINAL = frozenset({"CONFIRMED", "CANCELLED", "EXPIRED"})
+"""The statuses an order ends in."""
 
 
 def servers_env(replicas: int) -> dict[str, str]:
@@ -30,18 +33,19 @@ def wait_until_settled(base_url: str, timeout: float = 180, *, stocked: bool = T
     """Until the server answers and every event is published and consumed (so that orders
     knows the seeded product's price; `stocked`: until a product is on sale)."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            health = httpx.get(f"{base_url}/healthz").json()
-            if health.get("status") == "ok" and health.get("settled"):
-                if not stocked:
-                    return
-                items = httpx.get(f"{base_url}/api/products").json()["items"]
-                if items and items[0]["available"] > 0:
-                    return
-        except (httpx.TransportError, ValueError):
-            pass
-        time.sleep(0.2)
+    with httpx.Client(base_url=base_url) as client:
+        while time.monotonic() < deadline:
+            try:
+                health = client.get("/healthz").json()
+                if health.get("status") == "ok" and health.get("settled"):
+                    if not stocked:
+                        return
+                    items = client.get("/api/products").json()["items"]
+                    if items and items[0]["available"] > 0:
+                        return
+            except (httpx.TransportError, ValueError):
+                pass
+            time.sleep(0.2)
     raise SystemExit(f"agora up at {base_url} did not settle within {timeout}s")
 
 
@@ -198,11 +202,19 @@ def running_agora(
 
 @contextlib.contextmanager
 def running_agora_process(
-    backend: str, replicas: int, seed: Sequence[dict[str, Any]], *, profile: Path | None = None
+    backend: str,
+    replicas: int,
+    seed: Sequence[dict[str, Any]],
+    *,
+    profile: Path | None = None,
+    servers: Mapping[str, str] | None = None,
+    data_dir: Path | None = None,
 ) -> Iterator[tuple[str, int]]:
     """`running_agora`, yielding the process id of `agora up` too. `profile`: run `agora up`
     under cProfile (every thread; on servers only the supervisor, not the services) and write
-    its statistics there when it stops (`python -m pstats` reads them)."""
+    its statistics there when it stops (`python -m pstats` reads them). `servers`: the
+    settings of servers other than those of `agora infra up`; `data_dir`: a data folder to keep
+    (default: a temporary one)."""
     port = free_port(LOOPBACK)
     with tempfile.TemporaryDirectory() as folder:
         seed_file = Path(folder) / "seed.json"
@@ -210,7 +222,7 @@ def running_agora_process(
         # The benchmarks measure the saga, not the rate limiter: one address sends it all.
         env = {**os.environ, "AGORA_LOG_LEVEL": "WARNING", "AGORA_RATE_LIMITS": "false"}
         if backend == "servers":
-            env |= servers_env(replicas)
+            env |= servers_env(replicas) if servers is None else servers
         profiled = ["-m", "agora.bench.profiled", str(profile)] if profile else ["-m", "agora"]
         server = subprocess.Popen(
             [
@@ -220,7 +232,7 @@ def running_agora_process(
                 "--port",
                 str(port),
                 "--data-dir",
-                str(Path(folder) / "data"),
+                str(data_dir or Path(folder) / "data"),
                 "--seed",
                 str(seed_file),
             ],

@@ -37,6 +37,7 @@ from websockets.protocol import State
 from websockets.uri import parse_uri
 
 from agora.bench.harness import (
+    FINAL,
     buyer_accounts,
     client_pool,
     cpu_seconds,
@@ -48,7 +49,6 @@ from agora.bench.harness import (
 from agora.bench.seated import CATEGORY, session_on_sale, settled
 from agora.runtime.collector import Collector
 
-FINAL = {"CONFIRMED", "CANCELLED", "EXPIRED"}
 CONNECTING = 20
 """Subscribers connecting (and taking their snapshot) at once."""
 

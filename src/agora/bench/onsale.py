@@ -17,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 from agora.bench.harness import (
+    FINAL,
     RESENT,
     buyer_accounts,
     client_pool,
@@ -25,8 +26,6 @@ from agora.bench.harness import (
     request,
     running_agora,
 )
-
-FINAL = {"CONFIRMED", "CANCELLED", "EXPIRED"}
 
 
 async def rush(

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import httpx
 
 from agora.bench.harness import (
+    FINAL,
     RESENT,
     buyer_accounts,
     cpu_seconds,
@@ -30,8 +31,6 @@ from agora.bench.harness import (
     request,
     running_agora_process,
 )
-
-FINAL = {"CONFIRMED", "CANCELLED", "EXPIRED"}
 
 
 async def buyer(

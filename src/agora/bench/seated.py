@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from agora.bench.harness import (
+    FINAL,
     RESENT,
     SENT,
     buyer_accounts,
@@ -40,7 +41,6 @@ from agora.bench.harness import (
 )
 from agora.contracts.seating import MAX_ROWS_PER_ZONE, rows_plan
 
-FINAL = {"CONFIRMED", "CANCELLED", "EXPIRED"}
 CATEGORY = "standard"
 MAX_PER_ORDER = 4
 # The most a buyer may hold in one session (ticketing allows no more): buyers share accounts,

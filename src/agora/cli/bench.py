@@ -183,3 +183,46 @@ def bench_limit(
         duration=duration, clients=clients, jobs=jobs, products=products, measured=measured
     )
     typer.echo(orjson.dumps(result))
+
+
+@bench_app.command("soak")
+def bench_soak(
+    minutes: Annotated[float, typer.Option(help="minutes of load and faults", min=0.1)] = 10,
+    buyers: Annotated[int, typer.Option(help="buyers in the closed loop", min=1)] = 8,
+    outage: Annotated[
+        float, typer.Option(help="longest time a killed server stays down, seconds", min=1)
+    ] = 20,
+    pause: Annotated[
+        float, typer.Option(help="longest time between two faults, seconds", min=1)
+    ] = 30,
+    faults: Annotated[
+        str,
+        typer.Option(
+            help="the faults to inject, comma-separated: postgres-kill, postgres-restart, "
+            "kafka-kill, redis-kill, replica-kill"
+        ),
+    ] = "postgres-kill,postgres-restart,kafka-kill,redis-kill,replica-kill",
+    replicas: Annotated[int, typer.Option(help="processes per service")] = 1,
+    settle: Annotated[
+        float, typer.Option(help="seconds within which every order must be final after the load")
+    ] = 180,
+    random_seed: Annotated[int, typer.Option(help="seed of the load's and the faults' draws")] = 0,
+) -> None:
+    """Mixed load on servers of its own while they fail at random (one fault at a time), then
+    `agora check`: recovery per fault, what clients saw, the invariants. Exits 1 on a
+    violation or an order that did not end."""
+    from agora.bench.soak import bench_soak as run
+
+    result = run(
+        minutes=minutes,
+        buyers=buyers,
+        outage=outage,
+        pause=pause,
+        faults=[kind.strip() for kind in faults.split(",") if kind.strip()],
+        replicas=replicas,
+        settle=settle,
+        random_seed=random_seed,
+    )
+    typer.echo(orjson.dumps(result))
+    if not result["ok"]:
+        raise typer.Exit(1)
