@@ -28,6 +28,8 @@ pytestmark = [
     pytest.mark.postgres,
     pytest.mark.kafka,
     pytest.mark.redis,
+    # agora up waits up to 300 s for the servers topology to start (AgoraProcess.start)
+    pytest.mark.timeout(600),
 ]
 
 OUTAGE = 15.0

@@ -30,6 +30,8 @@ pytestmark = [
     pytest.mark.postgres,
     pytest.mark.kafka,
     pytest.mark.redis,
+    # agora up waits up to 300 s for the servers topology to start (AgoraProcess.start)
+    pytest.mark.timeout(600),
 ]
 
 FAULT = 6.0
