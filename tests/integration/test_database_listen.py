@@ -13,6 +13,7 @@ from sqlalchemy import MetaData, text
 
 from agora.messaging import Database
 from agora.messaging.faults import transient_fault
+from agora.services.orders.changes import OrderChanges
 from own_postgres import OwnPostgres, own_postgres
 
 __all__ = ["own_postgres"]
@@ -71,3 +72,17 @@ async def test_a_listener_hears_notifications_after_a_restart(
     await asyncio.wait_for(back.wait(), timeout=30)
     await notify_until_heard(sender, heard, "after")
     assert len(missed) == 1
+
+
+async def test_readers_waiting_for_an_order_re_read_it_once_listening_again(
+    own_postgres: OwnPostgres, databases: tuple[Database, Database]
+) -> None:
+    """A reader of `Prefer: wait` on this replica may have missed the NOTIFY of another
+    replica's commit while the connection was down: it is woken to read its order again."""
+    listener, _ = databases
+    changes = OrderChanges()
+    await changes.listen(listener)
+    async with changes.subscribe("order-1") as woken:
+        await asyncio.to_thread(own_postgres.restart)
+        channel, _ = await asyncio.wait_for(anext(woken), timeout=30)
+    assert channel == "order:order-1"
