@@ -20,7 +20,8 @@ from harness import eventually
 
 class OwnPostgres:
     """A cluster in `root` on a free port: `kill` is `kill -9` of the postmaster (no shutdown,
-    no checkpoint), `start` brings it back (crash recovery) on the same port."""
+    no checkpoint), `start` brings it back (crash recovery) on the same port; `restart` is the
+    operator's fast restart (sessions ended, a checkpoint, up again)."""
 
     def __init__(self, root: Path) -> None:
         self.server = PostgresServer(root, free_port(LOOPBACK))
@@ -53,6 +54,9 @@ class OwnPostgres:
             interval=0.05,
             what="the killed postmaster to be gone",
         )
+
+    def restart(self) -> None:
+        self.server.restart()
 
     def stop(self) -> None:
         self.server.stop()

@@ -3,7 +3,9 @@ never stopped (other runs use them)."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,11 +14,13 @@ import pytest
 
 from agora.infra.redis import RedisServer
 from agora.runtime.supervisor import LOOPBACK, free_port
+from harness import eventually
 
 
 class OwnRedis:
-    """A Redis in `root` on a free port. It saves nothing: `stop` then `start` is a restart
-    that comes back empty, as the production Redis of `agora infra` does."""
+    """A Redis in `root` on a free port. It saves nothing: `stop` (or `kill`, a `kill -9`)
+    then `start` is a restart that comes back empty, as the production Redis of `agora infra`
+    does."""
 
     def __init__(self, root: Path) -> None:
         self.server = RedisServer(root, free_port(LOOPBACK))
@@ -27,6 +31,17 @@ class OwnRedis:
 
     def start(self) -> None:
         self.server.ensure_up()
+
+    def kill(self) -> None:
+        pid = self.server.pid()
+        assert pid is not None, "the test's Redis is not running"
+        os.kill(pid, signal.SIGKILL)
+        eventually(
+            lambda: self.server.pid() is None,
+            timeout=30,
+            interval=0.05,
+            what="the killed Redis to be gone",
+        )
 
     def stop(self) -> None:
         self.server.stop()

@@ -34,6 +34,10 @@ class Trickle:
         self.accepted: list[str] = []
         self.refused: dict[int, int] = {}
         self.last_refusal: dict[int, httpx.Response] = {}  # by status, 5xx and 4xx alike
+        self.unavailable: dict[str, int] = {}
+        """503 answers by problem type."""
+        self.unexplained: list[str] = []
+        """503 answers without a problem+json body or without Retry-After."""
         self._thread = threading.Thread(target=self._run, name="order trickle", daemon=True)
 
     def __enter__(self) -> Trickle:
@@ -43,6 +47,16 @@ class Trickle:
     def __exit__(self, *_: object) -> None:
         self._stop.set()
         self._thread.join(timeout=60)
+
+    def _unavailable(self, response: httpx.Response) -> None:
+        """Count a 503 by its problem type, or keep what makes it one a client cannot act on
+        (not problem+json, no Retry-After)."""
+        kind = response.headers.get("content-type", "")
+        if not kind.startswith("application/problem+json") or "retry-after" not in response.headers:
+            self.unexplained.append(f"{kind} {dict(response.headers)} {response.text[:200]}")
+            return
+        problem = str(response.json().get("type"))
+        self.unavailable[problem] = self.unavailable.get(problem, 0) + 1
 
     def _run(self) -> None:
         with httpx.Client(base_url=self._agora.base_url, timeout=10) as client:
@@ -67,8 +81,17 @@ class Trickle:
                             self.refused.get(response.status_code, 0) + 1
                         )
                         self.last_refusal[response.status_code] = response
+                        if response.status_code == 503:
+                            self._unavailable(response)
                     self._stop.wait(PACE)  # a client's pause before it tries again
                 self._stop.wait(PACE)  # the trickle's pace
+
+
+def assert_told_to_retry(trickle: Trickle) -> None:
+    """Every refusal the trickle met was 503 problem+json with Retry-After, or 409 (its own
+    key's first request still in flight): never a 500, nor a 4xx that blames the request."""
+    assert set(trickle.refused) <= {409, 503}, trickle.refused
+    assert trickle.unexplained == [], trickle.unexplained
 
 
 def readiness(agora: AgoraProcess) -> httpx.Response:

@@ -1,11 +1,12 @@
-"""PostgreSQL killed with SIGKILL under a steady trickle of orders, on the servers topology (one
-process per service behind the gateway, Kafka and Redis the shared test servers), kept down for
-about 15 s and started again. Afterwards every order is final and confirmed within a bound,
+"""PostgreSQL going away under a steady trickle of orders, on the servers topology (one process
+per service behind the gateway, Kafka and Redis the shared test servers): killed with SIGKILL,
+kept down for about 15 s and started again; or restarted by an operator (`pg_ctl restart -m
+fast`, every session ended). Afterwards every order is final and confirmed within a bound,
 nothing valid was dead-lettered, `agora check` finds every invariant kept (no order charged
-without being confirmed, stock conserved, outboxes published), and readiness said what was
-going on: 503 while the database was away, 200 once it was back.
+without being confirmed, stock conserved, outboxes published); readiness said what was going on
+while the database was away.
 
-The PostgreSQL killed is one of the test's own: the shared test servers are never stopped."""
+The PostgreSQL is one of the test's own: the shared test servers are never stopped."""
 
 from __future__ import annotations
 
@@ -18,7 +19,13 @@ import pytest
 
 from harness import AgoraProcess, eventually, product, servers_env
 from own_postgres import OwnPostgres, own_postgres
-from steady import SETTLE, Trickle, assert_every_order_confirmed, readiness
+from steady import (
+    SETTLE,
+    Trickle,
+    assert_every_order_confirmed,
+    assert_told_to_retry,
+    readiness,
+)
 
 __all__ = ["own_postgres"]
 
@@ -28,6 +35,8 @@ pytestmark = [
     pytest.mark.postgres,
     pytest.mark.kafka,
     pytest.mark.redis,
+    # agora up waits up to 300 s for the servers topology to start (AgoraProcess.start)
+    pytest.mark.timeout(600),
 ]
 
 OUTAGE = 15.0
@@ -86,3 +95,24 @@ def test_a_postgres_killed_for_15_s_loses_no_order(
     assert all(status in (0, 409) or status >= 500 for status in trickle.refused), trickle.refused
     assert_every_order_confirmed(agora, orders)  # and `agora check` finds every invariant kept
     assert ready_after < 60, ready_after
+
+
+def test_a_fast_restart_of_postgres_loses_no_order(
+    agora: AgoraProcess, own_postgres: OwnPostgres
+) -> None:
+    """Every pooled connection of every service is ended while the trickle writes: the services
+    replace them, the client is told to retry, and the trickle goes on."""
+    auth = agora.headers("trickle")
+    with Trickle(agora, auth) as trickle:
+        eventually(lambda: len(trickle.accepted) >= 10, timeout=60, what="orders flowing")
+        postmaster = own_postgres.server.pid()
+        own_postgres.restart()
+        assert own_postgres.server.pid() not in (None, postmaster)
+        before = len(trickle.accepted)
+        eventually(
+            lambda: len(trickle.accepted) >= before + 20, timeout=SETTLE, what="orders again"
+        )
+    assert_told_to_retry(trickle)
+    assert set(trickle.unavailable) <= {"/problems/database-unavailable"}, trickle.unavailable
+    assert_every_order_confirmed(agora, trickle.accepted)
+    assert readiness(agora).status_code == 200

@@ -49,7 +49,7 @@ async def replicas(servers: InfraSettings) -> AsyncIterator[Replicas]:
     try:
         await writer.create_tables()
         both = Replicas(writer, outbox, listener)
-        await listener.listen(ORDER_CHANGES, both.heard.put_nowait)
+        await listener.listen(ORDER_CHANGES, both.heard.put_nowait, missed=lambda: None)
         yield both
     finally:
         await listener.dispose()

@@ -3,8 +3,6 @@ the Java that runs them (see `agora.infra.kafka` for where they are cached)."""
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hashlib
 import os
 import re
@@ -12,11 +10,10 @@ import shutil
 import subprocess
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from pathlib import Path
 
 from agora.infra.errors import InfraError
-from agora.infra.processes import run_logged, say
+from agora.infra.processes import exclusive, run_logged, say
 
 __all__ = [
     "cache_dir",
@@ -81,16 +78,6 @@ def cached_lib(pom: Path) -> Path | None:
     return lib if (lib.parent / "complete").exists() else None
 
 
-@contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def fetch_jars(pom: Path, *, log: Path) -> Path:
     """The folder of every runtime jar of the pom, fetched with Maven unless already complete
     in the cache. Safe against an interrupted earlier fetch and against concurrent fetchers."""
@@ -100,7 +87,7 @@ def fetch_jars(pom: Path, *, log: Path) -> Path:
     version = pinned_version(pom)
     lib = lib_dir(pom)
     lib.parent.mkdir(parents=True, exist_ok=True)
-    with _flock(lib.parent.parent / ".lock"):
+    with exclusive(lib.parent.parent / ".lock"):
         found = cached_lib(pom)  # another process may have fetched it meanwhile
         if found is not None:
             return found

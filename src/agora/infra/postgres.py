@@ -192,6 +192,35 @@ class PostgresServer:
         terminate(pid, needle="postgres", what="PostgreSQL")
         return True
 
+    def restart(self, timeout: float = START_TIMEOUT) -> None:
+        """`pg_ctl restart -m fast`: every session is ended (their transactions rolled back)
+        after a checkpoint, and the server is back on the same port when this returns."""
+        bindir = find_bindir()
+        if bindir is None or self.pid() is None:
+            raise InfraError(f"no PostgreSQL runs on {self.address} to restart")
+        say(f"restarting PostgreSQL on {self.address}")
+        run_logged(
+            [
+                str(bindir / "pg_ctl"),
+                "restart",
+                "-D",
+                str(self.data),
+                "-l",
+                str(self.log),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                str(int(timeout)),
+                "-s",
+            ],
+            log=self.setup_log,
+            what="pg_ctl restart",
+            as_user=self.owner,
+            cwd=self.root,
+            timeout=timeout,
+        )
+
     # --- helpers ---------------------------------------------------------------------------
 
     def _major(self) -> str:

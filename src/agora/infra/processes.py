@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import fcntl
 import os
 import pwd
 import shlex
@@ -12,7 +13,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -20,6 +21,7 @@ from agora.infra.errors import InfraError
 
 __all__ = [
     "Deadline",
+    "exclusive",
     "is_root",
     "log_tail",
     "pid_alive",
@@ -70,6 +72,18 @@ class Deadline:
             if self.expired():
                 raise InfraError(f"{what}: not done after {self.seconds:.0f} s")
             time.sleep(min(interval, self.left()))
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `lock` (made if missing) for the block: one process
+    at a time fills a cache."""
+    with lock.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def read_pid(path: Path) -> int | None:

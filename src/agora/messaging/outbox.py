@@ -145,7 +145,7 @@ class OutboxRelay:
 
     async def start(self, wake: Callable[[], None]) -> None:
         """Be woken by commits of other processes too (PostgreSQL)."""
-        await self._db.listen(outbox_channel(self.service), lambda _payload: wake())
+        await self._db.listen(outbox_channel(self.service), lambda _payload: wake(), missed=wake)
 
     async def step(self) -> float | None:
         """Publish what is waiting, up to `batches_per_step` batches; 0 when more is waiting,

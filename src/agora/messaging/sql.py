@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -63,8 +64,14 @@ __all__ = [
 ]
 
 
+logger = logging.getLogger(__name__)
+
 PING_AFTER_IDLE = 5.0
 """Seconds a PostgreSQL connection may sit in the pool before it is pinged at checkout."""
+
+LISTEN_RETRY_FIRST = 0.1
+LISTEN_RETRY_CAP = 2.0
+"""Seconds between tries at opening a lost listening connection again: doubling, capped."""
 
 
 def sqlite_url(path: Path) -> str:
@@ -170,7 +177,10 @@ class Database:
             options["connect_args"] = (timeouts or DatabaseTimeouts()).asyncpg_arguments()
         self.engine: AsyncEngine = create_async_engine(url, **options)
         self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._name = make_url(url).database or url
         self._listener: AsyncConnection | None = None
+        self._channels: list[tuple[str, Callable[[str], None], Callable[[], None]]] = []
+        self._relistening: asyncio.Task[None] | None = None
         if self.is_sqlite:
             configure_sqlite(self.engine.sync_engine)
             self._reader = self.engine.execution_options(agora_read_only=True)
@@ -221,25 +231,88 @@ class Database:
         async with one_snapshot.connect() as conn, conn.begin():
             yield conn
 
-    async def listen(self, channel: str, callback: Callable[[str], None]) -> None:
+    async def listen(
+        self, channel: str, callback: Callable[[str], None], *, missed: Callable[[], None]
+    ) -> None:
         """Call `callback` with the payload whenever a connection (any process) runs NOTIFY
         `channel` (and commits).
 
         PostgreSQL only (a no-op on SQLite, where all writers share a process). The listening
-        connection stays open until `dispose`."""
+        connection stays open until `dispose`. When the server drops it (a restart, a network
+        that reset it) it is opened again, tried until the server answers, and listens to every
+        channel again; then `missed` is called once, since notifications sent meanwhile are
+        lost: its caller catches up as if told that anything may have changed."""
         if self.is_sqlite:
             return
+        self._channels.append((channel, callback, missed))
+        if self._relistening is not None:
+            return  # it listens to every channel once it is back
         if self._listener is None:
-            self._listener = await self.engine.connect()
-        raw = await self._listener.get_raw_connection()
-        driver = raw.driver_connection
+            self._listener = await self._open_listener()
+        else:
+            await self._add_listener(self._listener, channel, callback)
+
+    async def _open_listener(self) -> AsyncConnection:
+        conn = await self.engine.connect()
+        try:
+            for channel, callback, _ in self._channels:
+                await self._add_listener(conn, channel, callback)
+            driver = (await conn.get_raw_connection()).driver_connection
+            assert driver is not None
+            driver.add_termination_listener(self._listener_lost)
+        except BaseException:
+            await conn.invalidate()
+            await conn.close()
+            raise
+        return conn
+
+    @staticmethod
+    async def _add_listener(
+        conn: AsyncConnection, channel: str, callback: Callable[[str], None]
+    ) -> None:
+        driver = (await conn.get_raw_connection()).driver_connection
         assert driver is not None
         await driver.add_listener(channel, lambda _conn, _pid, _channel, payload: callback(payload))
 
+    def _listener_lost(self, _driver: object) -> None:
+        if self._listener is None or self._relistening is not None:
+            return  # being disposed of, or already opened again
+        self._relistening = asyncio.get_running_loop().create_task(self._listen_again())
+
+    async def _listen_again(self) -> None:
+        lost, self._listener = self._listener, None
+        if lost is not None:
+            with contextlib.suppress(Exception):  # the connection is dead already
+                await lost.invalidate()
+        logger.warning("database %s: the listening connection was lost", self._name)
+        started = time.monotonic()
+        failures = 0
+        while True:
+            try:
+                listener = await self._open_listener()
+                break
+            except Exception as error:
+                failures += 1
+                delay = min(LISTEN_RETRY_CAP, LISTEN_RETRY_FIRST * 2 ** min(failures - 1, 16))
+                logger.debug("database %s: listening again failed: %r", self._name, error)
+                await asyncio.sleep(delay)
+        self._listener = listener
+        self._relistening = None
+        logger.info(
+            "database %s: listening again after %.1f s", self._name, time.monotonic() - started
+        )
+        for _, _, missed in self._channels:
+            missed()
+
     async def dispose(self) -> None:
-        if self._listener is not None:
-            await self._listener.close()
-            self._listener = None
+        relistening, self._relistening = self._relistening, None
+        if relistening is not None:
+            relistening.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await relistening
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            await listener.close()
         await self.engine.dispose()
 
 

@@ -374,8 +374,13 @@ class PlaceFeed:
                 reader.wake()
 
     async def listen(self) -> None:
-        """Hear the changes other replicas commit (PostgreSQL; nothing to hear on SQLite)."""
-        await self._db.listen(PLACE_CHANGES, lambda payload: self.announce(payload.split(",")))
+        """Hear the changes other replicas commit (PostgreSQL; nothing to hear on SQLite); when
+        some may have been missed, every stream reads its session's change log again."""
+        await self._db.listen(
+            PLACE_CHANGES,
+            lambda payload: self.announce(payload.split(",")),
+            missed=lambda: self.announce(list(self._readers)),
+        )
 
     def close(self) -> None:
         """End every stream (the process is stopping)."""

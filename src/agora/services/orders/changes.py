@@ -36,8 +36,15 @@ class OrderChanges:
                 task.add_done_callback(self._announcing.discard)
 
     async def listen(self, db: Database) -> None:
-        """Hear the changes other replicas commit (PostgreSQL; nothing to hear on SQLite)."""
-        await db.listen(ORDER_CHANGES, lambda payload: self.announce(payload.split(",")))
+        """Hear the changes other replicas commit (PostgreSQL; nothing to hear on SQLite); when
+        some may have been missed, every waiting reader re-reads its order."""
+        await db.listen(
+            ORDER_CHANGES,
+            lambda payload: self.announce(payload.split(",")),
+            missed=lambda: self.announce(
+                channel.removeprefix("order:") for channel in self._fanout.channels()
+            ),
+        )
 
     def close(self) -> None:
         """Answer every waiting reader now, and any that subscribes later at once."""

@@ -64,6 +64,10 @@ class InProcessFanout:
         """Live subscriptions to `channel`."""
         return len(self._inboxes.get(channel, ()))
 
+    def channels(self) -> list[str]:
+        """The channels with a live subscription."""
+        return list(self._inboxes)
+
     def subscription_count(self) -> int:
         """Live subscriptions, whatever their channels."""
         return len(self._live)
