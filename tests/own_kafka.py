@@ -4,16 +4,19 @@ the fixtures are per module."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import shutil
 import signal
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from agora.infra.config import Ports
 from agora.infra.kafka import KafkaCluster, KafkaNode
@@ -67,6 +70,21 @@ class OwnKafka:
 
     def node(self, node_id: int) -> KafkaNode:
         return self.cluster.nodes[node_id - 1]
+
+    def partition_leaders(self, prefix: str) -> Counter[int]:
+        """How many partitions of the topics named `prefix...` each node leads."""
+
+        async def leaders() -> Counter[int]:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+            await admin.start()
+            try:
+                topics = [t for t in await admin.list_topics() if t.startswith(prefix)]
+                described = await admin.describe_topics(topics)
+            finally:
+                await admin.close()
+            return Counter(p["leader"] for topic in described for p in topic["partitions"])
+
+        return asyncio.run(leaders())
 
     def start(self) -> None:
         self.cluster.prepare(log=self.root / "maven.log")
