@@ -291,15 +291,19 @@ class _KafkaConsumer:
             logger.info("%s: commit skipped after a rebalance: %r", self._group, error)
 
     async def lag(self) -> dict[TopicPartition, int]:
+        """Raises `TimeoutError` after the log's request timeout: with the cluster away the
+        consumer would wait for a group coordinator for as long as it takes, and `/healthz`
+        and `/metrics` with it."""
         consumer = await self._started()
         partitions = sorted(consumer.assignment())
         if not partitions:
             return {}
-        ends = await consumer.end_offsets(partitions)
-        lag: dict[TopicPartition, int] = {}
-        for tp in partitions:
-            committed = await consumer.committed(tp)
-            lag[self._log._ours(tp)] = ends[tp] - (committed or 0)
+        async with asyncio.timeout(self._log._request_timeout_ms / 1000):
+            ends = await consumer.end_offsets(partitions)
+            lag: dict[TopicPartition, int] = {}
+            for tp in partitions:
+                committed = await consumer.committed(tp)
+                lag[self._log._ours(tp)] = ends[tp] - (committed or 0)
         return lag
 
     async def close(self) -> None:
