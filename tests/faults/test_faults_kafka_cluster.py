@@ -93,6 +93,10 @@ def test_one_broker_of_three_killed_pauses_confirmations_only_for_the_election(
     ]
     steady_gap = longest_gap(confirmed, steady_from, killed_at)
     kill_gap = longest_gap(confirmed, killed_at, killed_at + AFTER)
+    print(
+        f"broker {victim} (leading {led} of {sum(leaders.values())} partitions) killed: "
+        f"longest gap between confirmations {kill_gap:.1f} s after, {steady_gap:.1f} s before"
+    )
     assert kill_gap < LONGEST_GAP, (
         f"confirmations paused {kill_gap:.1f} s after broker {victim} (leading {led} of "
         f"{sum(leaders.values())} partitions) was killed; {steady_gap:.1f} s at most before"
