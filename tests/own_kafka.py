@@ -45,7 +45,7 @@ class OwnKafka:
     """`brokers` KRaft nodes (each broker and controller) in `root` on free ports, as `agora
     infra up --kafka-brokers N` lays them out (three nodes: replication factor 3,
     min.insync.replicas 2). `kill` is `kill -9` of one node's JVM (no controlled shutdown, no
-    flush); `restart` starts it again on the same ports and waits until the cluster lists it."""
+    flush); `start` brings it back."""
 
     def __init__(self, root: Path, brokers: int) -> None:
         self.root = root
@@ -87,6 +87,8 @@ class OwnKafka:
         return asyncio.run(leaders())
 
     def start(self) -> None:
+        """Start every node that is not running (a killed one on its ports, with its data) and
+        wait until the cluster lists all of them."""
         self.cluster.prepare(log=self.root / "maven.log")
         self.cluster.start()
         self.cluster.wait_ready()
@@ -106,10 +108,6 @@ class OwnKafka:
             interval=0.05,
             what=f"the killed Kafka node {node_id} to be gone",
         )
-
-    def restart(self) -> None:
-        """Start every node that is not running and wait until the cluster lists all of them."""
-        self.start()
 
     def stop(self) -> None:
         self.cluster.stop()

@@ -76,7 +76,7 @@ def test_the_broker_killed_for_30_s_loses_no_order(
         # The outage lasts as long as the scenario says, the trickle running all along.
         threading.Event().wait(max(0.0, killed_at + OUTAGE - time.monotonic()))
         accepted_away = len(trickle.accepted) - accepted_before
-        own_kafka.restart()
+        own_kafka.start()
         back = time.monotonic()
         eventually(
             lambda: readiness(agora).status_code == 200,

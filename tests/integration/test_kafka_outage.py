@@ -54,7 +54,7 @@ async def test_a_publish_to_a_killed_broker_fails_in_time_and_delivers_once_it_i
             waited = time.monotonic() - started
             assert REQUEST_TIMEOUT * 0.9 <= waited < REQUEST_TIMEOUT * 3, (attempt, waited)
             assert transient_fault(failed.value) == "log"
-        own_kafka.restart()
+        own_kafka.start()
         await log.publish(records(topic, "after", 4))
         values = [record.value.decode() for record in await log.read(topic)]
         # The first try's records stayed with the producer and went out once the broker was
@@ -88,7 +88,7 @@ async def test_a_consumers_lag_with_the_broker_killed_fails_in_time(own_kafka: O
             waited = time.monotonic() - started
             assert waited < REQUEST_TIMEOUT * 3, waited
             assert transient_fault(failed.value) == "log", failed.value
-        own_kafka.restart()
+        own_kafka.start()
         assert sum((await consumer.lag()).values()) == 4
     finally:
         await consumer.close()
