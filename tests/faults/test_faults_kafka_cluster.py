@@ -48,9 +48,9 @@ missed heartbeats for `broker.session.timeout.ms` (9 s, Kafka's default, which `
 keeps) and only then elects new leaders for its partitions and moves its groups' coordinators;
 by then a publish may have waited out its request timeout (10 s) and a consumer whose
 coordinator it was, its session (10 s), and rejoins. Measured: 9.3 s, 13.6 s and 11.4 s,
-against gaps of at most 2.4 s before the kill on a loaded machine. A producer or consumer that stuck to the
-dead broker would not resume at all; a rebalance that waited for a dead member's session, or a
-relay that waited out a long backoff, would add 10 s or more."""
+against gaps of at most 2.4 s before the kill on a loaded machine. A producer or consumer that
+stuck to the dead broker would not resume at all; a rebalance that waited for a dead member's
+session, or a relay that waited out a long backoff, would add 10 s or more."""
 
 
 @pytest.fixture
