@@ -142,7 +142,8 @@ class Settings(BaseSettings):
         10.0,
         gt=0,
         le=300,
-        description="How long a Kafka request (a produce among them) may wait for the cluster",
+        description="How long a Kafka request, a publish's acknowledgements or a read of a "
+        "consumer's lag may wait for the cluster",
     )
     redis_timeout_seconds: float = Field(
         2.0,

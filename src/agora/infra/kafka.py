@@ -340,7 +340,8 @@ class KafkaCluster:
         ]
 
     def start(self) -> None:
-        """Launch every node that does not run (without waiting: see `wait_ready`)."""
+        """Launch every node that does not run, returning once each runs the JVM (without
+        waiting for it to answer: see `wait_ready`)."""
         idle = [node for node in self.nodes if node.pid() is None]
         if not idle:
             say(f"Kafka already running on {self.bootstrap}")
@@ -371,6 +372,17 @@ class KafkaCluster:
             tmp = node.pid_file.with_suffix(".tmp")
             tmp.write_text(f"{pid}\n")
             tmp.replace(node.pid_file)
+            self._wait_launched(node, pid)
+
+    @staticmethod
+    def _wait_launched(node: KafkaNode, pid: int) -> None:
+        """Until the child has exec'd the JVM its command line is empty, and `node.pid()` (so
+        `wait_ready`) would take a node just launched for one that exited."""
+        Deadline(10).poll(
+            lambda: node.pid() is not None or not pid_alive(pid),
+            what=f"launching Kafka node {node.node_id}",
+            interval=0.005,
+        )
 
     def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
         """Return once every node accepts connections and a metadata request (aiokafka admin

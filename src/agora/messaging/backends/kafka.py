@@ -1,7 +1,8 @@
 """The bus port on Apache Kafka (aiokafka).
 
 Producer: `acks=all` and idempotence, so a retried send neither reorders nor duplicates a key's
-records; `publish` returns once every record is acknowledged by the in-sync replicas. Consumers:
+records; `publish` returns once every record is acknowledged by the in-sync replicas, and fails
+(`KafkaTimeoutError`) if they are not within the request timeout. Consumers:
 manual commits only (the runner commits after the effects are durable), `earliest` reset, and
 Kafka's own group protocol for splitting partitions. Topics are created through the admin API
 (brokers should run with `auto.create.topics.enable=false`).
@@ -21,6 +22,7 @@ from aiokafka.errors import (
     CommitFailedError,
     IllegalStateError,
     KafkaError,
+    KafkaTimeoutError,
     TopicAlreadyExistsError,
 )
 
@@ -45,9 +47,9 @@ class KafkaLog:
     ) -> None:
         """`namespace` prefixes every topic and group name on the cluster, so that several
         environments (or test runs) can share one cluster without seeing each other.
-        `request_timeout` bounds every request to the cluster, a produce among them: a publish
-        the cluster does not acknowledge in time fails (`KafkaTimeoutError`) rather than wait
-        for as long as the cluster is away."""
+        `request_timeout` bounds every request to the cluster and a publish's wait for its
+        acknowledgements: a publish the cluster does not acknowledge in time fails
+        (`KafkaTimeoutError`) rather than wait for as long as the cluster is away."""
         self._namespace = namespace
         self._bootstrap = bootstrap_servers
         self._client_id = client_id
@@ -60,6 +62,7 @@ class KafkaLog:
         self._admin: AIOKafkaAdminClient = None
         self._known_topics: set[str] = set()
         self._topics_lock = asyncio.Lock()
+        self._unacknowledged: set[asyncio.Future[Any]] = set()
 
     def _name(self, topic: str) -> str:
         return f"{self._namespace}{topic}"
@@ -122,6 +125,7 @@ class KafkaLog:
         if not records:
             return
         await self.create_topics(sorted({r.topic for r in records}), self._default_partitions)
+        await self._acknowledged(set(self._unacknowledged))
         sends = [
             await self._producer.send(
                 self._name(record.topic),
@@ -131,7 +135,27 @@ class KafkaLog:
             )
             for record in records
         ]
-        await asyncio.gather(*sends)
+        await self._acknowledged({asyncio.gather(*sends)})
+
+    async def _acknowledged(self, sends: set[asyncio.Future[Any]]) -> None:
+        """Wait up to the request timeout for `sends` to be acknowledged, else raise
+        `KafkaTimeoutError`. The idempotent producer never gives up on a record (it retries
+        until the cluster answers, keeping each partition's order), so without this bound a
+        publish would wait for as long as the cluster is away, and its caller never learn of
+        the outage. Records not acknowledged in time stay with the producer, which delivers
+        them once the cluster is back; the next publish waits for them first, so an outage
+        buffers one copy of what was sent, not one per try."""
+        if not sends:
+            return
+        done, pending = await asyncio.wait(sends, timeout=self._request_timeout_ms / 1000)
+        self._unacknowledged = (self._unacknowledged | pending) - done
+        errors = [error for send in done if (error := send.exception()) is not None]
+        if errors:
+            raise errors[0]
+        if pending:
+            raise KafkaTimeoutError(
+                f"records not acknowledged within {self._request_timeout_ms} ms"
+            )
 
     def consumer(self, group: str, topics: Sequence[str]) -> Consumer:
         return _KafkaConsumer(self, group, tuple(topics))
@@ -267,15 +291,19 @@ class _KafkaConsumer:
             logger.info("%s: commit skipped after a rebalance: %r", self._group, error)
 
     async def lag(self) -> dict[TopicPartition, int]:
+        """Raises `TimeoutError` after the log's request timeout: with the cluster away the
+        consumer would wait for a group coordinator for as long as it takes, and `/healthz`
+        and `/metrics` with it."""
         consumer = await self._started()
         partitions = sorted(consumer.assignment())
         if not partitions:
             return {}
-        ends = await consumer.end_offsets(partitions)
-        lag: dict[TopicPartition, int] = {}
-        for tp in partitions:
-            committed = await consumer.committed(tp)
-            lag[self._log._ours(tp)] = ends[tp] - (committed or 0)
+        async with asyncio.timeout(self._log._request_timeout_ms / 1000):
+            ends = await consumer.end_offsets(partitions)
+            lag: dict[TopicPartition, int] = {}
+            for tp in partitions:
+                committed = await consumer.committed(tp)
+                lag[self._log._ours(tp)] = ends[tp] - (committed or 0)
         return lag
 
     async def close(self) -> None:
