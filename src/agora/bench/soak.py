@@ -102,16 +102,19 @@ class Servers:
         down(self.root)
 
     def kill(self, server: str) -> None:
-        pid = {
+        pid_of = {
             "postgres": self.postgres.pid,
             "redis": self.redis.pid,
             "kafka": self.kafka.nodes[0].pid,
-        }[server]()
+        }[server]
+        pid = pid_of()
         if pid is None:
             raise RuntimeError(f"{server} of the soak is not running")
         os.kill(pid, signal.SIGKILL)
+        # Gone once `pid_of` says so: it reaps a server that is a child of this process (Kafka),
+        # whose zombie would otherwise look alive to the restart.
         deadline = time.monotonic() + 30
-        while Path(f"/proc/{pid}").exists():  # gone once its parent has reaped it
+        while pid_of() is not None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{server} (pid {pid}) outlived SIGKILL by 30 s")
             time.sleep(0.05)
