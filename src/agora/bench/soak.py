@@ -125,6 +125,7 @@ class Servers:
         elif server == "redis":
             self.redis.ensure_up()
         else:
+            self.kafka.prepare(log=self.root / "logs" / "maven.log")  # jars found, node formatted
             self.kafka.start()
             self.kafka.wait_ready()
 
