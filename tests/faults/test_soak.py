@@ -1,6 +1,6 @@
 """`agora bench soak`, short: mixed orders on servers of its own while every kind of fault comes
 round once (PostgreSQL killed and restarted, Kafka killed, Redis killed and back empty, a
-service's process killed), then `agora check`. The command's verdict is not taken on trust: the
+service's process killed, the network to PostgreSQL spoilt), then `agora check`. The command's verdict is not taken on trust: the
 figures it prints are checked here too."""
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def soak(*options: str) -> tuple[int, dict[str, Any], str]:
 @pytest.mark.timeout(900)
 def test_a_short_soak_meets_every_fault_and_keeps_the_invariants() -> None:
     code, result, log = soak(
-        "--minutes", "2", "--buyers", "4", "--outage", "6", "--pause", "6", "--random-seed", "7"
+        "--minutes", "2.5", "--buyers", "4", "--outage", "6", "--pause", "6", "--random-seed", "7"
     )
     assert code == 0, (result, log[-4000:])
     assert result["ok"], result

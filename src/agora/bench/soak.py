@@ -15,7 +15,10 @@ Meanwhile, one fault at a time, in a shuffled cycle so that every kind comes rou
 - `kafka-kill`: the Kafka broker killed (SIGKILL), down for a while, started again;
 - `redis-kill`: Redis killed (SIGKILL) and started again empty;
 - `replica-kill`: one process of a random service killed (SIGKILL); the supervisor starts
-  another.
+  another;
+- `network`: the network between the services and PostgreSQL (a toxiproxy, `agora.infra.
+  toxiproxy`) made slow (100 ms more per answer), lossy (every connection reset) or silent
+  (nothing forwarded) for a while.
 
 After each fault it measures the recovery: from the moment the server is back until the
 platform is ready (`/readyz`), and until a probe order placed then is confirmed. When the load
@@ -55,8 +58,24 @@ from agora.bench.harness import (
 )
 from agora.bench.seated import session_on_sale
 from agora.infra.config import HOST, InfraSettings, Ports
+from agora.infra.toxiproxy import Proxy, Toxiproxy
 
-FAULTS = ("postgres-kill", "postgres-restart", "kafka-kill", "redis-kill", "replica-kill")
+FAULTS = (
+    "postgres-kill",
+    "postgres-restart",
+    "kafka-kill",
+    "redis-kill",
+    "replica-kill",
+    "network",
+)
+
+NETWORK_TOXICS: dict[str, tuple[str, dict[str, Any]]] = {
+    "slow": ("latency", {"latency": 100}),
+    "lossy": ("reset_peer", {"timeout": 0}),
+    "silent": ("timeout", {"timeout": 0}),
+}
+"""What `network` does to the services' connections to PostgreSQL for a while: 100 ms added to
+every answer, every connection reset, or nothing forwarded."""
 
 SERVICES = ("identity", "catalog", "inventory", "orders", "payments", "ticketing")
 """The services whose processes `replica-kill` picks from (each consumes and serves)."""
@@ -90,15 +109,33 @@ class Servers:
         self.postgres = PostgresServer(root / "postgres", self.ports.postgres)
         self.redis = RedisServer(root / "redis", self.ports.redis)
         self.kafka = KafkaCluster(root / "kafka", self.ports, 1)
+        self.toxiproxy = Toxiproxy(root / "toxiproxy", _free_port())
+        self.network: Proxy | None = None
 
     def up(self, databases: list[str]) -> InfraSettings:
+        """Start the servers and, in front of PostgreSQL, the proxy that `network` spoils."""
         from agora.infra import ensure_up
 
-        return ensure_up(self.root, ports=self.ports, kafka_brokers=1, databases=databases)
+        settings = ensure_up(self.root, ports=self.ports, kafka_brokers=1, databases=databases)
+        self.toxiproxy.start()
+        self.network = self.toxiproxy.proxy(
+            "postgres", listen=_free_port(), upstream=f"{HOST}:{self.ports.postgres}"
+        )
+        return settings
+
+    def through_network(self, env: dict[str, str]) -> dict[str, str]:
+        """`env` with the services reaching PostgreSQL through the proxy."""
+        assert self.network is not None, "up() first"
+        template = env["AGORA_DATABASE_URL_TEMPLATE"]
+        direct = f"{HOST}:{self.ports.postgres}/"
+        assert direct in template, template
+        proxied = template.replace(direct, f"{HOST}:{self.network.port}/")
+        return {**env, "AGORA_DATABASE_URL_TEMPLATE": proxied}
 
     def down(self) -> None:
         from agora.infra import down
 
+        self.toxiproxy.stop()
         down(self.root)
 
     def kill(self, server: str) -> None:
@@ -296,6 +333,13 @@ class Soak:
         if kind == "replica-kill":
             fault.target = self.draw.choice(SERVICES)
             await asyncio.to_thread(_kill_a_process_of, self.supervisor, fault.target)
+        elif kind == "network":
+            assert self.servers.network is not None
+            fault.target = self.draw.choice(sorted(NETWORK_TOXICS))
+            toxic, attributes = NETWORK_TOXICS[fault.target]
+            with self.servers.network.toxic(toxic, **attributes):
+                fault.outage_s = outage
+                await asyncio.sleep(outage)
         elif kind == "postgres-restart":
             fault.target = "postgres"
             await asyncio.to_thread(self.servers.postgres.stop)
@@ -485,7 +529,7 @@ def bench_soak(
         print(f"  servers of the soak in {servers.root}", file=sys.stderr)
         settings = servers.up(list(SERVICE_NAMES))
         env = {
-            **settings.isolated_env("soak"),
+            **servers.through_network(settings.isolated_env("soak")),
             "AGORA_REPLICAS": str(replicas),
             "AGORA_HOLD_SECONDS": str(HOLD_SECONDS),
         }

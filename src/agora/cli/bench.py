@@ -199,9 +199,9 @@ def bench_soak(
         str,
         typer.Option(
             help="the faults to inject, comma-separated: postgres-kill, postgres-restart, "
-            "kafka-kill, redis-kill, replica-kill"
+            "kafka-kill, redis-kill, replica-kill, network"
         ),
-    ] = "postgres-kill,postgres-restart,kafka-kill,redis-kill,replica-kill",
+    ] = "postgres-kill,postgres-restart,kafka-kill,redis-kill,replica-kill,network",
     replicas: Annotated[int, typer.Option(help="processes per service")] = 1,
     settle: Annotated[
         float, typer.Option(help="seconds within which every order must be final after the load")
