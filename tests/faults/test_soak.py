@@ -47,6 +47,8 @@ def test_a_short_soak_meets_every_fault_and_keeps_the_invariants() -> None:
     assert endings.get("declined CANCELLED", 0) > 0, endings
     assert endings.get("unpaid EXPIRED", 0) > 0, endings
     assert not any(key.startswith("declined CONFIRMED") for key in endings), endings
+    # The only refusals are the rules' (a buyer's ticket limit), never an order given up on.
+    assert set(result["refused"]) <= {"refused 409 ticket-limit"}, result["refused"]
     assert result["check"]["exit_code"] == 0, result["check"]
     # Clients were told to come back while servers were away, and never saw a 500.
     assert not any(kind.startswith("HTTP 500") for kind in result["clients_saw"]), result

@@ -85,6 +85,10 @@ HOLD_SECONDS = 20
 
 SEATS = 4000
 
+ACCOUNTS_PER_BUYER = 4
+"""Accounts each buyer orders with in turn: a buyer may hold at most 100 seats of a session,
+and the seats should last the soak."""
+
 STOCK = 1_000_000
 
 
@@ -254,7 +258,7 @@ class Soak:
                 self.load.seen[type(error).__name__] += 1
             else:
                 retry = response.status_code >= 500 or (
-                    response.status_code == 409 and _kind(response) == "request-in-progress"
+                    response.status_code == 409 and _kind(response) == "idempotency-key-in-flight"
                 )
                 if not retry:
                     return response
@@ -286,13 +290,14 @@ class Soak:
     async def buyer(
         self,
         client: httpx.AsyncClient,
-        auth: dict[str, str],
+        accounts: list[dict[str, str]],
         session_id: str,
         until: float,
         draw: random.Random,
     ) -> None:
         while time.monotonic() < until:
             kind = _mix(draw)
+            auth = draw.choice(accounts)
             body: dict[str, Any] = {"payment_token": "tok_visa"}
             if kind == "seats":
                 body["tickets"] = [
@@ -400,7 +405,7 @@ class Soak:
         async with client_pool(self.base_url, self.buyers + 2) as clients:
             client = clients[0]
             session_id = await session_on_sale(client, SEATS)
-            accounts = await buyer_accounts(client, self.buyers + 1, at_once=4)
+            accounts = await buyer_accounts(client, self.buyers * ACCOUNTS_PER_BUYER + 1, at_once=4)
             print(f"  {self.buyers} buyers, session {session_id} on sale", file=sys.stderr)
             self.started = time.monotonic()
             until = self.started + 60 * minutes
@@ -411,7 +416,7 @@ class Soak:
                     *(
                         self.buyer(
                             clients[n % len(clients)],
-                            accounts[n],
+                            accounts[n * ACCOUNTS_PER_BUYER : (n + 1) * ACCOUNTS_PER_BUYER],
                             session_id,
                             until,
                             random.Random(self.draw.random()),
