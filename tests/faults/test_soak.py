@@ -1,7 +1,7 @@
 """`agora bench soak`, short: mixed orders on servers of its own while every kind of fault comes
 round once (PostgreSQL killed and restarted, Kafka killed, Redis killed and back empty, a
-service's process killed, the network to PostgreSQL spoilt), then `agora check`. The command's verdict is not taken on trust: the
-figures it prints are checked here too."""
+service's process killed, the network to PostgreSQL spoilt), then `agora check`. The command's
+verdict is not taken on trust: the figures it prints are checked here too."""
 
 from __future__ import annotations
 
