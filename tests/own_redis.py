@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from agora.infra.ports import port_open
 from agora.infra.redis import RedisServer
 from agora.runtime.supervisor import LOOPBACK, free_port
 from harness import eventually
@@ -36,8 +37,10 @@ class OwnRedis:
         pid = self.server.pid()
         assert pid is not None, "the test's Redis is not running"
         os.kill(pid, signal.SIGKILL)
+        # Gone once its port is closed too: a dying process's command line (which `pid` reads)
+        # is empty before its sockets are closed.
         eventually(
-            lambda: self.server.pid() is None,
+            lambda: self.server.pid() is None and not port_open(self.server.port),
             timeout=30,
             interval=0.05,
             what="the killed Redis to be gone",

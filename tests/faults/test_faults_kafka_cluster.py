@@ -88,7 +88,7 @@ def test_one_broker_of_three_killed_pauses_confirmations_only_for_the_election(
         killed_at = time.time()
         threading.Event().wait(AFTER)
     assert trickle.refused == {}, trickle.refused
-    assert_every_order_confirmed(agora, trickle.accepted, auth)
+    assert_every_order_confirmed(agora, trickle.accepted)
     confirmed = [
         dt.datetime.fromisoformat(agora.order(order_id)["updated_at"]).timestamp()
         for order_id in trickle.accepted

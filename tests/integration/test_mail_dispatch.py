@@ -156,8 +156,17 @@ async def test_an_unreachable_server_is_retried_with_growing_waits_until_it_is_b
         started = True
         await poll(lambda: inbox.recipients, what="the message delivered")
         assert inbox.recipients == ["dana@example.test"]
-        async with db.read() as conn:
-            status = await conn.scalar(select(messages.c.status).where(messages.c.id == message_id))
+        # The server has the message before the dispatcher records it sent (and says the
+        # server is back): wait for the record.
+        deadline = time.monotonic() + 20
+        while True:
+            async with db.read() as conn:
+                status = await conn.scalar(
+                    select(messages.c.status).where(messages.c.id == message_id)
+                )
+            if status == SENT or time.monotonic() > deadline:
+                break
+            await asyncio.sleep(0.02)
         assert status == SENT
         back = [r.getMessage() for r in caplog.records if r.name == HEALTH_LOG][1:]
         assert len(back) == 1, back

@@ -58,6 +58,7 @@ from agora.bench.harness import (
 )
 from agora.bench.seated import session_on_sale
 from agora.infra.config import HOST, InfraSettings, Ports
+from agora.infra.ports import port_open
 from agora.infra.toxiproxy import Proxy, Toxiproxy
 
 FAULTS = (
@@ -143,19 +144,20 @@ class Servers:
         down(self.root)
 
     def kill(self, server: str) -> None:
-        pid_of = {
-            "postgres": self.postgres.pid,
-            "redis": self.redis.pid,
-            "kafka": self.kafka.nodes[0].pid,
+        pid_of, port = {
+            "postgres": (self.postgres.pid, self.ports.postgres),
+            "redis": (self.redis.pid, self.ports.redis),
+            "kafka": (self.kafka.nodes[0].pid, self.ports.kafka),
         }[server]
         pid = pid_of()
         if pid is None:
             raise RuntimeError(f"{server} of the soak is not running")
         os.kill(pid, signal.SIGKILL)
-        # Gone once `pid_of` says so: it reaps a server that is a child of this process (Kafka),
-        # whose zombie would otherwise look alive to the restart.
+        # Gone once `pid_of` says so (it reaps a server that is a child of this process, whose
+        # zombie would look alive) and its port is closed: a dying process's command line is
+        # empty before its sockets are closed.
         deadline = time.monotonic() + 30
-        while pid_of() is not None:
+        while pid_of() is not None or port_open(port):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{server} (pid {pid}) outlived SIGKILL by 30 s")
             time.sleep(0.05)
