@@ -31,6 +31,7 @@ import pytest
 
 from agora.infra.faketime import skewed_env
 from harness import AgoraProcess, Metrics, eventually, parse_metrics, product, servers_env
+from steady import dead_letters
 
 pytestmark = [
     pytest.mark.faults,
@@ -179,3 +180,6 @@ def test_tokens_and_holds_survive_clocks_minutes_apart(agora: AgoraProcess) -> N
     )
     assert ahead_of_us(expires) <= 0
     assert eventually(lambda: seat(agora, session_id, "main-E-11") == "available", what="freed")
+    # Nothing valid dead-lettered, and every invariant kept across the services.
+    assert dead_letters(agora) == []
+    agora.check()
