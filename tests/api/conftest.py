@@ -160,17 +160,17 @@ class Api:
         *,
         key: str | None = None,
         token: str | None = None,
+        prefer: str | None = None,
     ) -> httpx.Response:
         body: dict[str, Any] = {
             "items": [{"product_id": p, "quantity": q} for p, q in items],
         }
         if token is not None:
             body["payment_token"] = token
-        return await self.client.post(
-            "/api/orders",
-            json=body,
-            headers={"Idempotency-Key": key or self.new_key(), **await self.auth(customer_id)},
-        )
+        headers = {"Idempotency-Key": key or self.new_key(), **await self.auth(customer_id)}
+        if prefer is not None:
+            headers["Prefer"] = prefer
+        return await self.client.post("/api/orders", json=body, headers=headers)
 
     # -- the orders service's own database -------------------------------------------------
 

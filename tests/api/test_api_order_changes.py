@@ -222,3 +222,77 @@ async def test_another_buyers_order_stays_hidden_with_a_tag(api: Any) -> None:
     )
 
     api.problem(response, 404, "order-not-found")
+
+
+async def test_a_post_that_prefers_to_wait_answers_with_the_saga_at_rest(api: Any) -> None:
+    paid = await api.place("patient", [(api.product, 1)], token="tok_visa", prefer="wait=20")
+    assert paid.status_code == 201, paid.text
+    assert paid.json()["status"] == "CONFIRMED"
+    assert paid.headers["Preference-Applied"] == "wait=20"
+    assert paid.headers["Location"] == f"/api/orders/{paid.json()['id']}"
+    etag, now = await current(api, "patient", paid.json()["id"])
+    assert (paid.headers["ETag"], paid.json()) == (etag, now)
+
+    declined = await api.place(
+        "patient", [(api.product, 1)], token="tok_chargeDeclined", prefer="wait=20"
+    )
+    assert declined.status_code == 201, declined.text
+    assert declined.json()["status"] == "CANCELLED"
+
+    # without a payment token the saga rests at RESERVED: the buyer pays next
+    unpaid = await api.place("patient", [(api.product, 1)], prefer="wait=20")
+    assert unpaid.status_code == 201, unpaid.text
+    assert unpaid.json()["status"] == "RESERVED"
+
+
+async def test_a_replayed_key_that_prefers_to_wait_answers_200_and_no_preference_202(
+    api: Any,
+) -> None:
+    key = api.new_key()
+    first = await api.place("replayer", [(api.product, 1)], key=key, token="tok_visa")
+    assert first.status_code == 202, first.text
+    assert first.json()["status"] == "PENDING"
+    assert "Preference-Applied" not in first.headers
+
+    again = await api.place(
+        "replayer", [(api.product, 1)], key=key, token="tok_visa", prefer="wait=20"
+    )
+    assert again.status_code == 200, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json()["id"] == first.json()["id"]
+    assert again.json()["status"] == "CONFIRMED"
+
+
+class SlowCardNetwork:
+    """The card network taking its time: every charge waits until `answer` is set."""
+
+    def __init__(self, network: Any) -> None:
+        self.network = network
+        self.answer = asyncio.Event()
+
+    async def charge(self, *args: Any) -> Any:
+        await self.answer.wait()
+        return await self.network.charge(*args)
+
+    async def refund(self, *args: Any) -> Any:
+        return await self.network.refund(*args)
+
+
+async def test_a_post_waits_no_longer_than_it_prefers(api: Any) -> None:
+    """A saga that cannot come to rest in time (the card network has not answered) is
+    answered 202 after the wait, with the state it has; the saga goes on."""
+    (payments,) = [s for s in api.runtime.services if s.name == "payments"]
+    slow = SlowCardNetwork(payments.processor._provider)
+    payments.processor._provider = slow
+    try:
+        begun = time.monotonic()
+        placed = await api.place("hurried", [(api.product, 1)], token="tok_visa", prefer="wait=1")
+        waited = time.monotonic() - begun
+    finally:
+        slow.answer.set()
+        payments.processor._provider = slow.network
+    assert placed.status_code == 202, placed.text
+    assert placed.json()["status"] in {"PENDING", "RESERVED"}
+    assert placed.headers["Preference-Applied"] == "wait=1"
+    assert 1 <= waited < 10
+    await api.wait_status(placed.json()["id"], "CONFIRMED")

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import AsyncIterator, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -124,6 +125,22 @@ async def request(
     raise AssertionError("unreachable")
 
 
+PLACED = frozenset({200, 201, 202})
+"""Statuses of an order placed: 202 on its way, 201 (200 for a replayed key) at rest."""
+
+
+async def place_order(
+    client: httpx.AsyncClient, body: dict[str, Any], auth: dict[str, str], poll: float
+) -> httpx.Response:
+    """POST the order `body` with a fresh Idempotency-Key. `poll` 0 (a buyer following each
+    change) also asks the answer to wait for the saga to come to rest (`Prefer: wait`), so a
+    saga that ends within it takes one request; `follow_order` goes on from a 202."""
+    headers = {"Idempotency-Key": str(uuid.uuid4()), **auth}
+    if not poll:
+        headers["Prefer"] = "wait=20"
+    return await request(client, "POST", "/api/orders", json=body, headers=headers)
+
+
 async def follow(
     client: httpx.AsyncClient,
     placed: httpx.Response,
@@ -131,7 +148,7 @@ async def follow(
     final: Collection[str],
     poll: float,
 ) -> str:
-    """Follow the order `placed` (the 202 of its POST) until its status is in `final`; return
+    """Follow the order `placed` (the answer to its POST) until its status is in `final`; return
     that status. `poll` > 0: a GET every `poll` seconds, as a naive browser would; 0: one GET
     per change, each waiting for the next (`If-None-Match` + `Prefer: wait`)."""
     return str((await follow_order(client, placed, auth, final, poll))["status"])

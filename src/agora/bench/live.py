@@ -22,7 +22,6 @@ import datetime as dt
 import multiprocessing
 import sys
 import time
-import uuid
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
@@ -38,12 +37,13 @@ from websockets.uri import parse_uri
 
 from agora.bench.harness import (
     FINAL,
+    PLACED,
     buyer_accounts,
     client_pool,
     cpu_seconds,
     follow_order,
     percentile,
-    request,
+    place_order,
     running_agora_process,
 )
 from agora.bench.seated import CATEGORY, session_on_sale, settled
@@ -341,17 +341,16 @@ async def _buy(
     async def buy(n: int, web: httpx.AsyncClient) -> None:
         auth = accounts[n % len(accounts)]
         while time.monotonic() < deadline:
-            response = await request(
+            response = await place_order(
                 web,
-                "POST",
-                "/api/orders",
-                json={
+                {
                     "tickets": [{"session_id": session_id, "category": CATEGORY, "quantity": 1}],
                     "payment_token": "tok_visa",
                 },
-                headers={"Idempotency-Key": str(uuid.uuid4()), **auth},
+                auth,
+                0,
             )
-            if response.status_code != 202:
+            if response.status_code not in PLACED:
                 kind = str(response.json().get("type", "")).rsplit("/", 1)[-1]
                 door[f"{response.status_code} {kind}"] += 1
                 if kind == "sold-out" or response.status_code != 409:

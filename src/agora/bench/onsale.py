@@ -12,18 +12,18 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 from agora.bench.harness import (
     FINAL,
+    PLACED,
     RESENT,
     buyer_accounts,
     client_pool,
     follow,
     percentile,
-    request,
+    place_order,
     running_agora,
 )
 
@@ -45,19 +45,18 @@ async def rush(
             async with limit:
                 begun = time.perf_counter()
                 auth = accounts[n % len(accounts)]
-                response = await request(
+                response = await place_order(
                     clients[n % len(clients)],
-                    "POST",
-                    "/api/orders",
-                    json={
+                    {
                         "items": [{"product_id": "hot-ticket", "quantity": 1}],
                         "payment_token": "tok_visa",
                     },
-                    headers={"Idempotency-Key": str(uuid.uuid4()), **auth},
+                    auth,
+                    poll,
                 )
                 if response.status_code == 409 and response.json()["type"].endswith("/sold-out"):
                     status = "SOLD_OUT"  # refused at the door
-                elif response.status_code != 202:
+                elif response.status_code not in PLACED:
                     try:
                         kind = str(response.json().get("type", ""))
                     except ValueError:

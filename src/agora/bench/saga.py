@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable
 
@@ -23,12 +22,13 @@ import httpx
 
 from agora.bench.harness import (
     FINAL,
+    PLACED,
     RESENT,
     buyer_accounts,
     cpu_seconds,
     follow,
     percentile,
-    request,
+    place_order,
     running_agora_process,
 )
 
@@ -48,17 +48,13 @@ async def buyer(
     while time.monotonic() < stop_at:
         measured = time.monotonic() >= measure_from
         started = time.perf_counter()
-        response = await request(
+        response = await place_order(
             client,
-            "POST",
-            "/api/orders",
-            json={
-                "items": [{"product_id": "bench-item", "quantity": 1}],
-                "payment_token": "tok_visa",
-            },
-            headers={"Idempotency-Key": str(uuid.uuid4()), **auth},
+            {"items": [{"product_id": "bench-item", "quantity": 1}], "payment_token": "tok_visa"},
+            auth,
+            poll,
         )
-        if response.status_code != 202:
+        if response.status_code not in PLACED:
             errors[f"HTTP {response.status_code}"] += 1
             continue
         status = await follow(client, response, auth, FINAL, poll)

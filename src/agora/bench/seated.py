@@ -20,7 +20,6 @@ import math
 import random
 import sys
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import httpx
 
 from agora.bench.harness import (
     FINAL,
+    PLACED,
     RESENT,
     SENT,
     buyer_accounts,
@@ -36,7 +36,7 @@ from agora.bench.harness import (
     cpu_seconds,
     follow_order,
     percentile,
-    request,
+    place_order,
     running_agora_process,
 )
 from agora.contracts.seating import MAX_ROWS_PER_ZONE, rows_plan
@@ -154,19 +154,18 @@ async def rush(
                 begun = time.perf_counter()
                 auth = accounts[n % len(accounts)]
                 http = clients[n % len(clients)]
-                response = await request(
+                response = await place_order(
                     http,
-                    "POST",
-                    "/api/orders",
-                    json={
+                    {
                         "tickets": [
                             {"session_id": session_id, "category": CATEGORY, "quantity": asked[n]}
                         ],
                         "payment_token": "tok_visa",
                     },
-                    headers={"Idempotency-Key": str(uuid.uuid4()), **auth},
+                    auth,
+                    poll,
                 )
-                if response.status_code != 202:
+                if response.status_code not in PLACED:
                     try:
                         kind = str(response.json().get("type", "")).rsplit("/", 1)[-1]
                     except ValueError:

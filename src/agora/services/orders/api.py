@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -233,8 +234,16 @@ def build_router() -> APIRouter:
             "`Idempotency-Key` header is required: the same key and body return the same order "
             "and create nothing; the same key with another body is refused (422); a key whose "
             "first request is still being processed is refused (409). A product inventory has "
-            "announced as sold out is refused at once (409 `sold-out`), nothing written."
+            "announced as sold out is refused at once (409 `sold-out`), nothing written. With "
+            "`Prefer: wait=N` (seconds, at most 20) the answer waits up to N seconds for the "
+            "saga to come to rest (the order final, or reserved and waiting to be paid) and is "
+            "then 201 with that state (200 for a replayed key); 202 as without it when the "
+            "saga takes longer: one request instead of one per change."
         ),
+        responses={
+            200: {"model": OrderOut, "description": "Replayed key; the order at rest"},
+            201: {"model": OrderOut, "description": "Placed; the order at rest (Prefer: wait)"},
+        },
         # Required in the document, optional to FastAPI: its absence is answered with our
         # own 400 `idempotency-key-missing` rather than a generic validation error.
         openapi_extra={
@@ -256,6 +265,7 @@ def build_router() -> APIRouter:
         idempotency_key: Annotated[
             str | None, Header(alias="Idempotency-Key", max_length=255, include_in_schema=False)
         ] = None,
+        prefer: Annotated[str | None, Header(alias="Prefer", max_length=1000)] = None,
     ) -> Response:
         if not idempotency_key:
             raise ProblemError(
@@ -322,14 +332,24 @@ def build_router() -> APIRouter:
             ) from None
         except handlers.MixedCurrencies as error:
             raise ProblemError(422, "mixed-currencies", "Mixed currencies", str(error)) from None
-        order = await load(service, placed.order_id, buyer)
+        wait = wait_preference(prefer)
+        location = f"/api/orders/{placed.order_id}"
+        headers = {"Location": location, "Content-Location": location}
+        if wait:
+            order, waited = await watched(
+                service, placed.order_id, buyer, lambda o: o.at_rest, wait
+            )
+            if waited:
+                headers["Preference-Applied"] = f"wait={wait}"
+        else:
+            order = await load(service, placed.order_id, buyer)
         content, etag = represent(order)
-        location = f"/api/orders/{order.id}"
         # the ETag is the order's (Content-Location says so), not the collection's
-        headers = {"Location": location, "Content-Location": location, "ETag": etag}
+        headers["ETag"] = etag
         if not placed.created:
             headers["Idempotent-Replayed"] = "true"
-        return Response(content, status_code=202, headers=headers, media_type="application/json")
+        status = 202 if not (wait and order.at_rest) else 201 if placed.created else 200
+        return Response(content, status_code=status, headers=headers, media_type="application/json")
 
     @router.get(
         "",
@@ -399,14 +419,35 @@ def build_router() -> APIRouter:
         service: OrdersService, order_id: str, caller: Principal, known: set[str], wait: int
     ) -> tuple[bytes, str, bool]:
         """The order if its tag is not in `known`; else the order once it is not, or as it is
-        after `wait` seconds (and True: the wait was applied). Subscribed before the first
-        read, so no change slips between the read and the wait."""
+        after `wait` seconds (and True: the wait was applied)."""
+        first = True
+
+        def changed(order: Order) -> bool:
+            nonlocal first
+            _, etag = current(order, known) if first else represent(order)
+            first = False
+            return etag not in known
+
+        order, waited = await watched(service, order_id, caller, changed, wait)
+        body, etag = represent(order)
+        return body, etag, waited
+
+    async def watched(
+        service: OrdersService,
+        order_id: str,
+        caller: Principal,
+        done: Callable[[Order], bool],
+        wait: int,
+    ) -> tuple[Order, bool]:
+        """The order once `done` says so of it, or as it is after `wait` seconds; and whether
+        it was waited for (False: `done` at the first read). Subscribed before the first read,
+        so no change slips between the read and the wait."""
         async with service.changes.subscribe(order_id) as announced:
-            body, etag = current(await load(service, order_id, caller), known)
-            if etag not in known:
-                return body, etag, False
+            order = await load(service, order_id, caller)
+            if done(order):
+                return order, False
             deadline = asyncio.get_running_loop().time() + wait
-            while etag in known:
+            while not done(order):
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
                     break
@@ -414,8 +455,8 @@ def build_router() -> APIRouter:
                     async with asyncio.timeout(min(remaining, RECHECK)):
                         if await anext(announced, None) is None:  # the process is stopping
                             deadline = 0.0
-                body, etag = represent(await load(service, order_id, caller))
-        return body, etag, True
+                order = await load(service, order_id, caller)
+        return order, True
 
     @router.post(
         "/{order_id}/pay",

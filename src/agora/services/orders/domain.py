@@ -180,6 +180,14 @@ class Order:
         )
 
     @property
+    def at_rest(self) -> bool:
+        """Nothing more happens to the order until its buyer acts: it is final, or reserved and
+        waiting to be paid."""
+        return self.status.is_final or (
+            self.status is OrderStatus.RESERVED and not self.payment_requested
+        )
+
+    @property
     def total(self) -> Decimal:
         goods = sum((line.subtotal for line in self.lines), Decimal(0))
         return goods + sum((ticket.subtotal for ticket in self.tickets), Decimal(0))
