@@ -59,18 +59,17 @@ class InMemoryKeys:
         row = self._rows.get((customer_id, key))
         return None if row is None else (row[0], row[1], row[2])
 
-    async def claim(self, customer_id: str, key: str, fingerprint: str, now: dt.datetime) -> bool:
-        self._rows[(customer_id, key)] = [fingerprint, None, now]
+    async def claim(
+        self,
+        customer_id: str,
+        key: str,
+        fingerprint: str,
+        now: dt.datetime,
+        *,
+        order_id: str | None = None,
+    ) -> bool:
+        self._rows[(customer_id, key)] = [fingerprint, order_id, now]
         return True
-
-    async def complete(self, customer_id: str, key: str, order_id: str) -> None:
-        if (customer_id, key) in self._rows:
-            self._rows[(customer_id, key)][1] = order_id
-
-    async def release(self, customer_id: str, key: str) -> None:
-        row = self._rows.get((customer_id, key))
-        if row is not None and row[1] is None:
-            del self._rows[(customer_id, key)]
 
 
 class InMemoryPrices:

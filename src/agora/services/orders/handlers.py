@@ -153,9 +153,12 @@ async def place_order(
 ) -> Placed:
     """Place an order once per idempotency key of its customer (IETF Idempotency-Key draft).
 
-    The key is claimed in its own transaction first, so a second request with the same key that
-    arrives while the first is being processed sees it and is refused (409) rather than waiting.
-    A claim left by a crashed request is taken over after `in_flight_timeout`.
+    The key, the order and its events are written in one transaction: a crash leaves all or
+    nothing. A second request with the same key that arrives while the first is being processed
+    finds the key's row taken (on PostgreSQL its insert waits for the first to commit) and is
+    refused (409); asked again, it is answered with the first's order. A claim without an
+    order (written by versions that claimed the key first) is taken over after
+    `in_flight_timeout`.
     """
     fingerprint = command.fingerprint()
     async with unit_of_work() as uow:
@@ -173,18 +176,13 @@ async def place_order(
             sold_out = await uow.prices.sold_out({product_id for product_id, _ in command.items})
             if sold_out:
                 raise SoldOut(sold_out)
-        if not await uow.keys.claim(command.customer_id, idempotency_key, fingerprint, now):
-            # Another replica claimed the same key between our look and our insert.
+        order = await _new_order(uow, command)
+        if not await uow.keys.claim(
+            command.customer_id, idempotency_key, fingerprint, now, order_id=order.id
+        ):
+            # Another request claimed the same key between our look and our insert.
             raise IdempotencyKeyInFlight
-    try:
-        async with unit_of_work() as uow:
-            order = await _new_order(uow, command)
-            await uow.orders.add(order)
-            await uow.keys.complete(command.customer_id, idempotency_key, order.id)
-    except BaseException:
-        async with unit_of_work() as uow:
-            await uow.keys.release(command.customer_id, idempotency_key)
-        raise
+        await uow.orders.add(order)
     return Placed(order.id, created=True)
 
 

@@ -119,8 +119,8 @@ class OrderRepository:
 
 
 class IdempotencyKeys:
-    """Each customer's idempotency keys: a key is claimed by a request's body (its fingerprint),
-    then completed with the order it placed, or released if it placed none."""
+    """Each customer's idempotency keys: a key is claimed by a request's body (its fingerprint)
+    with the order it places, in the transaction that writes the order."""
 
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -130,9 +130,18 @@ class IdempotencyKeys:
         row = (await self._conn.execute(FIND_KEY, {"customer": customer_id, "key_": key})).first()
         return None if row is None else (row.fingerprint, row.order_id, row.created_at)
 
-    async def claim(self, customer_id: str, key: str, fingerprint: str, now: dt.datetime) -> bool:
-        """Claim the key for `fingerprint` (replacing any claim of it). False if a concurrent
-        transaction claimed it first: the unit of work can then only be rolled back."""
+    async def claim(
+        self,
+        customer_id: str,
+        key: str,
+        fingerprint: str,
+        now: dt.datetime,
+        *,
+        order_id: str | None = None,
+    ) -> bool:
+        """Claim the key for `fingerprint` and the order it places (replacing any claim of it).
+        False if a concurrent transaction claimed it first: the unit of work can then only be
+        rolled back."""
         await self._conn.execute(DROP_KEY, {"customer": customer_id, "key_": key})
         try:
             await self._conn.execute(
@@ -141,22 +150,13 @@ class IdempotencyKeys:
                     "customer_id": customer_id,
                     "key": key,
                     "fingerprint": fingerprint,
+                    "order_id": order_id,
                     "created_at": now,
                 },
             )
         except IntegrityError:
             return False
         return True
-
-    async def complete(self, customer_id: str, key: str, order_id: str) -> None:
-        """The key's request placed `order_id`: the key answers with it from now on."""
-        await self._conn.execute(
-            COMPLETE_KEY, {"customer": customer_id, "key_": key, "order_id": order_id}
-        )
-
-    async def release(self, customer_id: str, key: str) -> None:
-        """Drop the key's claim if it placed no order, so that a retry may place one."""
-        await self._conn.execute(RELEASE_KEY, {"customer": customer_id, "key_": key})
 
 
 class PriceList:
@@ -276,8 +276,6 @@ THE_KEY = (
 )
 DROP_KEY = delete(idempotency_keys).where(*THE_KEY)
 CLAIM_KEY = insert(idempotency_keys)
-COMPLETE_KEY = update(idempotency_keys).where(*THE_KEY)
-RELEASE_KEY = delete(idempotency_keys).where(*THE_KEY, idempotency_keys.c.order_id.is_(None))
 FIND_KEY = select(
     idempotency_keys.c.fingerprint, idempotency_keys.c.order_id, idempotency_keys.c.created_at
 ).where(*THE_KEY)
