@@ -242,12 +242,14 @@ def create_gateway(
                     )
                     continue
                 # The request may have been applied: only the client can retry it (safely,
-                # with its Idempotency-Key).
+                # with its Idempotency-Key), and it is told when.
                 raise ProblemError(
                     502,
                     "bad-gateway",
                     "Bad gateway",
-                    f"{service} failed while answering: {type(error).__name__}",
+                    f"{service} failed while answering: {type(error).__name__}; the request "
+                    "may have been applied: send it again (with the same Idempotency-Key)",
+                    headers={"Retry-After": "1"},
                 ) from None
             kept = {k: v for k, v in upstream.headers.items() if k.lower() not in HOP_BY_HOP}
             if _is_event_stream(upstream):
