@@ -63,8 +63,10 @@ def entity_tags(if_none_match: str | None) -> set[str]:
 
 
 class Health(BaseModel):
-    """`settled` when every outbox is published and every consumer group has caught up: the
-    platform is quiescent (what a test or a deployment step can wait for)."""
+    """`status` is `ok`, or `degraded` when a figure could not be read (a dependency is away:
+    the figures count what could be) or, at the gateway, a replica did not answer. `settled`
+    when every outbox is published and every consumer group has caught up: the platform is
+    quiescent (what a test or a deployment step can wait for)."""
 
     status: str
     outbox_backlog: int
@@ -73,7 +75,7 @@ class Health(BaseModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def settled(self) -> bool:
-        return self.outbox_backlog == 0 and self.consumer_lag == 0
+        return self.status == "ok" and self.outbox_backlog == 0 and self.consumer_lag == 0
 
 
 class Unavailable(BaseModel):

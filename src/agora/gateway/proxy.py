@@ -131,7 +131,9 @@ def create_gateway(
         answers = await asyncio.gather(*(one(url) for url in urls))
         healthy = [answer for answer in answers if answer is not None]
         return Health(
-            status="ok" if len(healthy) == len(urls) else "degraded",
+            status="ok"
+            if len(healthy) == len(urls) and all(h.status == "ok" for h in healthy)
+            else "degraded",
             outbox_backlog=sum(h.outbox_backlog for h in healthy),
             consumer_lag=sum(h.consumer_lag for h in healthy),
         )
