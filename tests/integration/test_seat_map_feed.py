@@ -132,3 +132,35 @@ async def test_a_stream_that_falls_behind_its_backlog_gets_a_snapshot(
         later = await hold(inventory, "o9", "C-1")
         feed.committed(["s1"], await logged(db, later))
         assert await deltas_until(watch, later) == [later]
+
+
+async def test_joiners_at_one_version_share_one_snapshot_and_never_get_an_older_one(
+    db: Database, inventory: Inventory
+) -> None:
+    feed = PlaceFeed(db)
+    async with feed.watch("s1") as first, feed.watch("s1") as second:
+        one = await first.next(timeout=10)
+        same = await second.next(timeout=10)
+        assert isinstance(one, Snapshot)
+        assert same is one, "the map was read again for a joiner at the same version"
+        assert one.encoded("k", lambda: "x") == one.encoded("k", lambda: "y") == "x"
+
+        # changed in this process: handed over, the next joiner's map is read anew
+        held = await hold(inventory, "o1", "A-1")
+        feed.committed(["s1"], await logged(db, held))
+        assert await deltas_until(first, held) == [held]
+        async with feed.watch("s1") as third:
+            after = await third.next(timeout=10)
+        assert isinstance(after, Snapshot)
+        assert after.seat_map.version == held
+        assert after.seat_map.seats["main-A-1"] == "HELD"
+
+        # changed elsewhere, no wake-up here yet: a joiner still gets the current map
+        elsewhere = await hold(inventory, "o2", "A-2")
+        async with feed.watch("s1") as fourth:
+            latest = await fourth.next(timeout=10)
+        assert isinstance(latest, Snapshot)
+        assert latest.seat_map.version == elsewhere
+        assert latest.seat_map.seats["main-A-2"] == "HELD"
+        # and the streams already open hear of it without a wake-up from the other replica
+        assert await deltas_until(first, elsewhere) == [elsewhere]

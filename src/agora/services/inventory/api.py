@@ -146,9 +146,10 @@ async def known_session(service: InventoryServiceDep, session_id: Id) -> str:
     return session_id
 
 
-def represent(found: SeatMap) -> bytes:
+def represent(found: SeatMap, is_open: bool | None = None) -> bytes:
     """The map's JSON, the plan spliced in as stored (not parsed and re-rendered per request:
-    a plan of 10,000 seats is most of the answer)."""
+    a plan of 10,000 seats is most of the answer). `is_open`: whether sales are open, if known
+    (else: now)."""
     window = found.window
     head = orjson.dumps(
         {
@@ -156,7 +157,7 @@ def represent(found: SeatMap) -> bytes:
             "event_id": found.event_id,
             "version": found.version,
             "sales": {
-                "open": window.is_open(utcnow()),
+                "open": window.is_open(utcnow()) if is_open is None else is_open,
                 "opens_at": window.opens_at,
                 "closes_at": window.closes_at,
             },
@@ -170,8 +171,22 @@ def represent(found: SeatMap) -> bytes:
     return head[:-1] + b',"plan":' + found.plan_json.encode() + b"}"
 
 
-def snapshot_frame(found: SeatMap) -> str:
-    return '{"type":"snapshot","map":' + represent(found).decode() + "}"
+def snapshot_frame(snapshot: Snapshot) -> str:
+    """The snapshot's WebSocket message, encoded once per snapshot and state of its sales
+    (which opening or closing hours change without a version)."""
+    is_open = snapshot.seat_map.window.is_open(utcnow())
+    return snapshot.encoded(
+        ("ws", is_open),
+        lambda: '{"type":"snapshot","map":' + represent(snapshot.seat_map, is_open).decode() + "}",
+    )
+
+
+def snapshot_event(snapshot: Snapshot) -> str:
+    """The snapshot as a Server-Sent Event's data, as `snapshot_frame`."""
+    is_open = snapshot.seat_map.window.is_open(utcnow())
+    return snapshot.encoded(
+        ("sse", is_open), lambda: represent(snapshot.seat_map, is_open).decode()
+    )
 
 
 def build_router() -> APIRouter:
@@ -235,7 +250,7 @@ def build_router() -> APIRouter:
             async for item in service.feed.stream(session_id, start):
                 if isinstance(item, Snapshot):
                     yield ServerSentEvent(
-                        raw_data=represent(item.seat_map).decode(),
+                        raw_data=snapshot_event(item),
                         event="snapshot",
                         id=str(item.seat_map.version),
                     )
@@ -277,7 +292,7 @@ def build_router() -> APIRouter:
                             if watch.resyncs > resyncs:
                                 resyncs = watch.resyncs
                                 metrics.resyncs.labels("seats").inc()
-                            await socket.send(snapshot_frame(item.seat_map))
+                            await socket.send(snapshot_frame(item))
                         else:
                             await socket.send(item.message)
                             metrics.sent_changes("seats", "ws", item.deltas)

@@ -19,7 +19,7 @@ import dataclasses
 import datetime as dt
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import orjson
@@ -75,7 +75,19 @@ class FeedClosed(Exception):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Snapshot:
+    """A session's map at its version, and what it was encoded to (each encoding made once
+    however many streams send the snapshot)."""
+
     seat_map: SeatMap
+    _encoded: dict[Hashable, str] = dataclasses.field(
+        default_factory=dict, compare=False, repr=False
+    )
+
+    def encoded(self, key: Hashable, encode: Callable[[], str]) -> str:
+        """`encode()`, made once per `key`."""
+        if key not in self._encoded:
+            self._encoded[key] = encode()
+        return self._encoded[key]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -169,6 +181,9 @@ class _Reader:
         self.last: int | None = None
         """The last version handed to the watchers (None before the first read)."""
         self.task: asyncio.Task[None] | None = None
+        self.snapshot: Snapshot | None = None
+        """The map as a watcher last read it: given to the next that needs a snapshot while
+        its version is `last` (a thousand joiners read the map once, not a thousand times)."""
 
     def wake(self) -> None:
         self._woken.set()
@@ -229,9 +244,19 @@ class _Reader:
 class Watch:
     """One stream of a session's map, from `since` on or from a snapshot (see `PlaceFeed`)."""
 
-    def __init__(self, db: Database, session_id: str, watcher: _Watcher, since: int | None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        reader: _Reader,
+        watcher: _Watcher,
+        since: int | None,
+        current: int | None = None,
+    ) -> None:
         self._db = db
-        self.session_id = session_id
+        self._reader = reader
+        self._current = current
+        """The session's version read as the stream began: its first snapshot is no older."""
+        self.session_id = reader.session_id
         self._watcher = watcher
         self.last = -1 if since is None else since
         self._snapshot_due = since is None
@@ -321,13 +346,21 @@ class Watch:
         return Run.of(taken)
 
     async def _snapshot(self) -> Snapshot:
-        async with self._db.read() as conn:
-            found = await seat_map(conn, self.session_id)
-        if found is None:
-            raise SessionNotFound(self.session_id)
-        self.last = found.version
+        reader = self._reader
+        snapshot = reader.snapshot
+        current = reader.last if self._current is None else self._current
+        self._current = None
+        if snapshot is None or snapshot.seat_map.version != current:
+            # Not current (as far as the stream or the reader knows; a change committed
+            # meanwhile comes as a run after it, or is read when the stream sees the gap).
+            async with self._db.read() as conn:
+                found = await seat_map(conn, self.session_id)
+            if found is None:
+                raise SessionNotFound(self.session_id)
+            snapshot = reader.snapshot = Snapshot(found)
+        self.last = snapshot.seat_map.version
         self._snapshot_due = self._replaying = False
-        return Snapshot(found)
+        return snapshot
 
 
 class PlaceFeed:
@@ -412,7 +445,9 @@ class PlaceFeed:
             if current is None:
                 raise SessionNotFound(session_id)
             resumable = since is not None and since <= current and current - since <= MAX_REPLAY
-            watch = Watch(self._db, session_id, watcher, since if resumable else None)
+            watch = Watch(self._db, reader, watcher, since if resumable else None, current)
+            if reader.last is not None and reader.last < current:
+                reader.wake()  # committed elsewhere, its wake-up not here yet
             if reader.task is None and not self._closed:
                 reader.task = asyncio.create_task(
                     reader.run(), name=f"seat map reader {session_id}"
