@@ -76,8 +76,12 @@ class HoldExpired(_OrderStockEvent):
 
 
 class AvailabilityChanged(Event):
+    """A product's units available now; one per product per transaction (a batch of
+    reservations announces where it left each product)."""
+
     topic: ClassVar[str] = "inventory"
     key_field: ClassVar[str] = "product_id"
+    supersedes: ClassVar[bool] = True
 
     product_id: str
     available: int

@@ -45,7 +45,9 @@ class Event(BaseModel):
     """Base of every integration event payload.
 
     A subclass names its `topic` (one per bounded context) and `key_field`, the payload field
-    holding the aggregate id: events with the same key keep their order.
+    holding the aggregate id: events with the same key keep their order. One that only states
+    the latest value of its key (`supersedes`) replaces an earlier one of its type and key
+    emitted in the same transaction: a batch of changes announces each key's value once.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -53,6 +55,7 @@ class Event(BaseModel):
     topic: ClassVar[str]
     key_field: ClassVar[str]
     version: ClassVar[int] = 1
+    supersedes: ClassVar[bool] = False
 
     @classmethod
     def type_name(cls) -> str:

@@ -44,6 +44,8 @@ class UnitOfWork:
         self.correlation_id: str | None = None
         self.causation_id: str | None = None
         self._events: list[tuple[str, Envelope]] = []
+        self._superseding: dict[tuple[type[Event], str], int] = {}
+        """Where the last event of each (type, key) that `supersedes` is in `_events`."""
         self._conn: AsyncConnection | None = None
         self._before_commit: list[Callable[[AsyncConnection], Awaitable[None]]] = []
         self._after_commit: list[Callable[[], None]] = []
@@ -67,6 +69,14 @@ class UnitOfWork:
             request_id=request.request_id if request else None,
             actor=request.actor if request else None,
         )
+        if event.supersedes:
+            earlier = self._superseding.get((type(event), event.key))
+            if earlier is not None:
+                del self._events[earlier]  # the later value says all the earlier one did
+                self._superseding = {
+                    k: i - 1 if i > earlier else i for k, i in self._superseding.items()
+                }
+            self._superseding[(type(event), event.key)] = len(self._events)
         self._events.append((event.topic, envelope))
         return envelope
 
