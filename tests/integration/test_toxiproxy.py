@@ -5,6 +5,7 @@ timeout stops data until it is removed (then the connection is closed)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 
@@ -20,10 +21,22 @@ pytestmark = [pytest.mark.slow]
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while data := await reader.read(1024):
-        writer.write(data)
-        await writer.drain()
+    try:
+        while data := await reader.read(1024):
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass  # the proxy reset the connection: what the test makes it do
+    finally:
+        await close(writer)
+
+
+async def close(writer: asyncio.StreamWriter) -> None:
+    """Close `writer` and wait until it is (a reset one raises: it is closed all the same), so
+    that none is left for the collector to find after its loop has gone."""
     writer.close()
+    with contextlib.suppress(ConnectionError):
+        await writer.wait_closed()
 
 
 @pytest.fixture
@@ -36,6 +49,7 @@ async def proxy(toxiproxy: Toxiproxy) -> AsyncIterator[Proxy]:
         )
     finally:
         server.close()
+        await server.wait_closed()
 
 
 async def round_trip(writer: asyncio.StreamWriter, reader: asyncio.StreamReader) -> float:
@@ -53,7 +67,7 @@ async def test_latency_delays_each_answer(proxy: Proxy) -> None:
             assert await round_trip(writer, reader) >= 0.3
         assert await round_trip(writer, reader) < 0.2
     finally:
-        writer.close()
+        await close(writer)
 
 
 async def test_reset_peer_resets_the_connection(proxy: Proxy) -> None:
@@ -65,7 +79,7 @@ async def test_reset_peer_resets_the_connection(proxy: Proxy) -> None:
             with pytest.raises((ConnectionResetError, asyncio.IncompleteReadError)):
                 await asyncio.wait_for(reader.readexactly(4), timeout=5)
     finally:
-        writer.close()
+        await close(writer)
 
 
 async def test_timeout_stops_data_until_removed_then_closes(proxy: Proxy) -> None:
@@ -82,6 +96,6 @@ async def test_timeout_stops_data_until_removed_then_closes(proxy: Proxy) -> Non
         try:
             assert await round_trip(fresh_writer, fresh_reader) < 1
         finally:
-            fresh_writer.close()
+            await close(fresh_writer)
     finally:
-        writer.close()
+        await close(writer)
