@@ -12,6 +12,7 @@ import datetime as dt
 import fcntl
 import logging
 import os
+import shutil
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
@@ -55,6 +56,10 @@ from agora.sockets import LiveMetrics
 from agora.web import Health, Readiness, Unavailable, create_app
 
 logger = logging.getLogger(__name__)
+
+MIN_FREE_BYTES = 1 << 20
+"""Below this much free space in the data folder the embedded default is not ready: SQLite
+and the log cannot be trusted to find room for a transaction."""
 
 SERVICE_NAMES = tuple(spec.name for spec in SERVICES)
 
@@ -246,6 +251,7 @@ class Runtime:
     ) -> None:
         self.settings = settings
         self.data_dir = settings.data_dir
+        self._short_since: dt.datetime | None = None
         self.metrics_registry = CollectorRegistry()
         messaging_metrics = MessagingMetrics(self.metrics_registry)
         self.log = build_log(settings)
@@ -400,7 +406,9 @@ class Runtime:
         )
 
     async def readiness(self) -> Readiness:
-        """Ready unless a consumer group or background loop waits for a dependency."""
+        """Ready unless a consumer group or background loop waits for a dependency, or the
+        data folder of the embedded files has no room left (seen at once, whether or not
+        anything has tried to write since)."""
         unavailable = [
             Unavailable(
                 component=health.component,
@@ -411,7 +419,30 @@ class Runtime:
             for health in [*(r.health for r in self._runners), *(lp.health for lp in self._loops)]
             for outage in list(health.outages.values())
         ]
+        short = self._data_folder_short()
+        if short is not None:
+            unavailable.append(short)
         return Readiness(ready=not unavailable, unavailable=unavailable)
+
+    def _data_folder_short(self) -> Unavailable | None:
+        """The data folder as unavailable while it has under `MIN_FREE_BYTES` free, if the
+        databases or the log are files in it (the embedded default)."""
+        if self.settings.database_url_template and self.settings.kafka_bootstrap:
+            return None
+        try:
+            free = shutil.disk_usage(self.data_dir).free
+        except OSError as error:
+            free, reason = 0, f"{self.data_dir}: {error}"
+        else:
+            reason = f"{free} bytes free in {self.data_dir}"
+        if free >= MIN_FREE_BYTES:
+            self._short_since = None
+            return None
+        if self._short_since is None:
+            self._short_since = dt.datetime.now(dt.UTC)
+        return Unavailable(
+            component="data-folder", dependency="disk", since=self._short_since, error=reason
+        )
 
     def app(self) -> FastAPI:
         @contextlib.asynccontextmanager
