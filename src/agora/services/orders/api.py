@@ -420,16 +420,16 @@ def build_router() -> APIRouter:
     ) -> tuple[bytes, str, bool]:
         """The order if its tag is not in `known`; else the order once it is not, or as it is
         after `wait` seconds (and True: the wait was applied)."""
-        first = True
+        last: tuple[bytes, str] | None = None
 
         def changed(order: Order) -> bool:
-            nonlocal first
-            _, etag = current(order, known) if first else represent(order)
-            first = False
-            return etag not in known
+            nonlocal last
+            last = current(order, known) if last is None else represent(order)
+            return last[1] not in known
 
-        order, waited = await watched(service, order_id, caller, changed, wait)
-        body, etag = represent(order)
+        _, waited = await watched(service, order_id, caller, changed, wait)
+        assert last is not None  # `done` has judged the order `watched` returns
+        body, etag = last
         return body, etag, waited
 
     async def watched(
@@ -440,8 +440,9 @@ def build_router() -> APIRouter:
         wait: int,
     ) -> tuple[Order, bool]:
         """The order once `done` says so of it, or as it is after `wait` seconds; and whether
-        it was waited for (False: `done` at the first read). Subscribed before the first read,
-        so no change slips between the read and the wait."""
+        it was waited for (False: `done` at the first read). `done` is called on every read,
+        the order returned included. Subscribed before the first read, so no change slips
+        between the read and the wait."""
         async with service.changes.subscribe(order_id) as announced:
             order = await load(service, order_id, caller)
             if done(order):
