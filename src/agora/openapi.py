@@ -69,8 +69,8 @@ _FASTAPI_SCHEMAS = ("HTTPValidationError", "ValidationError")
 def describe(source: FastAPI, routers: Sequence[APIRouter] = ()) -> Callable[[], dict[str, Any]]:
     """An `openapi()` for an app: `source`'s routes described as they answer, built once.
 
-    `routers`: routes served on the app's behalf by another process (the gateway forwards
-    them), described as if the app served them itself."""
+    `routers`: routes served on the app's behalf by another process (nginx sends them
+    to the services), described as if the app served them itself."""
     built: dict[str, Any] = {}
 
     def openapi() -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """RFC 7240 `Prefer: wait=N`: how long a client is willing to wait for an answer. Read by the
-service that waits (orders, for a change of an order) and by the gateway, which gives such a
-request that much longer before it calls the upstream timed out."""
+service that waits (orders, for a change of an order); the entry's proxy allows for the
+longest (`MAX_WAIT`) in its upstream timeout."""
 
 from __future__ import annotations
 

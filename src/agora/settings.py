@@ -87,7 +87,8 @@ class Settings(BaseSettings):
     )
     upstreams: dict[str, list[str]] = Field(
         default_factory=dict,
-        description='The gateway\'s replicas per service, JSON: {"orders": ["http://..."], ...}',
+        description='Every replica of every service, JSON: {"orders": ["http://..."], ...}: the '
+        "gateway process's (the seat maps' hub, health) and `agora nginx-config`'s",
     )
     migrate_on_start: bool | None = Field(
         None,
@@ -97,12 +98,13 @@ class Settings(BaseSettings):
     jwks_url: str | None = Field(
         None,
         description="Where processes without the identity service fetch its public keys "
-        "(`agora up` on servers sets the gateway's /.well-known/jwks.json)",
+        "(`agora up` on servers sets its entry's /.well-known/jwks.json)",
     )
-    behind_gateway: bool = Field(
+    behind_proxy: bool = Field(
         False,
-        description="Trust the address the gateway appends to X-Forwarded-For (set by `agora "
-        "up` for the processes behind its gateway)",
+        description="The process is reached through the entry's proxy only (nginx, set by "
+        "`agora up` on servers): trust the address it appends to X-Forwarded-For, and leave "
+        "the console to the gateway process",
     )
     cors_origins: list[str] = Field(
         default_factory=list,
@@ -126,7 +128,10 @@ class Settings(BaseSettings):
         "arrived (408 request-timeout, and the connection closed)",
     )
     upstream_timeout_seconds: float = Field(
-        30.0, gt=0, le=600, description="How long the gateway waits for a service's answer"
+        30.0,
+        gt=0,
+        le=600,
+        description="How long the entry waits for a service's answer (beyond a `Prefer: wait`)",
     )
     database_connect_timeout_seconds: float = Field(
         5.0, gt=0, le=120, description="How long opening a PostgreSQL connection may take"

@@ -300,13 +300,10 @@ class LiveSocket:
             return None
 
 
-def entry_origins(websocket: WebSocket) -> Sequence[str] | None:
-    """The origins the app serving `websocket` lets in: its CORS allow-list when it is the
-    entry (`app.state.cors_origins`), None (no check: the gateway did it) behind the gateway."""
-    state = websocket.app.state
-    if getattr(state, "behind_gateway", False):
-        return None
-    return tuple(getattr(state, "cors_origins", ()))
+def entry_origins(websocket: WebSocket) -> Sequence[str]:
+    """The origins the app serving `websocket` lets in: its CORS allow-list
+    (`app.state.cors_origins`; every process is an entry)."""
+    return tuple(getattr(websocket.app.state, "cors_origins", ()))
 
 
 async def serve(
@@ -317,8 +314,7 @@ async def serve(
 ) -> None:
     """Accept `websocket` if its origin is allowed (`entry_origins`), and run `send` on it
     until it returns, the client leaves, or the client reads too slowly."""
-    allowed = entry_origins(websocket)
-    if allowed is not None and not origin_allowed(websocket, allowed):
+    if not origin_allowed(websocket, entry_origins(websocket)):
         await websocket.close(FORBIDDEN, "origin not allowed")  # refused before accepting: 403
         return
     await websocket.accept()

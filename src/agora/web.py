@@ -388,8 +388,8 @@ REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:-]{1,128}$")
 
 class _RequestIds:
     """Every request has an id: the caller's `X-Request-Id` if it is a sane one, else a new
-    one. It is answered in `X-Request-Id`, forwarded upstream by the gateway, and carried into
-    the events the request causes (`agora.messaging.context`)."""
+    one. It is answered in `X-Request-Id` (nginx, the entry on servers, passes a sane one on or
+    makes one), and carried into the events the request causes (`agora.messaging.context`)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app

@@ -106,7 +106,7 @@ async def test_the_gateway_serves_the_console_and_a_service_behind_it_does_not(
     api: Any, tmp_path: Path
 ) -> None:
     behind = settings(tmp_path).model_copy(
-        update={"behind_gateway": True, "upstreams": {"identity": ["http://nowhere"]}}
+        update={"behind_proxy": True, "upstreams": {"identity": ["http://nowhere"]}}
     )
     transport = httpx.ASGITransport(app=build_gateway(behind))
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as gateway:

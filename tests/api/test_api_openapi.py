@@ -161,7 +161,7 @@ async def test_the_docs_load_only_local_assets(api: Any, page: str) -> None:
 async def test_the_gateway_serves_the_same_document_and_docs(api: Any, tmp_path: Path) -> None:
     gateway = build_gateway(
         settings(tmp_path).model_copy(
-            update={"behind_gateway": True, "upstreams": {"identity": ["http://nowhere"]}}
+            update={"behind_proxy": True, "upstreams": {"identity": ["http://nowhere"]}}
         )
     )
     transport = httpx.ASGITransport(app=gateway)

@@ -1,6 +1,7 @@
-"""Fuzz the whole API through the gateway of the servers topology (PostgreSQL, Kafka, Redis,
-one process per service), as a buyer and as a seller, against the OpenAPI document the gateway
-serves. The embedded default is fuzzed in process (tests/api/test_api_fuzz.py).
+"""Fuzz the whole API through the entry of the servers topology (nginx in front of PostgreSQL,
+Kafka, Redis and one process per service), as a buyer and as a seller, against the OpenAPI
+document the gateway process serves. The embedded default is fuzzed in process
+(tests/api/test_api_fuzz.py).
 
 Whatever schemathesis sends, no answer is a 5xx and every 4xx is an RFC 9457 problem. The run is
 seeded and bounded.
@@ -94,9 +95,7 @@ def fuzzer(
 
 
 @pytest.mark.parametrize("role", ["buyer", "seller"])
-def test_the_gateway_survives_fuzzing_as_a_buyer_and_a_seller(
-    agora: AgoraProcess, role: str
-) -> None:
+def test_the_entry_survives_fuzzing_as_a_buyer_and_a_seller(agora: AgoraProcess, role: str) -> None:
     headers = session(agora, role)
     schema = schemathesis.openapi.from_url(f"{agora.base_url}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
@@ -118,8 +117,8 @@ def test_the_gateway_survives_fuzzing_as_a_buyer_and_a_seller(
     assert any(400 <= s < 500 for s in statuses), statuses
 
 
-def test_a_header_that_is_not_ascii_passes_the_gateway(agora: AgoraProcess) -> None:
-    """`curl -A $'caf\\xc3\\xa9'` answered 500 from the gateway's proxy."""
+def test_a_header_that_is_not_ascii_passes_the_entry(agora: AgoraProcess) -> None:
+    """`curl -A $'caf\\xc3\\xa9'` answered 500 from an earlier Python proxy at the entry."""
     response = agora.client.get("/api/products", headers={"User-Agent": "café".encode()})
 
     assert response.status_code == 200, response.text
@@ -127,7 +126,8 @@ def test_a_header_that_is_not_ascii_passes_the_gateway(agora: AgoraProcess) -> N
 
 
 def test_a_path_with_a_control_character_is_forwarded_as_it_came(agora: AgoraProcess) -> None:
-    """The gateway decoded the path and built the upstream URL again: a %1A in it was a 500."""
+    """An earlier Python proxy at the entry decoded the path and built the upstream URL again:
+    a %1A in it was a 500."""
     response = agora.client.get("/api/products/a%1Ab")
 
     assert response.status_code == 404, response.text

@@ -1,5 +1,5 @@
-"""The entry from outside on a real `agora up`: the embedded default's one process, and the
-gateway in front of every service on the servers. Headers and URLs no route can take, bodies
+"""The entry from outside on a real `agora up`: the embedded default's one process, and nginx in
+front of every service on the servers. Headers and URLs no route can take, bodies
 that are not JSON, stale tokens on public routes, `Allow`, the docs and the OpenAPI document."""
 
 from __future__ import annotations
@@ -39,7 +39,9 @@ def test_a_request_id_that_is_not_utf8_is_replaced(agora: AgoraProcess) -> None:
 
 @pytest.mark.parametrize("url", ["/api/products/%00", "/api/stores?seller=%00"])
 def test_a_nul_in_the_url_is_refused(agora: AgoraProcess, url: str) -> None:
-    assert_problem(agora.client.get(url), 400, "invalid-character")
+    # nginx, the entry on servers, refuses a NUL in the path before any service sees it
+    by_nginx = "AGORA_DATABASE_URL_TEMPLATE" in agora.env and "%00" in url.partition("?")[0]
+    assert_problem(agora.client.get(url), 400, "bad-request" if by_nginx else "invalid-character")
 
 
 def test_bodies_that_are_not_json_are_problems(agora: AgoraProcess) -> None:

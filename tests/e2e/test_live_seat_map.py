@@ -1,8 +1,8 @@
 """Live streams from a real `agora up` over real connections, embedded and on servers (through
-the gateway): a seat map's stream as Server-Sent Events and over WebSocket, a snapshot then
-every committed change of the session's places once and in version order, and a client dropped
-mid-stream that comes back with `Last-Event-ID` or `?since=` gets exactly what it missed; an
-order's stream over WebSocket, to whoever may read the order and nobody else."""
+nginx, and the gateway's hub): a seat map's stream as Server-Sent Events and over WebSocket, a
+snapshot then every committed change of the session's places once and in version order, and a
+client dropped mid-stream that comes back with `Last-Event-ID` or `?since=` gets exactly what it
+missed; an order's stream over WebSocket, to whoever may read the order and nobody else."""
 
 from __future__ import annotations
 

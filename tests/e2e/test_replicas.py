@@ -1,5 +1,5 @@
 """Production topology under fire: PostgreSQL, Kafka, one process per service, two replicas of
-each, behind the gateway; 500 orders; one replica of orders, inventory and payments killed with
+each, behind nginx; 500 orders; one replica of orders, inventory and payments killed with
 SIGKILL mid-run. Every order ends final, stock is conserved, nothing is charged twice."""
 
 from __future__ import annotations
@@ -180,7 +180,8 @@ def test_killing_agora_up_takes_its_children_and_a_restart_resumes(
         children = subprocess.run(
             ["pgrep", "-P", str(supervisor)], capture_output=True, text=True, check=False
         ).stdout.split()
-        assert len(children) == len(SERVICE_NAMES) + 1  # a replica of each, and the gateway
+        # a replica of each, the gateway and nginx
+        assert len(children) == len(SERVICE_NAMES) + 2
         pending = agora.place([("green", 1)], token=None).json()["id"]
         agora.wait_status(pending, "RESERVED")
 

@@ -1,5 +1,5 @@
 """PostgreSQL going away under a steady trickle of orders, on the servers topology (one process
-per service behind the gateway, Kafka and Redis the shared test servers): killed with SIGKILL,
+per service behind nginx, Kafka and Redis the shared test servers): killed with SIGKILL,
 kept down for about 15 s and started again; or restarted by an operator (`pg_ctl restart -m
 fast`, every session ended). Afterwards every order is final and confirmed within a bound,
 nothing valid was dead-lettered, `agora check` finds every invariant kept (no order charged

@@ -1,5 +1,5 @@
 """The Kafka broker killed with SIGKILL under a steady trickle of orders, on the servers topology
-(one process per service behind the gateway, PostgreSQL and Redis the shared test servers), kept
+(one process per service behind nginx, PostgreSQL and Redis the shared test servers), kept
 down for 30 s and started again. Orders are still accepted meanwhile (they wait in the outboxes);
 readiness says the log is away (503 naming it) and comes back by itself; afterwards every order
 is confirmed within a bound, its payment succeeded, and nothing valid was dead-lettered.

@@ -1,5 +1,5 @@
 """The network between the services and PostgreSQL made slow, lossy and silent under a steady
-trickle of orders, on the servers topology (one process per service behind the gateway, Kafka
+trickle of orders, on the servers topology (one process per service behind nginx, Kafka
 and Redis the shared test servers). Every service reaches the database through a toxiproxy of
 the test's own, which in turn adds latency to every answer, resets every connection, then stops
 forwarding anything (a blackhole), each for a few seconds.

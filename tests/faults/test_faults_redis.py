@@ -1,5 +1,5 @@
 """Redis killed with SIGKILL under a steady trickle of orders, on the servers topology (one
-process per service behind the gateway, PostgreSQL and Kafka the shared test servers), kept
+process per service behind nginx, PostgreSQL and Kafka the shared test servers), kept
 down a few seconds and started again empty, as a Redis that saves nothing comes back.
 
 Revoked sessions fail closed (docs/reliability.md, "Redis: degrade, never fail"): while Redis is

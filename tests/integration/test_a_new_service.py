@@ -1,6 +1,6 @@
 """A service added as a package and a registry entry, and nothing else: the runtime builds it
-from its spec, migrates its database, runs its consumer group, and the gateway routes its paths
-to it and documents them (tests/throwaway_service)."""
+from its spec, migrates its database, runs its consumer group and serves its paths; the entry
+proxy routes them to it and the gateway documents them (tests/throwaway_service)."""
 
 from __future__ import annotations
 
@@ -14,9 +14,11 @@ import pytest
 from fastapi import FastAPI
 
 import throwaway_service
+from agora.gateway.nginx import EntryLimits, nginx_config
 from agora.runtime.runtime import Runtime, build_gateway
 from agora.services.catalog.seed import DEMO_CATALOG
 from agora.services.registry import SERVICES
+from agora.services.spec import PathTable
 from agora.settings import Settings
 
 SPECS = (*SERVICES, throwaway_service.SPEC)
@@ -30,13 +32,14 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 @pytest.fixture
-async def gateway(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def platform(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, httpx.AsyncClient]]:
+    """The runtime's app of every service, the new one among them, and the gateway's."""
     settings = Settings(
         data_dir=tmp_path / "data",
         seed_file=None,
         smtp_host=None,
         rate_limits=False,
-        behind_gateway=True,
+        behind_proxy=True,
         upstreams={spec.name: ["http://services"] for spec in SPECS},
     )
     runtime = Runtime(settings, specs=SPECS)
@@ -48,22 +51,29 @@ async def gateway(tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
         client_factory=lambda: httpx.AsyncClient(transport=httpx.ASGITransport(app=services)),
     )
     try:
-        async with lifespan(gateway):
-            transport = httpx.ASGITransport(app=gateway)
-            async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-                yield client
+        async with (
+            lifespan(gateway),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=services), base_url="http://services"
+            ) as to_services,
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=gateway), base_url="http://gateway"
+            ) as to_gateway,
+        ):
+            yield to_services, to_gateway
     finally:
         await runtime.stop()
 
 
 async def test_a_service_from_its_spec_alone_is_routed_documented_and_fed(
-    gateway: httpx.AsyncClient,
+    platform: tuple[httpx.AsyncClient, httpx.AsyncClient],
 ) -> None:
+    services, gateway = platform
     product = DEMO_CATALOG[0]
     loop = asyncio.get_running_loop()
     deadline = loop.time() + DEADLINE
     while True:
-        response = await gateway.get(f"/api/echo/products/{product.id}")
+        response = await services.get(f"/api/echo/products/{product.id}")
         if response.status_code == 200 or loop.time() > deadline:
             break
         assert response.status_code == 404, response.text
@@ -75,3 +85,13 @@ async def test_a_service_from_its_spec_alone_is_routed_documented_and_fed(
     paths = (await gateway.get("/openapi.json")).json()["paths"]
     assert "/api/echo/products/{product_id}" in paths
     assert "/api/orders" in paths  # beside every registered service's
+    config = nginx_config(
+        listen="127.0.0.1:8000",
+        upstreams={spec.name: ["http://127.0.0.1:9000"] for spec in SPECS},
+        entry=["http://127.0.0.1:9001"],
+        paths=PathTable(SPECS),
+        limits=EntryLimits(
+            max_body_bytes=1000, header_timeout=1, body_timeout=1, upstream_timeout=1
+        ),
+    )
+    assert 'location ~ "^/api/echo(?:/|$)" { proxy_pass http://echo; }' in config

@@ -56,10 +56,10 @@ AUTHORIZE: dict[int | str, dict[str, Any]] = {
 
 
 def client_ip(request: Request) -> str:
-    """The caller's address: the peer's, or, behind the gateway (`app.state.behind_gateway`),
-    the address the gateway appended to `X-Forwarded-For`."""
+    """The caller's address: the peer's, or, behind the entry's proxy
+    (`app.state.behind_proxy`), the address it appended to `X-Forwarded-For`."""
     peer = request.client.host if request.client else "unknown"
-    if getattr(request.app.state, "behind_gateway", False):
+    if getattr(request.app.state, "behind_proxy", False):
         forwarded = request.headers.get("x-forwarded-for", "")
         last = forwarded.rsplit(",", 1)[-1].strip()
         if last:

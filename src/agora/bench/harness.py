@@ -106,7 +106,7 @@ async def request(
 ) -> httpx.Response:
     """`client.request`, sent again (up to five times in all) when the connection fails (the
     server may close an idle keep-alive connection just as the client reuses it) or the answer
-    is 502/503 (the gateway found no replica answering), after its `Retry-After`. Safe for the
+    is 502/503 (no replica answered at the entry), after its `Retry-After`. Safe for the
     benchmarks' requests: GETs, and POSTs carrying an Idempotency-Key."""
     for attempt in range(5):
         last = attempt == 4

@@ -32,6 +32,7 @@ def version() -> None:
 app.command()(run.up)
 app.command()(run.serve)
 app.command()(run.migrate)
+app.command(name="nginx-config")(run.nginx_config)
 app.command()(check)
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(dlt_app, name="dlt")

@@ -63,9 +63,9 @@ def up(
 ) -> None:
     """Run the platform. With no server configured: every service and the HTTP API in one
     process on the embedded default. With AGORA_KAFKA_BOOTSTRAP and
-    AGORA_DATABASE_URL_TEMPLATE set: every service in processes of its own behind a gateway."""
+    AGORA_DATABASE_URL_TEMPLATE set: every service in processes of its own behind nginx."""
     from agora.runtime.runtime import Runtime
-    from agora.runtime.supervisor import run_supervisor
+    from agora.runtime.supervisor import SupervisorError, run_supervisor
 
     settings = settings_from(
         host=host,
@@ -84,7 +84,11 @@ def up(
                 '(`eval "$(agora infra up)"` sets them)',
                 status=2,
             )
-        raise typer.Exit(run_supervisor(settings))
+        try:
+            status = run_supervisor(settings)
+        except SupervisorError as error:
+            fail(str(error))
+        raise typer.Exit(status)
     _check_data_dir(settings)
     app = _built(lambda: Runtime(settings).app())
     typer.echo(
@@ -163,3 +167,37 @@ def migrate() -> None:
         _check_data_dir(settings)
     with reported_as("migrate"):
         asyncio.run(migrate_all(settings))
+
+
+def nginx_config(
+    entry: Annotated[
+        list[str],
+        typer.Option(help="The gateway process's URL, http://HOST:PORT (repeat for replicas)"),
+    ],
+    listen: Annotated[str, typer.Option(help="nginx's listen address: PORT or HOST:PORT")] = "8000",
+) -> None:
+    """Print nginx's configuration for a deployment of your own: each service's paths to the
+    replicas AGORA_UPSTREAMS names, the rest to the gateway (what `agora up` on servers writes
+    for itself; see docs/deploy.md)."""
+    from agora.gateway.nginx import nginx_config as render
+    from agora.gateway.nginx import settings_limits
+    from agora.services.registry import SERVICES
+    from agora.services.spec import PathTable
+
+    settings = settings_from()
+    try:
+        config = render(
+            listen=listen,
+            upstreams=settings.upstreams,
+            entry=entry,
+            paths=PathTable(SERVICES),
+            limits=settings_limits(settings),
+        )
+    except ValueError as error:
+        fail(f"{error} (AGORA_UPSTREAMS names each service's replicas)", status=2)
+    made_by = " ".join(
+        ["agora nginx-config", f"--listen {listen}", *(f"--entry {e}" for e in entry)]
+    )
+    typer.echo(
+        f"# Made by `{made_by}` from AGORA_UPSTREAMS and the service registry.\n" + config, nl=False
+    )

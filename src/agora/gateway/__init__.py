@@ -1,11 +1,12 @@
-"""The HTTP gateway and the state its replicas share.
+"""The entry: what a request from outside passes through, and what no one service serves.
 
-* `proxy`: the entry that forwards each request to a replica of the service owning the path.
-* `ratelimit`, `cache`, `fanout`: the gateway's ports (token-bucket rate limits, a read cache,
-  live-update fan-out), each with a Redis adapter shared by every replica and an in-process twin
-  with the same semantics (see docs/shared-state.md).
+* `edge`: the checks every process runs on every request (tokens, rate limits, security
+  headers).
+* `nginx`: the entry proxy on servers, its configuration made from the service registry.
+* `app`: the gateway process behind it: the seat maps' hub, the console, the docs, health.
+* `hub`: one stream of a session's seat map, fanned out to every client of the process.
 
 Import from the submodules; importing this package imports none of them.
 """
 
-__all__ = ["cache", "fanout", "proxy", "ratelimit"]
+__all__ = ["app", "edge", "hub", "nginx"]

@@ -58,7 +58,7 @@ def ensure_up(
     answer, and if servers of the dir already run with ports or a broker count other than the
     ones given.
     """
-    from agora.infra import faketime
+    from agora.infra import faketime, nginx
     from agora.infra.browser import Chromium
     from agora.infra.kafka import KafkaCluster
     from agora.infra.postgres import PostgresServer, ensure_databases_at
@@ -97,6 +97,7 @@ def ensure_up(
             *kafka.missing_packages(),
             *Chromium().missing_packages(),  # for the browser tests; started by them
             *faketime.missing_packages(),  # for the fault tests of a clock off by minutes
+            *nginx.missing_packages(),  # the entry of `agora up` on servers; started by it
         ]
         apt_install(missing, log=logs / "apt.log")
         kafka.prepare(log=logs / "maven.log")  # the jars, storage formatted once per node

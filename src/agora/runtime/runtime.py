@@ -207,9 +207,10 @@ def build_gateway(
     *,
     client_factory: Callable[[], httpx.AsyncClient] | None = None,
 ) -> FastAPI:
-    """The gateway process: the entry in front of every service's replicas (reached with
-    `client_factory`'s client, by default one of its own over HTTP)."""
-    from agora.gateway.proxy import create_gateway
+    """The gateway process (`agora.gateway.app`): the hub, the console, the docs and the
+    deployment's health, its replicas reached with `client_factory`'s client (by default one of
+    its own over HTTP)."""
+    from agora.gateway.app import create_gateway
 
     redis = build_redis(settings)
     registry = CollectorRegistry()
@@ -235,7 +236,6 @@ def build_gateway(
         cors_origins=settings.cors_origins,
         max_body_bytes=settings.max_body_bytes,
         body_timeout=settings.request_body_timeout_seconds,
-        timeout=settings.upstream_timeout_seconds,
         on_close=close,
         client_factory=client_factory,
     )
@@ -460,19 +460,17 @@ class Runtime:
             health=self.health,
             readiness=self.readiness,
             lifespan=lifespan,
-            # Behind the gateway, the gateway is the entry; else this process is.
-            edge=None
-            if self.settings.behind_gateway
-            else build_edge(self.settings, self.redis, self.token_verifier, self.redis_metrics),
+            # Every process is an entry: behind nginx on servers, or the only one.
+            edge=build_edge(self.settings, self.redis, self.token_verifier, self.redis_metrics),
             cors_origins=self.settings.cors_origins,
             max_body_bytes=self.settings.max_body_bytes,
             body_timeout=self.settings.request_body_timeout_seconds,
         )
-        if not self.settings.behind_gateway:
+        if not self.settings.behind_proxy:
             app.include_router(console_router())
         app.state.services = {service.name: service for service in self.services}
         app.state.token_verifier = self.token_verifier
-        app.state.behind_gateway = self.settings.behind_gateway
+        app.state.behind_proxy = self.settings.behind_proxy
         app.state.drain = self.drain
         app.state.drained = self.drained
         app.state.cors_origins = tuple(self.settings.cors_origins)

@@ -142,8 +142,8 @@ def uvicorn_config(app: FastAPI, settings: Settings) -> uvicorn.Config:
         http=_header_deadline_protocol(settings.request_header_timeout_seconds),
         ws=_shared_frames_protocol(),
         # X-Forwarded-For picks the client's address (rate limits, login throttling): only a
-        # proxy of ours may set it. Behind our gateway the services read the gateway's entry
-        # themselves (`agora.auth.client_ip`).
+        # proxy of ours may set it. Behind `agora up`'s nginx the processes read the entry it
+        # appends themselves (`agora.auth.client_ip`).
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=list(settings.forwarded_allow_ips) or None,
     )

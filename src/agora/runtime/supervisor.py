@@ -1,7 +1,9 @@
 """`agora up` on servers: every service in processes of its own (`agora serve SERVICE`), any
-number of replicas each, behind one gateway process. The supervisor migrates the databases,
-starts the children, restarts any that dies, and takes them all with it when it goes: on
-SIGTERM it drains them; killed with SIGKILL, the kernel kills them (parent-death signal)."""
+number of replicas each, and the gateway process, behind nginx on the settings' port. The
+supervisor migrates the databases, writes nginx's configuration from the service registry
+(`agora.gateway.nginx`), starts the children, restarts any that dies, and takes them all with it
+when it goes: on SIGTERM it drains them (nginx last, so that the streams' close frames reach
+their clients); killed with SIGKILL, the kernel kills them (parent-death signal)."""
 
 from __future__ import annotations
 
@@ -17,17 +19,24 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import httpx
 import orjson
 
+from agora.gateway.nginx import ENTRY, nginx_config, settings_limits
+from agora.infra.nginx import PACKAGE as NGINX_PACKAGE
+from agora.infra.nginx import find_nginx
 from agora.runtime.runtime import SERVICE_NAMES
+from agora.services.registry import SERVICES
+from agora.services.spec import PathTable
 from agora.settings import Settings
 
 logger = logging.getLogger(__name__)
 
 PR_SET_PDEATHSIG = 1
 LOOPBACK = "127.0.0.1"
+NGINX = "nginx"
 
 
 def _die_with_parent() -> None:
@@ -37,9 +46,12 @@ def _die_with_parent() -> None:
 
 @dataclasses.dataclass
 class Child:
+    """A process of the deployment: `agora serve NAME`, or nginx (`command` given)."""
+
     name: str
     port: int
     env: dict[str, str]
+    command: list[str] | None = None
     process: subprocess.Popen[bytes] | None = None
     restarts: int = 0
 
@@ -50,7 +62,8 @@ class Child:
     def start(self, log_dir: str) -> None:
         log = open(os.path.join(log_dir, f"{self.name}-{self.port}.log"), "ab")  # noqa: SIM115
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "agora", "serve", self.name, "--port", str(self.port)],
+            self.command
+            or [sys.executable, "-m", "agora", "serve", self.name, "--port", str(self.port)],
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -70,32 +83,69 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def plan(settings: Settings, names: Sequence[str] = SERVICE_NAMES) -> list[Child]:
-    """The children: each service's replicas on ports of their own, then the gateway on the
-    settings' port; each with the settings' `process_env` of its name."""
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    children: list[Child]
+    """Every service's replicas, the gateway process, then nginx."""
+    nginx_config: str
+    nginx_dir: Path
+
+
+def plan(settings: Settings, names: Sequence[str] = SERVICE_NAMES) -> Plan:
+    """The children: each service's replicas and the gateway process on loopback ports of
+    their own, nginx on the settings' host and port in front of them; each with the settings'
+    `process_env` of its name."""
     env = {
         **os.environ,
         **settings_env(settings),
-        # Every process verifies tokens with identity's keys, fetched through the gateway.
+        # Every process verifies tokens with identity's keys, fetched through the entry.
         "AGORA_JWKS_URL": f"http://{LOOPBACK}:{settings.port}/.well-known/jwks.json",
+        # Each runs the entry's checks itself, and is reached through nginx only.
+        "AGORA_HOST": LOOPBACK,
+        "AGORA_BEHIND_PROXY": "true",
     }
-    # Services listen on loopback only: the gateway is the one entry from outside.
-    service_env = {**env, "AGORA_HOST": LOOPBACK, "AGORA_BEHIND_GATEWAY": "true"}
     children = [
-        Child(name, free_port(LOOPBACK), {**service_env, **settings.process_env.get(name, {})})
+        Child(name, free_port(LOOPBACK), {**env, **settings.process_env.get(name, {})})
         for name in names
         for _ in range(settings.replicas)
     ]
     upstreams: dict[str, list[str]] = {}
     for child in children:
         upstreams.setdefault(child.name, []).append(child.url)
-    gateway_env = {
-        **env,
-        "AGORA_UPSTREAMS": orjson.dumps(upstreams).decode(),
-        **settings.process_env.get("gateway", {}),
-    }
-    children.append(Child("gateway", settings.port, gateway_env))
-    return children
+    gateway = Child(
+        ENTRY,
+        free_port(LOOPBACK),
+        {
+            **env,
+            "AGORA_UPSTREAMS": orjson.dumps(upstreams).decode(),
+            **settings.process_env.get(ENTRY, {}),
+        },
+    )
+    nginx_dir = (settings.data_dir / "nginx").resolve()
+    config = nginx_config(
+        listen=f"{settings.host}:{settings.port}",
+        upstreams=upstreams,
+        entry=[gateway.url],
+        paths=PathTable([spec for spec in SERVICES if spec.name in names]),
+        limits=settings_limits(settings),
+        prefix=nginx_dir,
+    )
+    binary = find_nginx() or NGINX
+    entry = Child(
+        NGINX,
+        settings.port,
+        dict(os.environ),
+        command=[
+            binary,
+            "-p",
+            str(nginx_dir),
+            "-c",
+            str(nginx_dir / "nginx.conf"),
+            "-e",
+            str(nginx_dir / "error.log"),
+        ],
+    )
+    return Plan([*children, gateway, entry], config, nginx_dir)
 
 
 def free_port(host: str) -> int:
@@ -105,10 +155,15 @@ def free_port(host: str) -> int:
         return int(probe.getsockname()[1])
 
 
+class SupervisorError(Exception):
+    """What keeps `agora up` on servers from starting, said so that a user can act on it."""
+
+
 class Supervisor:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.children = plan(settings)
+        self.plan = plan(settings)
+        self.children = self.plan.children
         self.log_dir = str(settings.data_dir / "logs")
         self._stopping = False
         # One client for every health check: each new one loads the CA bundle, tens of
@@ -119,6 +174,7 @@ class Supervisor:
         os.makedirs(self.log_dir, exist_ok=True)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stop())
+        self._write_nginx_config()
         for child in self.children:
             child.start(self.log_dir)
         announced = False
@@ -136,7 +192,8 @@ class Supervisor:
             if not announced and self._all_healthy():
                 announced = True
                 print(
-                    f"Agora: {len(self.children) - 1} service processes behind the gateway on "
+                    f"Agora: {len(self.children) - 2} service processes and the gateway behind "
+                    f"nginx on "
                     f"http://{self.settings.host}:{self.settings.port}, ready after "
                     f"{time.monotonic() - started:.1f}s (logs in {self.log_dir})",
                     file=sys.stderr,
@@ -148,6 +205,32 @@ class Supervisor:
     def _stop(self) -> None:
         self._stopping = True
 
+    def check(self) -> None:
+        """nginx is installed and takes its configuration (`nginx -t`)."""
+        if find_nginx() is None:
+            raise SupervisorError(
+                f"nginx, the entry on servers, is not installed: `agora infra up` installs it "
+                f"(or `apt-get install -y {NGINX_PACKAGE}`)"
+            )
+        self._write_nginx_config()
+        entry = self.children[-1]
+        assert entry.command is not None
+        tested = subprocess.run(
+            [*entry.command, "-t", "-q"], capture_output=True, text=True, check=False
+        )
+        if tested.returncode != 0:
+            raise SupervisorError(
+                f"nginx refused its configuration ({self.plan.nginx_dir / 'nginx.conf'}): "
+                f"{(tested.stderr or tested.stdout).strip()}"
+            )
+
+    def _write_nginx_config(self) -> None:
+        folder = self.plan.nginx_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (folder / f"{kind}_temp").mkdir(exist_ok=True)
+        (folder / "nginx.conf").write_text(self.plan.nginx_config)
+
     def _all_healthy(self) -> bool:
         for child in self.children:
             try:
@@ -158,16 +241,21 @@ class Supervisor:
         return True
 
     def _drain(self, timeout: float = 20) -> int:
-        for child in self.children:
-            if child.process is not None and child.process.poll() is None:
-                child.process.send_signal(signal.SIGTERM)
+        """Every Python process drains (its streams send their close frames through nginx),
+        then nginx finishes what it holds and stops (SIGQUIT: its graceful shutdown)."""
         deadline = time.monotonic() + timeout
-        for child in self.children:
-            assert child.process is not None
-            try:
-                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.process.kill()
+        python = [child for child in self.children if child.command is None]
+        entry = [child for child in self.children if child.command is not None]
+        for group, sig in ((python, signal.SIGTERM), (entry, signal.SIGQUIT)):
+            for child in group:
+                if child.process is not None and child.process.poll() is None:
+                    child.process.send_signal(sig)
+            for child in group:
+                assert child.process is not None
+                try:
+                    child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    child.process.kill()
         return 0
 
 
@@ -214,5 +302,8 @@ async def ensure_database(url: str) -> None:
 
 
 def run_supervisor(settings: Settings) -> int:
+    """Raises `SupervisorError` before anything starts if the deployment cannot run here."""
+    supervisor = Supervisor(settings)
+    supervisor.check()
     asyncio.run(migrate_all(settings))
-    return Supervisor(settings).run()
+    return supervisor.run()

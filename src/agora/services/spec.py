@@ -87,22 +87,35 @@ class PathTable:
     """Which service owns a request path, from the specs' `paths`."""
 
     def __init__(self, specs: Sequence[ServiceSpec]) -> None:
-        rules: list[tuple[int, re.Pattern[str], str]] = []
+        rules: list[tuple[int, str, str]] = []
         owners: dict[str, str] = {}
         for spec in specs:
             for template in spec.paths:
                 if template in owners:
                     raise ValueError(f"{template} is claimed by {owners[template]} and {spec.name}")
                 owners[template] = spec.name
-                segments = template.strip("/").split("/")
-                pattern = "".join(
-                    "/[^/]+" if segment.startswith("{") else "/" + re.escape(segment)
-                    for segment in segments
-                )
+                pattern = self.pattern_of(template)
                 # more segments first: a template under another's prefix is more specific
-                rules.append((len(segments), re.compile(pattern + "(?:/.*)?"), spec.name))
+                rules.append((template.strip("/").count("/"), pattern, spec.name))
         rules.sort(key=lambda rule: -rule[0])
-        self._rules = [(pattern, name) for _, pattern, name in rules]
+        self._patterns = [(pattern, name) for _, pattern, name in rules]
+        self._rules = [(re.compile(pattern + "(?:/.*)?"), name) for pattern, name in self._patterns]
+
+    @staticmethod
+    def pattern_of(template: str) -> str:
+        """The regular expression of the path `template` (a path below it is owned too)."""
+        return "".join(
+            "/[^/]+" if segment.startswith("{") else "/" + re.escape(segment)
+            for segment in template.strip("/").split("/")
+        )
+
+    def patterns(self) -> list[tuple[str, str]]:
+        """(pattern, service) by precedence: the first whose pattern matches a path, or the
+        start of it up to a `/`, owns it (the entry proxy's routes, in this order)."""
+        return list(self._patterns)
+
+    def services(self) -> set[str]:
+        return {name for _, name in self._patterns}
 
     def service_for(self, path: str) -> str | None:
         """The service that owns `path`, or None."""

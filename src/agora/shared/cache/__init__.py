@@ -1,6 +1,6 @@
 """The read cache port: bytes by key with a time to live, invalidated by key or by prefix.
 
-The gateway caches rendered reads (a product page, a seat map) and drops them when an event says
+A service caches rendered reads (a product page, a seat map) and drops them when an event says
 they changed. `RedisReadCache` is shared by every replica; `InProcessReadCache` is one process's
 bounded LRU. `tests/integration/test_shared_state.py` holds both to `ReadCache`'s text.
 """

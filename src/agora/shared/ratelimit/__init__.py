@@ -1,4 +1,4 @@
-"""The rate limiter port: token buckets keyed by caller, shared by every gateway replica.
+"""The rate limiter port: token buckets keyed by caller, shared by every process.
 
 `RedisRateLimiter` keeps the buckets in Redis so that all replicas draw from one bucket per key;
 `InProcessRateLimiter` keeps them in memory for a single process. Both implement the same
