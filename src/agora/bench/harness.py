@@ -30,12 +30,21 @@ def servers_env(replicas: int) -> dict[str, str]:
     return {**ensure_up().isolated_env("bench"), "AGORA_REPLICAS": str(replicas)}
 
 
-def wait_until_settled(base_url: str, timeout: float = 180, *, stocked: bool = True) -> None:
+def wait_until_settled(
+    base_url: str,
+    timeout: float = 180,
+    *,
+    stocked: bool = True,
+    server: subprocess.Popen[bytes] | None = None,
+) -> None:
     """Until the server answers and every event is published and consumed (so that orders
-    knows the seeded product's price; `stocked`: until a product is on sale)."""
+    knows the seeded product's price; `stocked`: until a product is on sale). Ends at once if
+    `server`, the process of `agora up`, exits meanwhile (it said why on stderr)."""
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=base_url) as client:
         while time.monotonic() < deadline:
+            if server is not None and server.poll() is not None:
+                raise SystemExit(f"agora up exited with {server.returncode} before it settled")
             try:
                 health = client.get("/healthz").json()
                 if health.get("status") == "ok" and health.get("settled"):
@@ -257,7 +266,7 @@ def running_agora_process(
         )
         try:
             base_url = f"http://{LOOPBACK}:{port}"
-            wait_until_settled(base_url, stocked=bool(seed))
+            wait_until_settled(base_url, stocked=bool(seed), server=server)
             yield base_url, server.pid
         finally:
             server.terminate()

@@ -168,7 +168,11 @@ def nginx_config(
         recode = f"={answered} " if answered != status else ""
         out(f"    error_page {status} {recode}{PROBLEMS}/{status};")
     for path in ENTRY_PATHS:
-        out(f'    location ~ "^{_pattern(path)}(?:/|$)" {{ proxy_pass http://{ENTRY}; }}')
+        # A stream relays through one buffer each way: a seat map's snapshot is hundreds of KB.
+        out(f'    location ~ "^{_pattern(path)}(?:/|$)" {{')
+        out("      proxy_buffer_size 64k; proxy_buffers 4 64k; proxy_busy_buffers_size 128k;")
+        out(f"      proxy_pass http://{ENTRY};")
+        out("    }")
     entry_patterns = {_pattern(path) for path in ENTRY_PATHS}
     for pattern, service in paths.patterns():
         if pattern in entry_patterns:
