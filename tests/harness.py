@@ -152,6 +152,27 @@ class AgoraProcess:
             violated = [i for i in last["result"]["invariants"] if not i["ok"]]
             raise AssertionError(f"agora check, after {timeout} s: {violated}") from None
 
+    def ledger_check(self) -> dict[str, Any]:
+        """`agora ledger check --json` on this deployment holds, at once: each posting commits
+        with the payment state it records, so there is nothing to wait for."""
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "agora", "ledger", "check", "--json"),
+                *("--data-dir", str(self.data_dir)),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, **self.env},
+        )
+        assert done.stdout.strip(), f"agora ledger check printed nothing: {done.stderr}"
+        result: dict[str, Any] = orjson.loads(done.stdout)
+        violated = [i for i in result["invariants"] if not i["ok"]]
+        assert result["ok"], f"agora ledger check: {violated}"
+        assert done.returncode == 0, done.stderr
+        return result
+
     def kill(self) -> None:
         """kill -9: no shutdown, no flush."""
         assert self.process is not None

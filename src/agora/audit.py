@@ -30,6 +30,15 @@ class Verdict:
     def ok(self) -> bool:
         return not self.offenders
 
+    def as_json(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "scope": self.scope,
+            "ok": self.ok,
+            "detail": self.detail,
+            "offenders": list(self.offenders),
+        }
+
 
 def verdict(
     name: str, scope: str, *, checked: int, noun: str, offenders: Collection[str], why: str = ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from pathlib import Path
 
 from pydantic import Field
@@ -168,6 +169,15 @@ class Settings(BaseSettings):
     )
     rate_limit_free: int = Field(600, ge=1, description="Requests per minute per free user")
     rate_limit_premium: int = Field(3_000, ge=1, description="Requests per minute per premium user")
+    commission_rate_free: Decimal = Field(
+        Decimal("0.10"), ge=0, le=1, description="The platform's share of a free seller's sales"
+    )
+    commission_rate_premium: Decimal = Field(
+        Decimal("0.05"), ge=0, le=1, description="The platform's share of a premium seller's sales"
+    )
+    payout_holding_days: float = Field(
+        7.0, ge=0, le=365, description="How long a sale's money is held before it is available"
+    )
     smtp_host: str | None = Field(None, description="Mail server; unset: the local mailbox")
     smtp_port: int = Field(25, ge=1, le=65535)
     smtp_sender: str = "Agora <orders@agora.localhost>"

@@ -14,6 +14,16 @@ SAGA_SEED = [
 ]
 
 
+@pytest.fixture(autouse=True)
+def ledger_reconciled(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every scenario on a module's deployment, `agora ledger check` holds."""
+    yield
+    if "agora" in request.fixturenames:
+        agora: AgoraProcess = request.getfixturevalue("agora")
+        if agora.process is not None and agora.process.poll() is None:
+            agora.ledger_check()
+
+
 @pytest.fixture(
     scope="module",
     params=[

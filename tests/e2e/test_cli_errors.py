@@ -104,15 +104,16 @@ def test_serve_with_an_invalid_seed_file_says_so(tmp_path: Path) -> None:
 def test_an_unreachable_database_is_one_line(tmp_path: Path) -> None:
     port = free_port(LOOPBACK)  # nothing listens: refused
     url = f"postgresql+asyncpg://agora@{LOOPBACK}:{port}/{{service}}"
-    for command in (("outbox", "status"), ("check",)):
+    for command in (("outbox", "status"), ("check",), ("ledger", "check")):
         result = agora(*command, AGORA_DATABASE_URL_TEMPLATE=url)
-        assert_one_line_error(result, command[0], f"{LOOPBACK}', {port})")
+        assert_one_line_error(result, command[-1], f"{LOOPBACK}', {port})")
 
 
 def test_a_check_of_a_folder_without_data_says_so(tmp_path: Path) -> None:
-    result = agora("check", "--data-dir", str(tmp_path))
-    assert_one_line_error(result, "no Agora data", str(tmp_path))
-    assert list(tmp_path.iterdir()) == []  # nothing created
+    for command in (("check",), ("ledger", "check")):
+        result = agora(*command, "--data-dir", str(tmp_path))
+        assert_one_line_error(result, "no Agora data", str(tmp_path))
+        assert list(tmp_path.iterdir()) == []  # nothing created
 
 
 def test_an_unreachable_kafka_is_one_line(tmp_path: Path) -> None:

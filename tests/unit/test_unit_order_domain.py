@@ -17,9 +17,12 @@ from agora.services.orders.domain import (
     Order,
     OrderStatus,
     PaymentNotAllowed,
+    Seller,
+    TicketLine,
 )
 
 S = OrderStatus
+SELLERS = {"beans": Seller("roastery", "seller-1"), "kettle": Seller("hardware", None)}
 HOLD_EXPIRES = datetime(2030, 1, 1, 12, 0, tzinfo=UTC)
 
 # The diagram in the domain module's docstring, written out independently of TRANSITIONS.
@@ -179,7 +182,7 @@ def test_place_refuses_an_order_without_lines() -> None:
 def test_stock_reserved_with_a_token_requests_payment() -> None:
     order = placed(payment_token="tok_visa")
 
-    order.stock_reserved(HOLD_EXPIRES)
+    order.stock_reserved(HOLD_EXPIRES, sellers=SELLERS)
 
     assert order.status is S.RESERVED
     assert order.hold_expires_at == HOLD_EXPIRES
@@ -191,6 +194,12 @@ def test_stock_reserved_with_a_token_requests_payment() -> None:
             amount=Decimal("20.29"),
             currency="EUR",
             payment_token="tok_visa",
+            shares=(
+                events.PaymentShare(
+                    store_id="roastery", seller_id="seller-1", amount=Decimal("0.30")
+                ),
+                events.PaymentShare(store_id="hardware", seller_id=None, amount=Decimal("19.99")),
+            ),
         )
     ]
 
@@ -300,6 +309,8 @@ def test_pay_a_reserved_order_requests_payment_once() -> None:
             amount=Decimal("20.29"),
             currency="EUR",
             payment_token="tok_visa",
+            # A seller orders never learned: the whole amount, for no store.
+            shares=(events.PaymentShare(store_id=None, amount=Decimal("20.29")),),
         )
     ]
 
@@ -358,3 +369,31 @@ def test_large_totals_keep_every_cent() -> None:
     order = Order.place("c", [Line("a", 10_000, Decimal("99999.99"))], "EUR")
     assert order.total == Decimal("999999900.00")
     assert order.total == Decimal("99999.99") * 10_000
+
+
+def test_a_payments_shares_are_each_stores_goods_and_each_sessions_tickets() -> None:
+    tickets = [
+        TicketLine("session-1", "front", 2, Decimal("50.00")),
+        TicketLine("session-1", "back", 1, Decimal("20.00")),
+        TicketLine("session-2", "front", 1, Decimal("45.00")),
+    ]
+    order = Order.place("cust-1", LINES, "EUR", "tok_visa", order_id="o", tickets=tickets)
+    sellers = {
+        **SELLERS,
+        "kettle": Seller("roastery", "seller-1"),
+        "session-1": Seller("hall", "seller-2"),
+        "session-2": Seller("hall", "seller-2"),
+    }
+
+    shares = order.shares(sellers)
+
+    assert shares == (
+        events.PaymentShare(store_id="roastery", seller_id="seller-1", amount=Decimal("20.29")),
+        events.PaymentShare(
+            store_id="hall", seller_id="seller-2", amount=Decimal("120.00"), session_id="session-1"
+        ),
+        events.PaymentShare(
+            store_id="hall", seller_id="seller-2", amount=Decimal("45.00"), session_id="session-2"
+        ),
+    )
+    assert sum(share.amount for share in shares) == order.total

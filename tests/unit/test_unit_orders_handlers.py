@@ -19,7 +19,13 @@ from agora.contracts import catalog, inventory, orders, payments, ticketing
 from agora.messaging import Event
 from agora.messaging.sql import Database, sqlite_url
 from agora.services.orders import handlers, store
-from agora.services.orders.domain import InvalidTransition, Order, OrderStatus, PaymentNotAllowed
+from agora.services.orders.domain import (
+    InvalidTransition,
+    Order,
+    OrderStatus,
+    PaymentNotAllowed,
+    Seller,
+)
 from agora.services.orders.repository import IdempotencyKeys, OrderRepository, PriceList
 
 EXPIRES = dt.datetime(2026, 12, 1, 12, 10, tzinfo=dt.UTC)
@@ -79,12 +85,18 @@ class InMemoryPrices:
         self._rows = rows
 
     async def list_product(
-        self, product_id: str, price: Decimal, currency: str, seller_id: str | None
+        self,
+        product_id: str,
+        price: Decimal,
+        currency: str,
+        seller_id: str | None,
+        store_id: str | None = None,
     ) -> None:
         self._rows[product_id] = {
             "price": price,
             "currency": currency,
             "seller_id": seller_id,
+            "store_id": store_id,
             "listed": True,
             "available": None,
         }
@@ -106,6 +118,13 @@ class InMemoryPrices:
             p: (self._rows[p]["price"], self._rows[p]["currency"])
             for p in product_ids
             if p in self._rows and self._rows[p]["listed"]
+        }
+
+    async def sellers(self, product_ids: Iterable[str]) -> dict[str, Seller]:
+        return {
+            p: Seller(self._rows[p]["store_id"], self._rows[p]["seller_id"])
+            for p in product_ids
+            if p in self._rows
         }
 
     async def sold_out(self, product_ids: Iterable[str]) -> list[str]:
@@ -223,6 +242,7 @@ async def priced(work: Work, **products: str) -> None:
             currency=currency or "EUR",
             initial_stock=10,
             seller_id="seller-1",
+            store_id="store-1",
         )
         await apply(work, handlers.on_product_listed, listed)
 
@@ -442,6 +462,11 @@ async def test_reserved_stock_asks_for_payment_when_the_order_came_with_a_token(
             amount=Decimal("6.00"),
             currency="EUR",
             payment_token="tok_visa",
+            shares=(
+                orders.PaymentShare(
+                    store_id="store-1", seller_id="seller-1", amount=Decimal("6.00")
+                ),
+            ),
         )
     ]
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import pytest
+from sqlalchemy import select
 
 from agora.contracts import orders, ticketing
 from agora.contracts.payments import PaymentFailed, PaymentSucceeded, RefundIssued
@@ -21,7 +22,14 @@ from agora.messaging.sql import Database, sqlite_url
 from agora.services.payments import store
 from agora.services.payments.handlers import PaymentsHandlers
 from agora.services.payments.provider import Charge, MockCardProvider
-from agora.services.payments.repository import DuePayment, DueRefund, PaymentsRepository
+from agora.services.payments.repository import (
+    DuePayment,
+    DueRefund,
+    Ledger,
+    NewShare,
+    PaymentsRepository,
+    StoredShare,
+)
 from agora.services.payments.store import (
     CHARGING,
     FAILED,
@@ -50,7 +58,14 @@ class InMemoryPayments:
         self._parts = {} if parts is None else parts  # partial refunds, by key
 
     async def refund_part(
-        self, order_id: str, key: str, amount: Any, requested_by: str, now: dt.datetime
+        self,
+        order_id: str,
+        key: str,
+        amount: Any,
+        requested_by: str,
+        now: dt.datetime,
+        *,
+        session_id: str | None = None,
     ) -> bool:
         charged = [
             row
@@ -59,9 +74,20 @@ class InMemoryPayments:
         ]
         if not charged or key in self._parts:
             return False
+        asked = sum(
+            (
+                p["amount"]
+                for p in self._parts.values()
+                if p["payment_id"] == charged[0]["id"] and p["state"] != FAILED
+            ),
+            Decimal(0),
+        )
+        if asked + amount > charged[0]["amount"]:
+            return False
         self._parts[key] = {
             "id": f"part-{len(self._parts)}",
             "payment_id": charged[0]["id"],
+            "session_id": session_id,
             "amount": amount,
             "requested_by": requested_by,
             "state": "REFUNDING",
@@ -84,6 +110,7 @@ class InMemoryPayments:
                         payment_id=part["payment_id"],
                         order_id=payment["order_id"],
                         key=key,
+                        session_id=part["session_id"],
                         requested_by=part["requested_by"],
                         amount=part["amount"],
                         currency=payment["currency"],
@@ -124,9 +151,9 @@ class InMemoryPayments:
         *,
         requested_by: str,
         now: dt.datetime,
-    ) -> bool:
+    ) -> str | None:
         if self._of_order(order_id) is not None:
-            return False
+            return None
         payment_id = new_id()
         self._rows[payment_id] = {
             "id": payment_id,
@@ -144,7 +171,7 @@ class InMemoryPayments:
             "next_attempt_at": now,
             "updated_at": now,
         }
-        return True
+        return payment_id
 
     async def void(self, order_id: str, now: dt.datetime) -> None:
         row = self._of_order(order_id)
@@ -217,6 +244,56 @@ class InMemoryPayments:
         self._rows[payment_id] |= {"state": REFUNDED, "refund_id": refund_id, "updated_at": now}
 
 
+class InMemoryLedger:
+    """`Ledger`'s twin."""
+
+    def __init__(self, state: dict[str, Any]) -> None:
+        self._state = state  # shares by payment, postings by key, plans, owners
+
+    async def add_shares(self, payment_id: str, shares: list[NewShare]) -> None:
+        self._state["shares"][payment_id] = [
+            {"share_no": number, "share": new.share, "refunded": 0}
+            for number, new in enumerate(shares)
+        ]
+
+    async def shares_of(self, payment_id: str) -> list[StoredShare]:
+        return [
+            StoredShare(row["share_no"], row["share"], row["refunded"])
+            for row in self._state["shares"].get(payment_id, [])
+        ]
+
+    async def add_refunded(self, payment_id: str, parts: Any) -> None:
+        rows = self._state["shares"][payment_id]
+        for share_no, amount in parts:
+            rows[share_no]["refunded"] += amount
+
+    async def post(
+        self,
+        key: str,
+        kind: str,
+        currency: str,
+        entries: list[tuple[str, int]],
+        *,
+        payment_id: str | None,
+        order_id: str | None,
+        now: dt.datetime,
+    ) -> bool:
+        assert sum(amount for _, amount in entries) == 0
+        if key in self._state["postings"]:
+            return False
+        self._state["postings"][key] = (kind, currency, sorted(entries))
+        return True
+
+    async def set_plan(self, seller_id: str, plan: str) -> None:
+        self._state["plans"][seller_id] = plan
+
+    async def plans(self, seller_ids: Any) -> dict[str, str]:
+        return {s: self._state["plans"][s] for s in seller_ids if s in self._state["plans"]}
+
+    async def set_owner(self, store_id: str, seller_id: str | None) -> None:
+        self._state["owners"][store_id] = seller_id
+
+
 @dataclasses.dataclass(frozen=True)
 class Cause:
     id: str
@@ -225,8 +302,9 @@ class Cause:
 class Unit:
     """What payments' handlers and processor use of `PaymentsUnitOfWork`."""
 
-    def __init__(self, payments: Any) -> None:
+    def __init__(self, payments: Any, ledger: Any) -> None:
         self.payments = payments
+        self.ledger = ledger
         self.cause = Cause(REQUEST_ID)
         self.correlation_id: str | None = None
         self.causation_id: str | None = None
@@ -250,17 +328,27 @@ class Work(Protocol):
 
     async def payment(self, order_id: str) -> tuple[str, str | None, list[tuple[str, str]]]: ...
 
+    async def postings(self) -> dict[str, tuple[str, str, list[tuple[str, int]]]]:
+        """Every posting by key: (kind, currency, entries by account)."""
+        ...
+
 
 class MemoryWork:
     def __init__(self) -> None:
-        self.state: dict[str, Any] = {"payments": {}, "attempts": [], "parts": {}}
+        self.state: dict[str, Any] = {
+            "payments": {},
+            "attempts": [],
+            "parts": {},
+            "ledger": {"shares": {}, "postings": {}, "plans": {}, "owners": {}},
+        }
         self.emitted: list[Event] = []
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[Unit]:
         before = copy.deepcopy(self.state)  # a rollback puts it back
         unit = Unit(
-            InMemoryPayments(self.state["payments"], self.state["attempts"], self.state["parts"])
+            InMemoryPayments(self.state["payments"], self.state["attempts"], self.state["parts"]),
+            InMemoryLedger(self.state["ledger"]),
         )
         try:
             yield unit
@@ -276,6 +364,9 @@ class MemoryWork:
         tries = [(t["kind"], t["outcome"]) for t in self.state["attempts"]]
         return row["state"], row["failure_reason"], tries
 
+    async def postings(self) -> dict[str, tuple[str, str, list[tuple[str, int]]]]:
+        return dict(self.state["ledger"]["postings"])
+
 
 class SqliteWork:
     def __init__(self, db: Database) -> None:
@@ -285,7 +376,7 @@ class SqliteWork:
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[Unit]:
         async with self.db.write() as conn:
-            unit = Unit(PaymentsRepository(conn))
+            unit = Unit(PaymentsRepository(conn), Ledger(conn))
             yield unit
         self.emitted.extend(unit.emitted)
         for callback in unit.committed:
@@ -297,6 +388,20 @@ class SqliteWork:
         assert payment is not None
         tries = [(attempt.kind, attempt.outcome) for attempt in payment.attempts]
         return payment.state, payment.failure_reason, tries
+
+    async def postings(self) -> dict[str, tuple[str, str, list[tuple[str, int]]]]:
+        async with self.db.read() as conn:
+            keys = {
+                row.id: (row.key, row.kind, row.currency)
+                for row in await conn.execute(select(store.ledger_postings))
+            }
+            entries: dict[str, list[tuple[str, int]]] = {}
+            for row in await conn.execute(select(store.ledger_entries)):
+                entries.setdefault(row.posting_id, []).append((row.account, row.amount))
+        return {
+            key: (kind, currency, sorted(entries[posting_id]))
+            for posting_id, (key, kind, currency) in keys.items()
+        }
 
 
 @pytest.fixture(params=["in-memory", "sqlite"])
@@ -593,3 +698,186 @@ async def test_a_decline_that_lands_after_the_order_ended_is_not_announced(
 
     assert await work.payment("o1") == (VOIDED, "card declined", [("charge", "declined")])
     assert work.emitted == []
+
+
+# -- the ledger ------------------------------------------------------------------------------
+
+
+def shared(order_id: str) -> orders.PaymentRequested:
+    """12.50 EUR: 2.50 of a free seller's goods, 10.00 of a premium seller's session."""
+    return orders.PaymentRequested(
+        order_id=order_id,
+        customer_id="buyer-1",
+        amount=Decimal("12.50"),
+        currency="EUR",
+        payment_token="tok_visa",
+        shares=(
+            orders.PaymentShare(store_id="shop", seller_id="free-1", amount=Decimal("2.50")),
+            orders.PaymentShare(
+                store_id="hall", seller_id="premium-1", amount=Decimal("10.00"), session_id="s"
+            ),
+        ),
+    )
+
+
+async def sellers_known(work: Work, handlers: PaymentsHandlers) -> None:
+    from agora.contracts import identity
+
+    for user_id, plan in (("free-1", "free"), ("premium-1", "free")):
+        registered = identity.UserRegistered(
+            user_id=user_id, email=f"{user_id}@example.com", role="seller", plan=plan
+        )
+        await apply(work, handlers.on_user_registered, registered)
+    upgraded = identity.PlanChanged(user_id="premium-1", plan="premium", previous_plan="free")
+    await apply(work, handlers.on_plan_changed, upgraded)
+
+
+async def test_a_capture_is_posted_split_between_stores_at_their_sellers_rates_with_the_fee(
+    work: Work, handlers: PaymentsHandlers
+) -> None:
+    await sellers_known(work, handlers)
+    await apply(work, handlers.on_payment_requested, shared("o1"))
+
+    await run(processor(work))
+
+    postings = await work.postings()
+    assert sorted(postings) == sorted(
+        [f"capture:{work.emitted[0].payment_id}", f"fee:{work.emitted[0].payment_id}"]  # type: ignore[attr-defined]
+    )
+    capture, fee = (postings[key] for key in sorted(postings))
+    # Free: 10 % of 2.50 is 0.25; premium: 5 % of 10.00 is 0.50.
+    assert capture == (
+        "capture",
+        "EUR",
+        sorted(
+            [
+                ("provider:clearing", 1250),
+                ("store:shop", -225),
+                ("store:hall", -950),
+                ("platform:commission", -75),
+            ]
+        ),
+    )
+    # The mock provider keeps 1.4 %: 17.5 cents, rounded half up.
+    assert fee == ("fee", "EUR", sorted([("platform:fees", 18), ("provider:clearing", -18)]))
+
+
+async def test_a_ticket_refund_takes_its_price_back_from_its_sessions_store_and_the_rest_whole(
+    work: Work, handlers: PaymentsHandlers
+) -> None:
+    await sellers_known(work, handlers)
+    await apply(work, handlers.on_payment_requested, shared("o1"))
+    await run(processor(work))
+
+    await apply(work, handlers.on_ticket_cancelled, ticket_cancelled("o1", "t1", "4.00"))
+    await run(processor(work))
+    await apply(work, handlers.on_order_ended, cancelled("o1"))
+    await run(processor(work))
+
+    postings = await work.postings()
+    (payment_id,) = {k.split(":", 1)[1] for k in postings if k.startswith("capture:")}
+    (part_key,) = [k for k in postings if k.startswith("refund:") and payment_id not in k]
+    assert postings[part_key][2] == sorted(
+        [("provider:clearing", -400), ("store:hall", 380), ("platform:commission", 20)]
+    )
+    assert postings[f"refund:{payment_id}"][2] == sorted(
+        [
+            ("provider:clearing", -850),
+            ("store:shop", 225),
+            ("store:hall", 570),
+            ("platform:commission", 55),
+        ]
+    )
+    totals: dict[str, int] = {}
+    for _, _, entries in postings.values():
+        for account, amount in entries:
+            totals[account] = totals.get(account, 0) + amount
+    assert {a: v for a, v in totals.items() if v} == {
+        "platform:fees": 18,
+        "provider:clearing": -18,
+    }
+
+
+async def test_refunding_more_than_was_paid_is_refused(
+    work: Work, handlers: PaymentsHandlers, wakes: Wakes
+) -> None:
+    await apply(work, handlers.on_payment_requested, requested("o1"))
+    await run(processor(work))
+
+    await apply(work, handlers.on_ticket_cancelled, ticket_cancelled("o1", "t1", "10.00"))
+    await apply(work, handlers.on_ticket_cancelled, ticket_cancelled("o1", "t2", "2.51"))
+    await apply(work, handlers.on_ticket_cancelled, ticket_cancelled("o1", "t3", "2.50"))
+    await run(processor(work))
+
+    refunded = [e.ticket_id for e in work.emitted if isinstance(e, RefundIssued)]
+    assert refunded == ["t1", "t3"]
+
+
+async def test_the_ledger_check_holds_and_names_each_kind_of_tampering(
+    tmp_path: Path, handlers: PaymentsHandlers
+) -> None:
+    from sqlalchemy import delete, update
+
+    from agora.services.payments.audit import ledger_invariants
+
+    db = Database(sqlite_url(tmp_path / "payments.db"), store.metadata)
+    await db.create_tables()
+    work = SqliteWork(db)
+    try:
+        await sellers_known(work, handlers)
+        for order_id in ("o1", "o2"):
+            await apply(work, handlers.on_payment_requested, shared(order_id))
+        await run(processor(work))
+        await apply(work, handlers.on_ticket_cancelled, ticket_cancelled("o1", "t1", "4.00"))
+        await apply(work, handlers.on_order_ended, cancelled("o2"))
+        await run(processor(work))
+
+        async def violated() -> set[str]:
+            async with db.read() as conn:
+                return {v.name for v in await ledger_invariants(conn) if not v.ok}
+
+        assert await violated() == set()
+        tampering = [
+            (
+                update(store.ledger_balances)
+                .where(store.ledger_balances.c.account == "platform:commission")
+                .values(balance=store.ledger_balances.c.balance + 1),
+                {"balances are their entries"},
+            ),
+            (
+                update(store.ledger_entries)
+                .where(store.ledger_entries.c.account == "store:shop")
+                .values(amount=store.ledger_entries.c.amount - 1),
+                {"postings balance", "balances are their entries"},
+            ),
+            (
+                delete(store.ledger_entries).where(
+                    store.ledger_entries.c.posting_id.in_(
+                        select(store.ledger_postings.c.id).where(
+                            store.ledger_postings.c.key.like("refund:%")
+                        )
+                    )
+                ),
+                {"postings balance", "balances are their entries"},
+            ),
+            (
+                delete(store.ledger_postings).where(store.ledger_postings.c.key.like("refund:%")),
+                {"refunds posted", "balances are their entries"},
+            ),
+            (
+                update(store.payment_shares).values(amount=store.payment_shares.c.amount + 1),
+                {"shares add up"},
+            ),
+            (
+                update(store.ledger_postings)
+                .where(store.ledger_postings.c.kind == "capture")
+                .values(key="lost:" + store.ledger_postings.c.key),
+                {"one capture posting per charge"},
+            ),
+        ]
+        for statement, names in tampering:
+            async with db.write() as conn:
+                await conn.execute(statement)
+            assert names <= await violated(), statement
+    finally:
+        await db.dispose()

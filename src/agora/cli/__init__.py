@@ -11,6 +11,7 @@ from agora.cli.check import check
 from agora.cli.dlt import dlt_app
 from agora.cli.events import events_app
 from agora.cli.identity import keys_app, users_app
+from agora.cli.ledger import ledger_app
 from agora.cli.outbox import outbox_app
 from agora.infra.cli import infra_app
 
@@ -39,6 +40,7 @@ app.add_typer(dlt_app, name="dlt")
 app.add_typer(events_app, name="events")
 app.add_typer(infra_app, name="infra")
 app.add_typer(bench_app, name="bench")
+app.add_typer(ledger_app, name="ledger")
 app.add_typer(users_app, name="users")
 app.add_typer(keys_app, name="keys")
 

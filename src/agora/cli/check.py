@@ -60,7 +60,7 @@ async def run_check(settings: Settings, bounds: Bounds) -> list[Verdict]:
     now = utcnow()
     async with AsyncExitStack() as stack:
         conns = {
-            name: await stack.enter_async_context(_snapshot(settings, name)) for name in AUDITED
+            name: await stack.enter_async_context(snapshot(settings, name)) for name in AUDITED
         }
         verdicts = [
             *await inventory.invariants(conns["inventory"]),
@@ -215,7 +215,7 @@ def _database(settings: Settings, service: str) -> Database:
 
 
 @asynccontextmanager
-async def _snapshot(settings: Settings, service: str) -> AsyncIterator[AsyncConnection]:
+async def snapshot(settings: Settings, service: str) -> AsyncIterator[AsyncConnection]:
     db = _database(settings, service)
     try:
         async with db.snapshot() as conn:
@@ -280,16 +280,7 @@ def check(
             orjson.dumps(
                 {
                     "ok": ok,
-                    "invariants": [
-                        {
-                            "name": v.name,
-                            "scope": v.scope,
-                            "ok": v.ok,
-                            "detail": v.detail,
-                            "offenders": list(v.offenders),
-                        }
-                        for v in verdicts
-                    ],
+                    "invariants": [v.as_json() for v in verdicts],
                 }
             )
         )

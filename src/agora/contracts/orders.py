@@ -15,6 +15,7 @@ __all__ = [
     "OrderLine",
     "OrderPlaced",
     "PaymentRequested",
+    "PaymentShare",
     "TicketLine",
 ]
 
@@ -54,12 +55,25 @@ class OrderPlaced(_OrderEvent):
     tickets: tuple[TicketLine, ...] = ()
 
 
+class PaymentShare(BaseModel):
+    """What one store sells in an order: its goods, or one session's tickets (`session_id`).
+    The shares of a payment add up to its amount; `store_id` is None for goods whose store
+    orders never learned."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    store_id: str | None
+    seller_id: str | None = None
+    amount: Amount
+    session_id: str | None = None
+
+
 class PaymentRequested(_OrderEvent):
     order_id: str
     customer_id: str
     amount: Amount
     currency: Currency
     payment_token: str
+    shares: tuple[PaymentShare, ...] = ()
 
 
 class ConfirmedPlace(BaseModel):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -30,6 +30,7 @@ __all__ = [
     "OrderStatus",
     "PaymentNotAllowed",
     "Place",
+    "Seller",
     "TicketLine",
 ]
 
@@ -96,6 +97,18 @@ class TicketLine:
     @property
     def subtotal(self) -> Decimal:
         return self.unit_price * self.quantity
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Seller:
+    """Who sells a product or a session: its store (None if orders never learned it) and the
+    store's seller (None for the demo store)."""
+
+    store_id: str | None
+    seller_id: str | None
+
+
+UNKNOWN_SELLER = Seller(None, None)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -198,26 +211,59 @@ class Order:
         self.status = target
         self.updated_at = utcnow()
 
-    def stock_reserved(self, expires_at: datetime, places: Sequence[Place] = ()) -> None:
+    def stock_reserved(
+        self,
+        expires_at: datetime,
+        places: Sequence[Place] = (),
+        sellers: Mapping[str, Seller] | None = None,
+    ) -> None:
+        """Inventory holds the order's stock and places until `expires_at`; an order placed
+        with a payment token is paid now, in shares for the `sellers` of its products and
+        sessions (by id)."""
         self._move_to(OrderStatus.RESERVED)
         self.hold_expires_at = expires_at
         self.places = tuple(places)
         if self.payment_token is not None:
-            self._request_payment(self.payment_token)
+            self._request_payment(self.payment_token, sellers or {})
 
     def stock_rejected(self, reason: str) -> None:
         self._cancel(f"out of stock: {reason}")
 
-    def pay(self, payment_token: str) -> None:
-        """A buyer pays an order placed without a payment token."""
+    def pay(self, payment_token: str, sellers: Mapping[str, Seller] | None = None) -> None:
+        """A buyer pays an order placed without a payment token (in shares, as
+        `stock_reserved`)."""
         if self.status is not OrderStatus.RESERVED:
             raise PaymentNotAllowed(f"order {self.id} is {self.status}, not RESERVED")
         if self.payment_requested:
             raise PaymentNotAllowed(f"order {self.id} is already being paid")
         self.payment_token = payment_token
-        self._request_payment(payment_token)
+        self._request_payment(payment_token, sellers or {})
 
-    def _request_payment(self, payment_token: str) -> None:
+    def shares(self, sellers: Mapping[str, Seller]) -> tuple[events.PaymentShare, ...]:
+        """The order's total by store: each store's goods, and each session's tickets."""
+        totals: dict[tuple[Seller, str | None], Decimal] = {}
+        sold: list[tuple[Seller, str | None, Decimal]] = [
+            (sellers.get(line.product_id, UNKNOWN_SELLER), None, line.subtotal)
+            for line in self.lines
+        ]
+        sold += [
+            (sellers.get(t.session_id, UNKNOWN_SELLER), t.session_id, t.subtotal)
+            for t in self.tickets
+        ]
+        for seller, session_id, amount in sold:
+            key = (seller, session_id)
+            totals[key] = totals.get(key, Decimal(0)) + amount
+        return tuple(
+            events.PaymentShare(
+                store_id=seller.store_id,
+                seller_id=seller.seller_id,
+                amount=amount,
+                session_id=session_id,
+            )
+            for (seller, session_id), amount in totals.items()
+        )
+
+    def _request_payment(self, payment_token: str, sellers: Mapping[str, Seller]) -> None:
         self.payment_requested = True
         self.events.append(
             events.PaymentRequested(
@@ -226,6 +272,7 @@ class Order:
                 amount=self.total,
                 currency=self.currency,
                 payment_token=payment_token,
+                shares=self.shares(sellers),
             )
         )
 

@@ -14,7 +14,7 @@ from agora.contracts import catalog, inventory, payments, ticketing
 from agora.messaging import Database, Event, Handler, utcnow
 from agora.problems import ProblemError
 from agora.services.orders import store
-from agora.services.orders.domain import Line, Order, OrderStatus, Place, TicketLine
+from agora.services.orders.domain import Line, Order, OrderStatus, Place, Seller, TicketLine
 from agora.services.orders.repository import OrdersUnitOfWork
 from agora.services.orders.sessions import SessionOnSale
 
@@ -320,7 +320,7 @@ async def _within_caps(
 async def pay_order(order_id: str, payment_token: str, unit_of_work: UnitOfWorkFactory) -> None:
     async with unit_of_work() as uow:
         order = await _get(uow, order_id)
-        order.pay(payment_token)
+        order.pay(payment_token, await _sellers(uow, order))
         await uow.orders.save(order)
 
 
@@ -334,11 +334,23 @@ async def _get(uow: OrdersUnitOfWork, order_id: str) -> Order:
 # -- the saga, driven by other services' events ----------------------------------------------
 
 
+async def _sellers(uow: OrdersUnitOfWork, order: Order) -> dict[str, Seller]:
+    """Who sells each of the order's products and sessions, for its payment's shares."""
+    sellers: dict[str, Seller] = {}
+    if order.lines:
+        sellers |= await uow.prices.sellers(line.product_id for line in order.lines)
+    if order.tickets:
+        sellers |= await uow.sessions.sellers({t.session_id for t in order.tickets})
+    return sellers
+
+
 async def on_stock_reserved(event: inventory.StockReserved, uow: OrdersUnitOfWork) -> None:
     order = await _get(uow, event.order_id)
+    sellers = await _sellers(uow, order) if order.payment_token is not None else None
     order.stock_reserved(
         event.expires_at,
         [Place(p.session_id, p.category, p.seat_id, p.area_id) for p in event.places],
+        sellers,
     )
     await uow.orders.save(order)
     await uow.orders.add_places(order)
@@ -369,7 +381,9 @@ async def on_payment_failed(event: payments.PaymentFailed, uow: OrdersUnitOfWork
 
 
 async def on_product_listed(event: catalog.ProductListed, uow: OrdersUnitOfWork) -> None:
-    await uow.prices.list_product(event.product_id, event.price, event.currency, event.seller_id)
+    await uow.prices.list_product(
+        event.product_id, event.price, event.currency, event.seller_id, event.store_id
+    )
 
 
 async def on_price_changed(event: catalog.PriceChanged, uow: OrdersUnitOfWork) -> None:

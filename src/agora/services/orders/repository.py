@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging import UnitOfWork
-from agora.services.orders.domain import Order
+from agora.services.orders.domain import Order, Seller
 from agora.services.orders.sessions import SessionsOnSale
 from agora.services.orders.store import (
     idempotency_keys,
@@ -167,7 +167,12 @@ class PriceList:
         self._conn = conn
 
     async def list_product(
-        self, product_id: str, price: Decimal, currency: str, seller_id: str | None
+        self,
+        product_id: str,
+        price: Decimal,
+        currency: str,
+        seller_id: str | None,
+        store_id: str | None = None,
     ) -> None:
         """The product is listed at `price`, as new: what was known of it before is forgotten
         (its availability too)."""
@@ -179,6 +184,7 @@ class PriceList:
                 "price": price,
                 "currency": currency,
                 "seller_id": seller_id,
+                "store_id": store_id,
                 "listed": True,
             },
         )
@@ -201,6 +207,11 @@ class PriceList:
         """Price and currency of those of `product_ids` that are listed."""
         rows = await self._conn.execute(LISTED_PRICES, {"products": list(product_ids)})
         return {row.product_id: (row.price, row.currency) for row in rows}
+
+    async def sellers(self, product_ids: Iterable[str]) -> dict[str, Seller]:
+        """The store and seller of those of `product_ids` that are known."""
+        rows = await self._conn.execute(SELLERS_OF_PRODUCTS, {"products": list(product_ids)})
+        return {row.product_id: Seller(row.store_id, row.seller_id) for row in rows}
 
     async def sold_out(self, product_ids: Iterable[str]) -> list[str]:
         """Those of `product_ids` that inventory last announced as having none available,
@@ -285,6 +296,9 @@ LIST_PRODUCT = insert(prices)
 UPDATE_PRODUCT = update(prices).where(THE_PRODUCT)  # SET: the other keys
 LISTED_PRICES = select(prices.c.product_id, prices.c.price, prices.c.currency).where(
     prices.c.product_id.in_(bindparam("products", expanding=True)), prices.c.listed.is_(True)
+)
+SELLERS_OF_PRODUCTS = select(prices.c.product_id, prices.c.store_id, prices.c.seller_id).where(
+    prices.c.product_id.in_(bindparam("products", expanding=True))
 )
 SOLD_OUT = select(prices.c.product_id).where(
     prices.c.product_id.in_(bindparam("products", expanding=True)), prices.c.available == 0

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.contracts.inventory import WaitlistOffered
 from agora.contracts.ticketing import EventScheduled, SalesWindow
-from agora.services.orders.domain import OrderStatus
+from agora.services.orders.domain import OrderStatus, Seller
 from agora.services.orders.store import (
     order_tickets,
     orders,
@@ -84,6 +84,7 @@ class SessionsOnSale:
                     "session_id": session.session_id,
                     "event_id": event.event_id,
                     "seller_id": event.seller_id,
+                    "store_id": event.store_id,
                     "currency": event.currency,
                     "starts_at": session.starts_at,
                     "opens_at": None,
@@ -133,6 +134,11 @@ class SessionsOnSale:
             )
             for row in rows
         }
+
+    async def sellers(self, session_ids: Iterable[str]) -> dict[str, Seller]:
+        """The store and seller of those of `session_ids` that are known."""
+        rows = await self._conn.execute(SELLERS_OF_SESSIONS, {"sessions": list(session_ids)})
+        return {row.session_id: Seller(row.store_id, row.seller_id) for row in rows}
 
     async def set_available(self, session_id: str, category: str, available: int) -> None:
         """What inventory last announced free of the category."""
@@ -217,6 +223,9 @@ CLOSE = (
     .where(sessions_on_sale.c.session_id == bindparam("session"))
     .values(closes_at=bindparam("closes_at"))
 )
+SELLERS_OF_SESSIONS = select(
+    sessions_on_sale.c.session_id, sessions_on_sale.c.store_id, sessions_on_sale.c.seller_id
+).where(sessions_on_sale.c.session_id.in_(bindparam("sessions", expanding=True)))
 SESSIONS = select(sessions_on_sale).where(
     sessions_on_sale.c.session_id.in_(bindparam("sessions", expanding=True))
 )

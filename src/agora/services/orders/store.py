@@ -115,6 +115,7 @@ sessions_on_sale = Table(
     Column("closes_at", UtcDateTime, nullable=True),
     Column("max_per_order", Integer, nullable=False),
     Column("max_per_buyer", Integer, nullable=False),
+    Column("store_id", String, nullable=True),  # None: scheduled before orders kept it
 )
 
 ticket_prices = Table(
@@ -168,6 +169,7 @@ prices = Table(
     Column("listed", Boolean, nullable=False, default=True),
     # what inventory last announced (AvailabilityChanged); None until it has
     Column("available", Integer, nullable=True),
+    Column("store_id", String, nullable=True),  # None: listed before orders kept it
 )
 
 

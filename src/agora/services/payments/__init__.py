@@ -1,4 +1,5 @@
-"""The payments service: payments and their attempts at the card provider."""
+"""The payments service: payments and their attempts at the card provider, and the ledger of
+where the money went (stores, commission, the provider's fees, refunds)."""
 
 from agora.services.payments.api import build_router
 from agora.services.payments.bootstrap import bootstrap
@@ -11,7 +12,13 @@ SPEC = ServiceSpec(
     package=__name__,
     bootstrap=bootstrap,
     router=build_router,
-    paths=("/api/payments",),
+    paths=(
+        "/api/payments",
+        "/api/stores/{store_id}/balance",
+        "/api/stores/{store_id}/ledger",
+        "/api/stores/{store_id}/ledger.csv",
+        "/api/ledger",
+    ),
     consumer_groups=("payments",),
     workers=("processor",),
 )

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from agora.messaging import Infrastructure, Service
 from agora.services.payments import store
 from agora.services.payments.handlers import PaymentsHandlers
+from agora.services.payments.ledger import CommissionRates
 from agora.services.payments.provider import CardProvider, MockCardProvider
 from agora.services.payments.repository import PaymentsUnitOfWork
 from agora.services.payments.workers import PaymentProcessor, ProviderRetry
@@ -23,19 +25,31 @@ class PaymentsService(Service):
         *,
         provider: CardProvider | None = None,
         retry: ProviderRetry | None = None,
+        rates: CommissionRates | None = None,
+        holding: dt.timedelta = dt.timedelta(days=7),
     ) -> None:
         super().__init__(infrastructure, store.metadata)
+        self.holding = holding
         self.processor = PaymentProcessor(
             self.unit_of_work,
             provider or MockCardProvider(),
             retry or ProviderRetry(),
         )
         processor_loop = self.platform.add_loop("processor", self.processor.step)
-        self.platform.subscribe(PaymentsHandlers(processor_loop.wake).table, self.unit_of_work)
+        self.platform.subscribe(
+            PaymentsHandlers(processor_loop.wake, rates).table, self.unit_of_work
+        )
 
     def unit_of_work(self) -> PaymentsUnitOfWork:
         return self.platform.unit_of_work(PaymentsUnitOfWork)
 
 
 def bootstrap(context: ServiceContext) -> PaymentsService:
-    return PaymentsService(context.infrastructure)
+    settings = context.settings
+    return PaymentsService(
+        context.infrastructure,
+        rates=CommissionRates(
+            free=settings.commission_rate_free, premium=settings.commission_rate_premium
+        ),
+        holding=dt.timedelta(days=settings.payout_holding_days),
+    )

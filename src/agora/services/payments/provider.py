@@ -3,14 +3,17 @@
 Test tokens: `tok_visa` succeeds; `tok_chargeDeclined` is declined; `tok_processing_error` fails
 transiently twice per charge and then succeeds. Any other token is declined as invalid.
 Charges carry an idempotency key, as real providers' APIs do: the same key never charges twice.
+The mock keeps `FEE_RATE` of each charge as its fee (rounded half up to the currency's minor
+units) and refunds no fee.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Protocol
 
+from agora.contracts.types import minor_units
 from agora.messaging import new_id
 
 __all__ = ["CardProvider", "Charge", "Declined", "MockCardProvider", "ProviderUnavailable"]
@@ -29,6 +32,8 @@ class Charge:
     id: str
     amount: Decimal
     currency: str
+    fee: Decimal = Decimal(0)
+    """What the provider kept of the amount."""
 
 
 class CardProvider(Protocol):
@@ -48,6 +53,7 @@ class CardProvider(Protocol):
 
 class MockCardProvider:
     TRANSIENT_FAILURES = 2
+    FEE_RATE = Decimal("0.014")
 
     def __init__(self) -> None:
         self._charges: dict[str, Charge] = {}
@@ -69,7 +75,9 @@ class MockCardProvider:
             raise Declined("card declined")
         elif token != "tok_visa":
             raise Declined(f"invalid payment token {token!r}")
-        charge = Charge(id=f"ch_{new_id()}", amount=amount, currency=currency)
+        unit = Decimal(1).scaleb(-(minor_units(currency) or 0))
+        fee = (amount * self.FEE_RATE).quantize(unit, rounding=ROUND_HALF_UP)
+        charge = Charge(id=f"ch_{new_id()}", amount=amount, currency=currency, fee=fee)
         self._charges[idempotency_key] = charge
         return charge
 

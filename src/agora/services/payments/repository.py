@@ -5,25 +5,47 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Insert, bindparam, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from agora.messaging import UnitOfWork, insert_new, new_id
+from agora.services.payments.ledger import Entry, Share
 from agora.services.payments.store import (
     CHARGING,
+    FAILED,
     REFUNDED,
     REFUNDING,
     SUCCEEDED,
     VOIDED,
     WORK_STATES,
     attempts,
+    ledger_balances,
+    ledger_entries,
+    ledger_postings,
     partial_refunds,
+    payment_shares,
     payments,
+    seller_plans,
+    store_owners,
 )
 
-__all__ = ["DuePayment", "DueRefund", "PaymentsRepository", "PaymentsUnitOfWork"]
+__all__ = [
+    "DuePayment",
+    "DueRefund",
+    "Ledger",
+    "NewShare",
+    "PaymentsRepository",
+    "PaymentsUnitOfWork",
+    "StoredShare",
+]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,6 +72,7 @@ class DueRefund:
     payment_id: str
     order_id: str
     key: str
+    session_id: str | None
     requested_by: str
     amount: Decimal
     currency: str
@@ -73,15 +96,16 @@ class PaymentsRepository:
         *,
         requested_by: str,
         now: dt.datetime,
-    ) -> bool:
-        """A new payment of the order, to be charged from `now`; False (and nothing changed) if
-        the order has a payment already."""
+    ) -> str | None:
+        """A new payment of the order, to be charged from `now`: its id; None (and nothing
+        changed) if the order has a payment already."""
         if await self._conn.scalar(PAYMENT_OF_ORDER, {"order": order_id}) is not None:
-            return False
+            return None
+        payment_id = new_id()
         await self._conn.execute(
             NEW_PAYMENT,
             {
-                "id": new_id(),
+                "id": payment_id,
                 "requested_by": requested_by,
                 "order_id": order_id,
                 "customer_id": customer_id,
@@ -95,7 +119,7 @@ class PaymentsRepository:
                 "updated_at": now,
             },
         )
-        return True
+        return payment_id
 
     async def void(self, order_id: str, now: dt.datetime) -> None:
         """The order's payment, if not charged yet, never will be (CHARGING becomes VOIDED)."""
@@ -206,12 +230,26 @@ class PaymentsRepository:
     # -- partial refunds --------------------------------------------------------------------
 
     async def refund_part(
-        self, order_id: str, key: str, amount: Decimal, requested_by: str, now: dt.datetime
+        self,
+        order_id: str,
+        key: str,
+        amount: Decimal,
+        requested_by: str,
+        now: dt.datetime,
+        *,
+        session_id: str | None = None,
     ) -> bool:
-        """Refund `amount` of the order's payment once per `key`, if it was charged and is not
-        being refunded whole; False if nothing is to be done."""
+        """Refund `amount` of the order's payment once per `key` (taken back first from the
+        share of `session_id`), if it was charged, is not being refunded whole and has that
+        much left to refund; False if nothing is to be done."""
         payment = (await self._conn.execute(CHARGED_PAYMENT, {"order": order_id})).first()
         if payment is None:
+            return False
+        asked = await self._conn.scalar(REFUNDS_ASKED, {"payment": payment.id, "key": key})
+        if (asked or Decimal(0)) + amount > payment.amount:
+            logger.warning(
+                "refund %s of %s refused: order %s has less than that left", key, amount, order_id
+            )
             return False
         result = await self._conn.execute(
             insert_new(partial_refunds, self._conn.dialect.name, partial_refunds.c.id),
@@ -219,6 +257,7 @@ class PaymentsRepository:
                 "id": new_id(),
                 "payment_id": payment.id,
                 "key": key,
+                "session_id": session_id,
                 "amount": amount,
                 "requested_by": requested_by,
                 "state": REFUNDING,
@@ -249,6 +288,7 @@ class PaymentsRepository:
                 payment_id=row.payment_id,
                 order_id=row.order_id,
                 key=row.key,
+                session_id=row.session_id,
                 requested_by=row.requested_by,
                 amount=row.amount,
                 currency=row.currency,
@@ -287,10 +327,162 @@ class PaymentsRepository:
         )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class NewShare:
+    """A share of a new payment, with the seller it is charged commission for and the rate."""
+
+    share: Share
+    seller_id: str | None
+    rate: Decimal
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StoredShare:
+    share_no: int
+    share: Share
+    refunded: int
+
+
+class Ledger:
+    """The ledger's postings, the shares of payments, and what payments knows of sellers'
+    plans and stores' owners, in the unit of work's transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add_shares(self, payment_id: str, shares: Sequence[NewShare]) -> None:
+        await self._conn.execute(
+            insert(payment_shares),
+            [
+                {
+                    "payment_id": payment_id,
+                    "share_no": number,
+                    "store_id": new.share.store_id,
+                    "seller_id": new.seller_id,
+                    "session_id": new.share.session_id,
+                    "amount": new.share.amount,
+                    "commission": new.share.commission,
+                    "rate": new.rate,
+                    "refunded": 0,
+                }
+                for number, new in enumerate(shares)
+            ],
+        )
+
+    async def shares_of(self, payment_id: str) -> list[StoredShare]:
+        rows = await self._conn.execute(SHARES_OF, {"payment": payment_id})
+        return [
+            StoredShare(
+                row.share_no,
+                Share(row.store_id, row.amount, row.commission, row.session_id),
+                row.refunded,
+            )
+            for row in rows
+        ]
+
+    async def add_refunded(self, payment_id: str, parts: Iterable[tuple[int, int]]) -> None:
+        """Add each `(share_no, amount)` to what its share has had refunded."""
+        for share_no, amount in parts:
+            await self._conn.execute(
+                ADD_REFUNDED, {"payment": payment_id, "share": share_no, "taken": amount}
+            )
+
+    async def post(
+        self,
+        key: str,
+        kind: str,
+        currency: str,
+        entries: Sequence[Entry],
+        *,
+        payment_id: str | None,
+        order_id: str | None,
+        now: dt.datetime,
+    ) -> bool:
+        """Post `entries` once per `key`, and add them to their accounts' balances; False (and
+        nothing written) if the key was posted before. A ValueError if they do not balance."""
+        if sum(amount for _, amount in entries) != 0:
+            raise ValueError(f"posting {key} does not balance: {list(entries)}")
+        posting_id = new_id()
+        inserted = await self._conn.execute(
+            insert_new(ledger_postings, self._conn.dialect.name, ledger_postings.c.id),
+            {
+                "id": posting_id,
+                "key": key,
+                "kind": kind,
+                "payment_id": payment_id,
+                "order_id": order_id,
+                "currency": currency,
+                "created_at": now,
+            },
+        )
+        if inserted.first() is None:
+            return False
+        # Accounts in one order: two transactions adding to the same balances never deadlock.
+        ordered = sorted(entries)
+        await self._conn.execute(
+            insert(ledger_entries),
+            [
+                {
+                    "posting_id": posting_id,
+                    "account": account,
+                    "currency": currency,
+                    "amount": amount,
+                    "created_at": now,
+                }
+                for account, amount in ordered
+            ],
+        )
+        await self._conn.execute(
+            _add_to_balance(self._conn.dialect.name),
+            [
+                {"account": account, "currency": currency, "balance": amount}
+                for account, amount in ordered
+            ],
+        )
+        return True
+
+    async def set_plan(self, seller_id: str, plan: str) -> None:
+        await self._conn.execute(
+            _upsert(seller_plans, self._conn.dialect.name, "plan"),
+            {"seller_id": seller_id, "plan": plan},
+        )
+
+    async def plans(self, seller_ids: Iterable[str]) -> dict[str, str]:
+        rows = await self._conn.execute(PLANS, {"sellers": list(seller_ids)})
+        return {row.seller_id: row.plan for row in rows}
+
+    async def set_owner(self, store_id: str, seller_id: str | None) -> None:
+        await self._conn.execute(
+            _upsert(store_owners, self._conn.dialect.name, "seller_id"),
+            {"store_id": store_id, "seller_id": seller_id},
+        )
+
+
+def _upsert(table: Any, dialect: str, column: str) -> Insert:
+    """`INSERT … ON CONFLICT (key) DO UPDATE SET column = the new value`."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(table.primary_key.columns),
+        set_={column: statement.excluded[column]},
+    )
+
+
+def _add_to_balance(dialect: str) -> Insert:
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(ledger_balances)
+    return statement.on_conflict_do_update(
+        index_elements=[ledger_balances.c.account, ledger_balances.c.currency],
+        set_={"balance": ledger_balances.c.balance + statement.excluded.balance},
+    )
+
+
 class PaymentsUnitOfWork(UnitOfWork):
     @property
     def payments(self) -> PaymentsRepository:
         return PaymentsRepository(self.conn)
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.conn)
 
 
 # Prepared statements (docs/architecture.md): every payment runs some of them.
@@ -322,10 +514,15 @@ NEXT_DUE = (
     .order_by(payments.c.next_attempt_at)
     .limit(1)
 )
-CHARGED_PAYMENT = select(payments.c.id).where(
+CHARGED_PAYMENT = select(payments.c.id, payments.c.amount).where(
     payments.c.order_id == bindparam("order"),
     payments.c.state == SUCCEEDED,
     payments.c.charge_id.is_not(None),
+)
+REFUNDS_ASKED = select(func.sum(partial_refunds.c.amount)).where(
+    partial_refunds.c.payment_id == bindparam("payment"),
+    partial_refunds.c.state != FAILED,
+    partial_refunds.c.key != bindparam("key"),
 )
 DUE_REFUNDS = (
     select(
@@ -342,6 +539,22 @@ DUE_REFUNDS = (
     .order_by(partial_refunds.c.next_attempt_at)
     .limit(bindparam("limit"))
     .with_for_update(of=partial_refunds, skip_locked=True)
+)
+SHARES_OF = (
+    select(payment_shares)
+    .where(payment_shares.c.payment_id == bindparam("payment"))
+    .order_by(payment_shares.c.share_no)
+)
+ADD_REFUNDED = (
+    update(payment_shares)
+    .where(
+        payment_shares.c.payment_id == bindparam("payment"),
+        payment_shares.c.share_no == bindparam("share"),
+    )
+    .values(refunded=payment_shares.c.refunded + bindparam("taken"))
+)
+PLANS = select(seller_plans).where(
+    seller_plans.c.seller_id.in_(bindparam("sellers", expanding=True))
 )
 NEXT_DUE_REFUND = (
     select(partial_refunds.c.next_attempt_at)

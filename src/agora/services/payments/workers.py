@@ -1,4 +1,6 @@
-"""Payments' background work: the processor that takes each payment's turn at the provider."""
+"""Payments' background work: the processor that takes each payment's turn at the provider, and
+posts to the ledger what the provider did (a capture and its fee, a refund) in the same
+transaction as the payment's new state."""
 
 from __future__ import annotations
 
@@ -6,11 +8,25 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
+from decimal import Decimal
 
 from agora.contracts.payments import PaymentFailed, PaymentSucceeded, RefundIssued
 from agora.messaging import utcnow
-from agora.services.payments.provider import CardProvider, Declined, ProviderUnavailable
-from agora.services.payments.repository import DuePayment, DueRefund, PaymentsUnitOfWork
+from agora.services.payments.ledger import (
+    Share,
+    capture_entries,
+    fee_entries,
+    refund_entries,
+    take_back,
+    to_minor,
+)
+from agora.services.payments.provider import CardProvider, Charge, Declined, ProviderUnavailable
+from agora.services.payments.repository import (
+    DuePayment,
+    DueRefund,
+    NewShare,
+    PaymentsUnitOfWork,
+)
 from agora.services.payments.store import CHARGING, FAILED, REFUNDED, REFUNDING, SUCCEEDED
 
 __all__ = ["PaymentProcessor", "ProviderRetry"]
@@ -99,6 +115,15 @@ class PaymentProcessor:
             now = utcnow()
             tries = part.attempts + 1
             if refund_id is not None:
+                await _post_refund(
+                    uow,
+                    f"refund:{part.id}",
+                    part.payment_id,
+                    part.order_id,
+                    part.currency,
+                    to_minor(part.amount, part.currency),
+                    part.session_id,
+                )
                 await uow.payments.settle_refund(
                     part.id,
                     REFUNDED,
@@ -140,6 +165,7 @@ class PaymentProcessor:
                 )
 
     async def _charge(self, payment: DuePayment) -> None:
+        charge: Charge | None = None
         charge_id: str | None = None
         failure: str | None = None
         transient = False
@@ -160,10 +186,11 @@ class PaymentProcessor:
             )
             now = utcnow()
             tries = payment.attempts + 1
-            if charge_id:
+            if charge is not None:
                 # Charged after the order ended (VOIDED meanwhile): refund at once.
                 refund = SUCCEEDED if state == CHARGING else REFUNDING
-                await uow.payments.charged(payment.id, charge_id, refund, attempts=tries, now=now)
+                await uow.payments.charged(payment.id, charge.id, refund, attempts=tries, now=now)
+                await _post_capture(uow, payment, charge, now)
                 uow.emit(
                     PaymentSucceeded(
                         order_id=payment.order_id,
@@ -207,6 +234,9 @@ class PaymentProcessor:
             uow.correlation_id, uow.causation_id = payment.order_id, payment.requested_by
             await uow.payments.record_attempt(payment.id, "refund", "succeeded", None, utcnow())
             await uow.payments.refunded(payment.id, refund_id, utcnow())
+            await _post_refund(
+                uow, f"refund:{payment.id}", payment.id, payment.order_id, payment.currency, None
+            )
             uow.emit(
                 RefundIssued(
                     order_id=payment.order_id,
@@ -215,3 +245,69 @@ class PaymentProcessor:
                     currency=payment.currency,
                 )
             )
+
+
+async def _post_capture(
+    uow: PaymentsUnitOfWork, payment: DuePayment, charge: Charge, now: dt.datetime
+) -> None:
+    """The provider captured the charge: the buyer's money is owed to the stores and the
+    platform, and the provider kept its fee. A payment requested before payments kept shares
+    is the platform's own sale."""
+    stored = await uow.ledger.shares_of(payment.id)
+    if stored:
+        shares = [row.share for row in stored]
+    else:
+        shares = [Share(None, to_minor(payment.amount, payment.currency), 0)]
+        await uow.ledger.add_shares(payment.id, [NewShare(shares[0], None, Decimal(0))])
+    postings = [(f"capture:{payment.id}", "capture", capture_entries(shares))]
+    fee = to_minor(charge.fee, payment.currency)
+    if fee:
+        postings.append((f"fee:{payment.id}", "fee", fee_entries(fee)))
+    for key, kind, entries in postings:
+        await uow.ledger.post(
+            key,
+            kind,
+            payment.currency,
+            entries,
+            payment_id=payment.id,
+            order_id=payment.order_id,
+            now=now,
+        )
+
+
+async def _post_refund(
+    uow: PaymentsUnitOfWork,
+    key: str,
+    payment_id: str,
+    order_id: str,
+    currency: str,
+    amount: int | None,
+    session_id: str | None = None,
+) -> None:
+    """The provider refunded `amount` (None: all that was left) of the payment: it is taken
+    back from its shares (first from the session's) and their commission. A payment charged
+    before payments kept a ledger is not in it, nor are its refunds."""
+    stored = await uow.ledger.shares_of(payment_id)
+    if not stored:
+        return
+    shares = [(row.share, row.refunded) for row in stored]
+    left = sum(share.amount - refunded for share, refunded in shares)
+    parts = take_back(shares, left if amount is None else amount, session_id)
+    posted = await uow.ledger.post(
+        key,
+        "refund",
+        currency,
+        refund_entries(parts),
+        payment_id=payment_id,
+        order_id=order_id,
+        now=utcnow(),
+    )
+    if posted:
+        await uow.ledger.add_refunded(
+            payment_id,
+            [
+                (row.share_no, part.amount)
+                for row, part in zip(stored, parts, strict=True)
+                if part.amount
+            ],
+        )
