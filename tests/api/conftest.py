@@ -56,6 +56,7 @@ def settings(data_dir: Path) -> Settings:
         retry_first_delay=0.01,
         retry_max_delay=0.1,
         rate_limits=False,  # tests/api/test_api_edge.py turns them on
+        payout_holding_days=0,  # a sale is available at once (unit tests hold it)
     )
 
 

@@ -1,6 +1,6 @@
 """The ledger over HTTP: a sale is posted to its store less commission; the seller (and admins)
-read the store's balance, its entries page by page and as CSV; the payment shows its postings;
-admins see the platform's accounts; the ledger reconciles after it all."""
+read the store's balance, its entries page by page and as CSV, and pay it out; the payment shows
+its postings; admins see the platform's accounts; the ledger reconciles after it all."""
 
 from __future__ import annotations
 
@@ -47,8 +47,8 @@ async def test_a_sale_is_owed_to_its_store_less_the_commission(api: Any) -> None
     # 37.00 sold; a free seller's commission is 10 %.
     assert await balance(api, store_id, seller) == {
         "store_id": store_id,
-        "holding_days": 7.0,
-        "balances": [{"currency": "EUR", "balance": "33.30", "available": "0.00"}],
+        "holding_days": 0.0,
+        "balances": [{"currency": "EUR", "balance": "33.30", "available": "33.30"}],
     }
     page = await api.client.get(f"/api/stores/{store_id}/ledger", headers=seller.headers)
     assert page.status_code == 200, page.text
@@ -151,3 +151,62 @@ async def test_the_ledger_reconciles(api: Any) -> None:
         verdicts = await ledger_invariants(conn)
     assert [v for v in verdicts if not v.ok] == []
     assert {v.name for v in verdicts} >= {"postings balance", "one capture posting per charge"}
+
+
+async def payout(api: Any, store_id: str, caller: Session, key: str | None, **body: Any) -> Any:
+    headers = {**caller.headers, **({"Idempotency-Key": key} if key else {})}
+    return await api.client.post(f"/api/stores/{store_id}/payouts", json=body, headers=headers)
+
+
+async def test_a_seller_pays_out_the_balance_once_per_key(api: Any) -> None:
+    seller = await register_and_login(api.client, "seller")
+    store_id, _, _ = await sold(api, seller, 2)
+
+    first = await payout(api, store_id, seller, "payout-1", currency="EUR", amount="30.00")
+    assert first.status_code == 201, first.text
+    assert (first.json()["amount"], first.json()["state"]) == ("30.00", "PAYING")
+    replay = await payout(api, store_id, seller, "payout-1", currency="EUR", amount="30.00")
+    assert (replay.status_code, replay.json()["id"]) == (200, first.json()["id"])
+    reused = await payout(api, store_id, seller, "payout-1", currency="EUR", amount="1.00")
+    api.problem(reused, 422, "idempotency-key-reused")
+    too_much = await payout(api, store_id, seller, "payout-2", currency="EUR", amount="3.31")
+    assert api.problem(too_much, 409, "insufficient-funds")["available"] == "3.30"
+
+    async def paid() -> list[dict[str, Any]] | None:
+        listed = await api.client.get(f"/api/stores/{store_id}/payouts", headers=seller.headers)
+        assert listed.status_code == 200, listed.text
+        items: list[dict[str, Any]] = listed.json()
+        return items if items and items[0]["state"] == "PAID" else None
+
+    (sent,) = await api.eventually(paid, what="the payout to be sent")
+    assert sent["transfer_id"].startswith("tr_")
+    rest = await payout(api, store_id, seller, "payout-3", currency="EUR")
+    assert rest.json()["amount"] == "3.30"
+    assert (await balance(api, store_id, seller))["balances"] == [
+        {"currency": "EUR", "balance": "0.00", "available": "0.00"}
+    ]
+    kinds = (await api.client.get(f"/api/stores/{store_id}/ledger", headers=seller.headers)).json()
+    assert [(i["kind"], i["amount"]) for i in kinds["items"]] == [
+        ("capture", "33.30"),
+        ("payout", "-30.00"),
+        ("payout", "-3.30"),
+    ]
+
+
+async def test_a_bad_payout_request_is_a_problem_and_pays_nothing(api: Any) -> None:
+    seller = await register_and_login(api.client, "seller")
+    store_id, _, _ = await sold(api, seller, 1)
+    api.problem(await payout(api, store_id, seller, None, currency="EUR"), 400)
+    for body in (
+        {"currency": "EUR", "amount": "1.001"},
+        {"currency": "EUR", "amount": 1.5},
+        {"currency": "XXX"},
+        {"currency": "EUR", "amount": "-1"},
+        {},
+    ):
+        api.problem(await payout(api, store_id, seller, "bad", **body), 422)
+    other = await register_and_login(api.client, "seller")
+    api.problem(await payout(api, store_id, other, "theirs", currency="EUR"), 404)
+    none = await payout(api, store_id, seller, "zero", currency="EUR", amount="0")
+    api.problem(none, 409, "insufficient-funds")
+    assert (await balance(api, store_id, seller))["balances"][0]["balance"] == "16.65"

@@ -21,13 +21,14 @@ from agora.messaging import Event, new_id, utcnow
 from agora.messaging.sql import Database, sqlite_url
 from agora.services.payments import store
 from agora.services.payments.handlers import PaymentsHandlers
-from agora.services.payments.provider import Charge, MockCardProvider
+from agora.services.payments.provider import Charge, Declined, MockCardProvider
 from agora.services.payments.repository import (
     DuePayment,
     DueRefund,
     Ledger,
     NewShare,
     PaymentsRepository,
+    Payouts,
     StoredShare,
 )
 from agora.services.payments.store import (
@@ -294,6 +295,17 @@ class InMemoryLedger:
         self._state["owners"][store_id] = seller_id
 
 
+class NoPayouts:
+    """`Payouts`' twin where none is ever asked for (a payout's request reads the ledger's
+    sums in SQL: it is tested on the real repository only)."""
+
+    async def claim_due(self, now: dt.datetime, until: dt.datetime, *, limit: int) -> list[Any]:
+        return []
+
+    async def next_due(self) -> dt.datetime | None:
+        return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Cause:
     id: str
@@ -302,9 +314,11 @@ class Cause:
 class Unit:
     """What payments' handlers and processor use of `PaymentsUnitOfWork`."""
 
-    def __init__(self, payments: Any, ledger: Any) -> None:
+    def __init__(self, payments: Any, ledger: Any, payouts: Any, conn: Any = None) -> None:
         self.payments = payments
         self.ledger = ledger
+        self.payouts = payouts
+        self.conn = conn
         self.cause = Cause(REQUEST_ID)
         self.correlation_id: str | None = None
         self.causation_id: str | None = None
@@ -349,6 +363,7 @@ class MemoryWork:
         unit = Unit(
             InMemoryPayments(self.state["payments"], self.state["attempts"], self.state["parts"]),
             InMemoryLedger(self.state["ledger"]),
+            NoPayouts(),
         )
         try:
             yield unit
@@ -376,7 +391,7 @@ class SqliteWork:
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[Unit]:
         async with self.db.write() as conn:
-            unit = Unit(PaymentsRepository(conn), Ledger(conn))
+            unit = Unit(PaymentsRepository(conn), Ledger(conn), Payouts(conn), conn)
             yield unit
         self.emitted.extend(unit.emitted)
         for callback in unit.committed:
@@ -879,5 +894,99 @@ async def test_the_ledger_check_holds_and_names_each_kind_of_tampering(
             async with db.write() as conn:
                 await conn.execute(statement)
             assert names <= await violated(), statement
+    finally:
+        await db.dispose()
+
+
+# -- payouts (on the real repository: a request reads the ledger's sums in SQL) -------------
+
+
+class RefusesTransfers(MockCardProvider):
+    async def transfer(self, *args: Any) -> str:
+        raise Declined("the seller's account is closed")
+
+
+async def test_a_payout_takes_what_is_available_once_and_the_provider_sends_it(
+    tmp_path: Path, handlers: PaymentsHandlers
+) -> None:
+    import datetime as dt
+
+    from agora.auth import Principal
+    from agora.contracts import catalog
+    from agora.contracts.payments import PayoutSent
+    from agora.services.payments.audit import ledger_invariants
+    from agora.services.payments.payouts import (
+        InsufficientFunds,
+        PayoutKeyReused,
+        available,
+        request_payout,
+    )
+
+    db = Database(sqlite_url(tmp_path / "payments.db"), store.metadata)
+    await db.create_tables()
+    work = SqliteWork(db)
+    seller = Principal(
+        user_id="free-1",
+        role="seller",
+        plan="free",
+        email="free-1@example.com",
+        session_id="s",
+        expires_at=dt.datetime(2100, 1, 1, tzinfo=dt.UTC),
+    )
+    opened = catalog.StoreOpened(store_id="shop", seller_id="free-1", name="Shop")
+
+    async def pay(amount: str | None, key: str, *, holding: float = 0) -> tuple[Any, bool]:
+        return await request_payout(
+            work.unit_of_work,  # type: ignore[arg-type]
+            seller,
+            "shop",
+            "EUR",
+            None if amount is None else Decimal(amount),
+            key,
+            holding=dt.timedelta(days=holding),
+            wake=lambda: None,
+        )
+
+    async def left() -> int:
+        async with db.read() as conn:
+            return await available(conn, "shop", "EUR", dt.timedelta(0))
+
+    try:
+        await sellers_known(work, handlers)
+        await apply(work, handlers.on_store_opened, opened)
+        await apply(work, handlers.on_payment_requested, shared("o1"))
+        await run(processor(work))
+        assert await left() == 225  # 2.50 less 10 %
+
+        with pytest.raises(InsufficientFunds):  # nothing is past a week's holding yet
+            await pay(None, "too-soon", holding=7)
+        with pytest.raises(InsufficientFunds):
+            await pay("2.26", "too-much")
+        first, made = await pay("1.00", "k1")
+        assert (first.amount, first.state, made) == (100, "PAYING", True)
+        assert await left() == 125
+        replay, made = await pay("1.00", "k1")
+        assert (replay.id, made) == (first.id, False)
+        with pytest.raises(PayoutKeyReused):
+            await pay("1.25", "k1")
+
+        await run(processor(work))
+        sent = [e for e in work.emitted if isinstance(e, PayoutSent)]
+        assert [(e.payout_id, e.amount) for e in sent] == [(first.id, Decimal("1.00"))]
+
+        refused, _ = await pay(None, "k2")
+        assert refused.amount == 125
+        await run(processor(work, RefusesTransfers()))
+        assert await left() == 125, "a refused transfer gives the money back"
+
+        postings = await work.postings()
+        assert postings[f"payout-sent:{first.id}"][2] == sorted(
+            [("platform:payouts", 100), ("provider:clearing", -100)]
+        )
+        assert postings[f"payout-failed:{refused.id}"][2] == sorted(
+            [("platform:payouts", 125), ("store:shop", -125)]
+        )
+        async with db.read() as conn:
+            assert [v for v in await ledger_invariants(conn) if not v.ok] == []
     finally:
         await db.dispose()

@@ -29,8 +29,8 @@ def ledger_check(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object, for machines")] = False,
 ) -> None:
     """Reconcile the ledger: every posting balances, every charged payment has exactly one
-    capture, every provider refund its posting, shares add up to their payment and balances to
-    their entries. Exit status 1 if any does not hold."""
+    capture, every provider refund and payout its postings, shares add up to their payment and
+    balances to their entries. Exit status 1 if any does not hold."""
     settings = settings_from(data_dir=data_dir)
     require_data(settings)
     with reported_as("ledger check"):

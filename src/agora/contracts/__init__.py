@@ -48,6 +48,7 @@ ALL_EVENTS: tuple[type[Event], ...] = (
     payments.PaymentSucceeded,
     payments.PaymentFailed,
     payments.RefundIssued,
+    payments.PayoutSent,
 )
 
 TOPICS: tuple[str, ...] = tuple(sorted({event.topic for event in ALL_EVENTS}))

@@ -1,11 +1,11 @@
-"""Events of payments: charges and refunds at the card provider."""
+"""Events of payments: charges and refunds at the card provider, payouts to sellers."""
 
 from typing import ClassVar
 
 from agora.contracts.types import Amount, Currency
 from agora.messaging import Event
 
-__all__ = ["PaymentFailed", "PaymentSucceeded", "RefundIssued"]
+__all__ = ["PaymentFailed", "PaymentSucceeded", "PayoutSent", "RefundIssued"]
 
 
 class _PaymentEvent(Event):
@@ -35,3 +35,15 @@ class RefundIssued(_PaymentEvent):
     amount: Amount
     currency: Currency
     ticket_id: str | None = None
+
+
+class PayoutSent(Event):
+    """The provider transferred a payout of a store's balance to its seller."""
+
+    topic: ClassVar[str] = "payments"
+    key_field: ClassVar[str] = "store_id"
+
+    payout_id: str
+    store_id: str
+    amount: Amount
+    currency: Currency

@@ -17,6 +17,7 @@ SPEC = ServiceSpec(
         "/api/stores/{store_id}/balance",
         "/api/stores/{store_id}/ledger",
         "/api/stores/{store_id}/ledger.csv",
+        "/api/stores/{store_id}/payouts",
         "/api/ledger",
     ),
     consumer_groups=("payments",),

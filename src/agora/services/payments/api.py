@@ -1,5 +1,6 @@
-"""Payments' HTTP API: a payment with its attempts and postings, by order; a store's balance and
-its ledger (JSON pages, or all of it as CSV); the platform's own accounts, for admins."""
+"""Payments' HTTP API: a payment with its attempts and postings, by order; a store's balance,
+its ledger (JSON pages, or all of it as CSV) and its payouts; the platform's own accounts, for
+admins."""
 
 from __future__ import annotations
 
@@ -9,12 +10,14 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from agora.auth import AUTHORIZE, Admin, CurrentUser
-from agora.services.payments import books, handlers
+from agora.contracts.types import AmountIn, CurrencyIn, RequestModel, check_minor_units
+from agora.problems import ProblemError
+from agora.services.payments import books, handlers, payouts
 from agora.services.payments.deps import PaymentsServiceDep
 from agora.services.payments.ledger import from_minor
 
@@ -22,8 +25,10 @@ StoreId = Annotated[str, Path(min_length=1, max_length=100)]
 
 DESCRIBED = {
     **{code: value["description"] for code, value in AUTHORIZE.items()},
+    400: "No Idempotency-Key header",
     404: "No payment for that order, or no such store (or not the caller's)",
-    422: "Invalid request",
+    409: "More than the store has available (the problem says how much it has)",
+    422: "Invalid request, or an Idempotency-Key first used for another payout",
 }
 
 
@@ -100,6 +105,45 @@ class AccountOut(BaseModel):
     account: str
     currency: str
     balance: str = Field(description="Positive on the debit side")
+
+
+class PayoutIn(RequestModel):
+    currency: CurrencyIn
+    amount: AmountIn | None = Field(
+        None, description="What to pay out; all that is available if absent"
+    )
+
+    @model_validator(mode="after")
+    def _amount_in_currency(self) -> PayoutIn:
+        if self.amount is not None:
+            check_minor_units(self.amount, self.currency)
+        return self
+
+
+class PayoutOut(BaseModel):
+    id: str
+    store_id: str
+    currency: str
+    amount: str
+    state: str = Field(description="PAYING (the provider's turn), PAID or FAILED")
+    transfer_id: str | None
+    failure_reason: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, payout: payouts.Payout) -> PayoutOut:
+        return cls(
+            id=payout.id,
+            store_id=payout.store_id,
+            currency=payout.currency,
+            amount=str(from_minor(payout.amount, payout.currency)),
+            state=payout.state,
+            transfer_id=payout.transfer_id,
+            failure_reason=payout.failure_reason,
+            created_at=payout.created_at,
+            updated_at=payout.updated_at,
+        )
 
 
 CSV_FIELDS = ("id", "posted_at", "kind", "order_id", "currency", "amount")
@@ -235,6 +279,79 @@ def build_router() -> APIRouter:
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="ledger-{store_id}.csv"'},
         )
+
+    @router.post(
+        "/api/stores/{store_id}/payouts",
+        status_code=201,
+        response_model=PayoutOut,
+        summary="Pay out a store's available balance to its seller",
+        description="For the store's seller and admins. The amount (all that is available if "
+        "absent) leaves the balance at once; the provider's transfer follows (`state`). The "
+        "`Idempotency-Key` header is required: the same key answers 200 with the first payout "
+        "and pays nothing more; with another currency or amount it is refused (422).",
+        responses={
+            200: {"model": PayoutOut, "description": "Replayed key: the first payout"},
+            **problems(400, 401, 404, 409, 422),
+        },
+        openapi_extra={
+            "parameters": [
+                {
+                    "name": "Idempotency-Key",
+                    "in": "header",
+                    "required": True,
+                    "description": "A unique value per payout: a retry with it pays nothing",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                }
+            ]
+        },
+    )
+    async def request_payout(
+        service: PaymentsServiceDep,
+        store_id: StoreId,
+        body: PayoutIn,
+        caller: CurrentUser,
+        idempotency_key: Annotated[
+            str | None, Header(alias="Idempotency-Key", max_length=255, include_in_schema=False)
+        ] = None,
+    ) -> Response:
+        if not idempotency_key:
+            raise ProblemError(
+                400,
+                "idempotency-key-missing",
+                "Idempotency-Key header required",
+                "A payout needs an Idempotency-Key header (a unique value per payout).",
+            )
+        payout, created = await payouts.request_payout(
+            service.unit_of_work,
+            caller,
+            store_id,
+            body.currency,
+            body.amount,
+            idempotency_key,
+            holding=service.holding,
+            wake=service.wake_processor,
+        )
+        return Response(
+            PayoutOut.of(payout).model_dump_json(),
+            status_code=201 if created else 200,
+            media_type="application/json",
+        )
+
+    @router.get(
+        "/api/stores/{store_id}/payouts",
+        response_model=list[PayoutOut],
+        summary="A store's payouts, newest first",
+        description="For the store's seller and admins.",
+        responses=problems(401, 404, 422),
+    )
+    async def list_payouts(
+        service: PaymentsServiceDep,
+        store_id: StoreId,
+        caller: CurrentUser,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    ) -> list[PayoutOut]:
+        found = await payouts.payouts_of(service.platform.db, caller, store_id, limit)
+        return [PayoutOut.of(payout) for payout in found]
 
     @router.get(
         "/api/ledger/accounts",

@@ -1,7 +1,8 @@
 """Payments' invariants over its own tables, read-only (`agora check`): a payment captured at
 most once, and settled as its attempts say; the ledger's (`agora ledger check`, and part of
 `agora check`): every posting balances, every charged payment has exactly one capture, every
-provider refund its posting, shares add up to their payment, balances to their entries; and the
+provider refund and payout its postings, shares add up to their payment, balances to their
+entries; and the
 facts the checks across services need (each order's payment).
 
 Payments charged before payments kept a ledger (no shares) are not in it and are left out."""
@@ -21,6 +22,7 @@ from agora.services.payments.ledger import CLEARING, to_minor
 from agora.services.payments.store import (
     CHARGING,
     FAILED,
+    PAID,
     REFUNDED,
     REFUNDING,
     SUCCEEDED,
@@ -32,6 +34,7 @@ from agora.services.payments.store import (
     partial_refunds,
     payment_shares,
     payments,
+    payouts,
 )
 
 __all__ = ["OrderPayment", "invariants", "ledger_invariants", "payments_by_order"]
@@ -142,6 +145,12 @@ async def ledger_invariants(conn: AsyncConnection) -> list[Verdict]:
             ).group_by(ledger_entries.c.account, ledger_entries.c.currency)
         )
     }
+    sent = {FAILED: "failed", PAID: "sent"}
+    paid_out = (await conn.execute(select(payouts))).all()
+    payout_keys = {f"payout:{row.id}" for row in paid_out} | {
+        f"payout-{sent[row.state]}:{row.id}" for row in paid_out if row.state in sent
+    }
+    payout_postings = {row.key for row in postings if row.kind == "payout"}
     scope = "payments ledger"
     return [
         verdict(
@@ -167,6 +176,14 @@ async def ledger_invariants(conn: AsyncConnection) -> list[Verdict]:
             noun="provider refunds",
             offenders=sorted((refund_keys - set(by_key)) | set(stray)),
             why="without their posting, or postings without a capture or refund",
+        ),
+        verdict(
+            "payouts posted",
+            scope,
+            checked=len(paid_out),
+            noun="payouts",
+            offenders=sorted(payout_keys ^ payout_postings),
+            why="without their postings (asked, and sent or failed), or postings without them",
         ),
         verdict(
             "shares add up",

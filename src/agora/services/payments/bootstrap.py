@@ -36,6 +36,7 @@ class PaymentsService(Service):
             retry or ProviderRetry(),
         )
         processor_loop = self.platform.add_loop("processor", self.processor.step)
+        self.wake_processor = processor_loop.wake
         self.platform.subscribe(
             PaymentsHandlers(processor_loop.wake, rates).table, self.unit_of_work
         )

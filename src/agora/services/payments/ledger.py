@@ -9,7 +9,8 @@ on the debit side. The accounts:
 - `store:<id>`: what the platform owes a store's seller (credit, so its entries are negative);
 - `platform:commission`: the platform's commission (credit);
 - `platform:fees`: what the provider kept as its fee (debit: an expense of the platform);
-- `platform:sales`: money of a share no store could be named for (credit).
+- `platform:sales`: money of a share no store could be named for (credit);
+- `platform:payouts`: money on its way to sellers, asked for and not yet transferred (credit).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ __all__ = [
     "CLEARING",
     "COMMISSION",
     "FEES",
+    "PAYOUTS",
     "SALES",
     "CommissionRates",
     "Entry",
@@ -33,6 +35,7 @@ __all__ = [
     "commissions",
     "fee_entries",
     "from_minor",
+    "payout_entries",
     "refund_entries",
     "refunded_part",
     "store_account",
@@ -43,6 +46,7 @@ __all__ = [
 CLEARING = "provider:clearing"
 COMMISSION = "platform:commission"
 FEES = "platform:fees"
+PAYOUTS = "platform:payouts"
 SALES = "platform:sales"
 
 
@@ -95,7 +99,13 @@ def allocate(total: int, weights: Sequence[int | Decimal]) -> list[int]:
         if total:
             raise ValueError("cannot allocate a non-zero total over zero weights")
         return [0] * len(weights)
-    exact = [Decimal(total) * Decimal(weight) / whole for weight in weights]
+    return _rounded([Decimal(total) * Decimal(weight) / whole for weight in weights], total)
+
+
+def _rounded(exact: Sequence[Decimal], total: int) -> list[int]:
+    """`exact` values rounded down, then up by one for the largest remainders (ties to the
+    earlier value) until they sum to `total` (which lies between the sum rounded down and that
+    plus the number of values with a remainder)."""
     parts = [int(value.to_integral_value(rounding=ROUND_FLOOR)) for value in exact]
     leftover = total - sum(parts)
     by_remainder = sorted(range(len(exact)), key=lambda i: (-(exact[i] - parts[i]), i))
@@ -125,9 +135,7 @@ def commissions(amounts: Sequence[int], rates: Sequence[Decimal]) -> list[int]:
     unit of its exact value and none exceeds its amount."""
     exact = [Decimal(amount) * rate for amount, rate in zip(amounts, rates, strict=True)]
     total = int(sum(exact, Decimal(0)).to_integral_value(rounding=ROUND_HALF_EVEN))
-    if total == 0:
-        return [0] * len(amounts)
-    return allocate(total, exact)
+    return _rounded(exact, total)
 
 
 Entry = tuple[str, int]
@@ -201,3 +209,17 @@ def refunded_part(share: Share, refunded_before: int, amount: int) -> Share:
 
     commission = commission_of(refunded_before + amount) - commission_of(refunded_before)
     return Share(share.store_id, amount, commission, share.session_id)
+
+
+def payout_entries(store_id: str, amount: int, stage: str) -> list[Entry]:
+    """A payout of `amount` to `store_id`'s seller at `stage`: "asked" (it leaves the store's
+    balance for the payouts in transit), "sent" (the provider transferred it), or "failed" (it
+    goes back to the store)."""
+    store = store_account(store_id)
+    if stage == "asked":
+        return [(store, amount), (PAYOUTS, -amount)]
+    if stage == "sent":
+        return [(PAYOUTS, amount), (CLEARING, -amount)]
+    if stage == "failed":
+        return [(PAYOUTS, amount), (store, -amount)]
+    raise ValueError(f"no payout stage {stage!r}")

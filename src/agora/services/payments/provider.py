@@ -50,6 +50,13 @@ class CardProvider(Protocol):
         the refund's id. Raises Declined for more than is left to refund."""
         ...
 
+    async def transfer(
+        self, idempotency_key: str, destination: str, amount: Decimal, currency: str
+    ) -> str:
+        """Send `amount` to a seller's `destination` once per idempotency key; returns the
+        transfer's id. Raises Declined or ProviderUnavailable."""
+        ...
+
 
 class MockCardProvider:
     TRANSIENT_FAILURES = 2
@@ -60,6 +67,7 @@ class MockCardProvider:
         self._failures: dict[str, int] = {}
         self._refunds: dict[str, str] = {}
         self._refunded: dict[str, Decimal] = {}
+        self._transfers: dict[str, str] = {}
 
     async def charge(
         self, idempotency_key: str, token: str, amount: Decimal, currency: str
@@ -94,3 +102,8 @@ class MockCardProvider:
                 raise Declined(f"refund of {wanted} exceeds the {left} left on {charge_id}")
             self._refunded[charge_id] = self._refunded.get(charge_id, Decimal(0)) + wanted
         return self._refunds.setdefault(idempotency_key, f"re_{new_id()}")
+
+    async def transfer(
+        self, idempotency_key: str, destination: str, amount: Decimal, currency: str
+    ) -> str:
+        return self._transfers.setdefault(idempotency_key, f"tr_{new_id()}")

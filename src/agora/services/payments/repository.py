@@ -19,6 +19,7 @@ from agora.services.payments.ledger import Entry, Share
 from agora.services.payments.store import (
     CHARGING,
     FAILED,
+    PAYING,
     REFUNDED,
     REFUNDING,
     SUCCEEDED,
@@ -31,17 +32,20 @@ from agora.services.payments.store import (
     partial_refunds,
     payment_shares,
     payments,
+    payouts,
     seller_plans,
     store_owners,
 )
 
 __all__ = [
     "DuePayment",
+    "DuePayout",
     "DueRefund",
     "Ledger",
     "NewShare",
     "PaymentsRepository",
     "PaymentsUnitOfWork",
+    "Payouts",
     "StoredShare",
 ]
 
@@ -475,6 +479,117 @@ def _add_to_balance(dialect: str) -> Insert:
     )
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class DuePayout:
+    """A payout that is the provider's turn, as the processor claimed it."""
+
+    id: str
+    store_id: str
+    currency: str
+    amount: int
+    requested_by: str
+    attempts: int
+
+
+class Payouts:
+    """Payouts of stores' balances, in the unit of work's transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def find(self, store_id: str, key: str) -> Any:
+        """The store's payout asked for with `key`, or None."""
+        return (await self._conn.execute(PAYOUT_BY_KEY, {"store": store_id, "key": key})).first()
+
+    async def lock_balance(self, account: str, currency: str) -> None:
+        """Hold `account`'s balance in `currency` until the transaction ends: another payout of
+        it waits (PostgreSQL; SQLite has one writer at a time anyway)."""
+        if self._conn.dialect.name == "postgresql":
+            await self._conn.execute(LOCK_BALANCE, {"account": account, "currency": currency})
+
+    async def add(
+        self,
+        store_id: str,
+        key: str,
+        currency: str,
+        amount: int,
+        *,
+        requested_by: str,
+        now: dt.datetime,
+    ) -> str:
+        payout_id = new_id()
+        await self._conn.execute(
+            insert(payouts),
+            {
+                "id": payout_id,
+                "store_id": store_id,
+                "key": key,
+                "currency": currency,
+                "amount": amount,
+                "requested_by": requested_by,
+                "state": PAYING,
+                "transfer_id": None,
+                "failure_reason": None,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+                "updated_at": now,
+            },
+        )
+        return payout_id
+
+    async def claim_due(
+        self, now: dt.datetime, until: dt.datetime, *, limit: int
+    ) -> list[DuePayout]:
+        """As `PaymentsRepository.claim_due`, for payouts."""
+        rows = (await self._conn.execute(DUE_PAYOUTS, {"now": now, "limit": limit})).all()
+        if rows:
+            await self._conn.execute(
+                update(payouts)
+                .where(payouts.c.id.in_([row.id for row in rows]))
+                .values(next_attempt_at=until)
+            )
+        return [
+            DuePayout(
+                id=row.id,
+                store_id=row.store_id,
+                currency=row.currency,
+                amount=row.amount,
+                requested_by=row.requested_by,
+                attempts=row.attempts,
+            )
+            for row in rows
+        ]
+
+    async def next_due(self) -> dt.datetime | None:
+        upcoming: dt.datetime | None = await self._conn.scalar(NEXT_DUE_PAYOUT)
+        return upcoming
+
+    async def settle(
+        self,
+        payout_id: str,
+        state: str,
+        *,
+        transfer_id: str | None,
+        failure: str | None,
+        attempts: int,
+        next_attempt_at: dt.datetime,
+        now: dt.datetime,
+    ) -> None:
+        await self._conn.execute(
+            update(payouts)
+            .where(payouts.c.id == payout_id)
+            .values(
+                state=state,
+                transfer_id=transfer_id,
+                failure_reason=failure,
+                attempts=attempts,
+                next_attempt_at=next_attempt_at,
+                updated_at=now,
+            )
+        )
+
+
 class PaymentsUnitOfWork(UnitOfWork):
     @property
     def payments(self) -> PaymentsRepository:
@@ -483,6 +598,10 @@ class PaymentsUnitOfWork(UnitOfWork):
     @property
     def ledger(self) -> Ledger:
         return Ledger(self.conn)
+
+    @property
+    def payouts(self) -> Payouts:
+        return Payouts(self.conn)
 
 
 # Prepared statements (docs/architecture.md): every payment runs some of them.
@@ -555,6 +674,30 @@ ADD_REFUNDED = (
 )
 PLANS = select(seller_plans).where(
     seller_plans.c.seller_id.in_(bindparam("sellers", expanding=True))
+)
+PAYOUT_BY_KEY = select(payouts).where(
+    payouts.c.store_id == bindparam("store"), payouts.c.key == bindparam("key")
+)
+LOCK_BALANCE = (
+    select(ledger_balances.c.balance)
+    .where(
+        ledger_balances.c.account == bindparam("account"),
+        ledger_balances.c.currency == bindparam("currency"),
+    )
+    .with_for_update()
+)
+DUE_PAYOUTS = (
+    select(payouts)
+    .where(payouts.c.state == PAYING, payouts.c.next_attempt_at <= bindparam("now"))
+    .order_by(payouts.c.next_attempt_at)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+NEXT_DUE_PAYOUT = (
+    select(payouts.c.next_attempt_at)
+    .where(payouts.c.state == PAYING)
+    .order_by(payouts.c.next_attempt_at)
+    .limit(1)
 )
 NEXT_DUE_REFUND = (
     select(partial_refunds.c.next_attempt_at)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     bindparam,
     case,
     func,
@@ -166,6 +167,30 @@ ledger_balances = Table(
     PrimaryKeyConstraint("account", "currency"),
 )
 
+# Payouts of a store's available balance to its seller, once per (store, key). PAYING is the
+# provider's turn; PAID and FAILED are settled.
+PAYING, PAID = "PAYING", "PAID"
+payouts = Table(
+    "payouts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("store_id", String, nullable=False),
+    Column("key", String, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("requested_by", String, nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("transfer_id", String, nullable=True),
+    Column("failure_reason", Text, nullable=True),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt_at", UtcDateTime, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+    UniqueConstraint("store_id", "key", name="uq_payouts_store_key"),
+)
+Index("ix_payouts_due", payouts.c.state, payouts.c.next_attempt_at)
+Index("ix_payouts_store", payouts.c.store_id, payouts.c.created_at)
+
 # The routes' reads.
 PAYMENT_BY_ORDER = select(payments).where(payments.c.order_id == bindparam("order"))
 PARTIAL_REFUNDS_OF = select(partial_refunds.c.amount, partial_refunds.c.state).where(
@@ -219,7 +244,8 @@ async def balances(
     conn: AsyncConnection, account: str, matured_before: dt.datetime
 ) -> list[tuple[str, int, int]]:
     """`account`'s balance per currency, and the sum of its entries made before
-    `matured_before`: `(currency, balance, matured)`, by currency."""
+    `matured_before` and of every debit whenever made (a refund or payout takes from what is
+    available at once): `(currency, balance, matured)`, by currency."""
     rows = await conn.execute(BALANCES, {"account": account, "before": matured_before})
     return [(row.currency, int(row.balance), int(row.matured)) for row in rows]
 
@@ -254,7 +280,13 @@ BALANCES = (
         func.sum(ledger_entries.c.amount).label("balance"),
         func.coalesce(
             func.sum(
-                case((ledger_entries.c.created_at < bindparam("before"), ledger_entries.c.amount))
+                case(
+                    (
+                        (ledger_entries.c.created_at < bindparam("before"))
+                        | (ledger_entries.c.amount > 0),
+                        ledger_entries.c.amount,
+                    )
+                )
             ),
             0,
         ).label("matured"),
@@ -296,4 +328,17 @@ PLATFORM_BALANCES = (
     select(ledger_balances)
     .where(ledger_balances.c.account.not_like("store:%"))
     .order_by(ledger_balances.c.account, ledger_balances.c.currency)
+)
+
+
+async def payouts_of(conn: AsyncConnection, store_id: str, *, limit: int) -> list[Row[Any]]:
+    """The store's payouts, newest first."""
+    return list((await conn.execute(PAYOUTS_OF, {"store": store_id, "limit": limit})).all())
+
+
+PAYOUTS_OF = (
+    select(payouts)
+    .where(payouts.c.store_id == bindparam("store"))
+    .order_by(payouts.c.created_at.desc(), payouts.c.id)
+    .limit(bindparam("limit"))
 )

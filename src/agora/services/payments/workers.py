@@ -10,12 +10,14 @@ import logging
 from collections.abc import Callable
 from decimal import Decimal
 
-from agora.contracts.payments import PaymentFailed, PaymentSucceeded, RefundIssued
+from agora.contracts.payments import PaymentFailed, PaymentSucceeded, PayoutSent, RefundIssued
 from agora.messaging import utcnow
 from agora.services.payments.ledger import (
     Share,
     capture_entries,
     fee_entries,
+    from_minor,
+    payout_entries,
     refund_entries,
     take_back,
     to_minor,
@@ -23,11 +25,20 @@ from agora.services.payments.ledger import (
 from agora.services.payments.provider import CardProvider, Charge, Declined, ProviderUnavailable
 from agora.services.payments.repository import (
     DuePayment,
+    DuePayout,
     DueRefund,
     NewShare,
     PaymentsUnitOfWork,
 )
-from agora.services.payments.store import CHARGING, FAILED, REFUNDED, REFUNDING, SUCCEEDED
+from agora.services.payments.store import (
+    CHARGING,
+    FAILED,
+    PAID,
+    PAYING,
+    REFUNDED,
+    REFUNDING,
+    SUCCEEDED,
+)
 
 __all__ = ["PaymentProcessor", "ProviderRetry"]
 
@@ -74,15 +85,17 @@ class PaymentProcessor:
             lease = now + self._retry.lease
             due = await uow.payments.claim_due(now, lease, limit=self._batch_size)
             parts = await uow.payments.claim_due_refunds(now, lease, limit=self._batch_size)
+            sends = await uow.payouts.claim_due(now, lease, limit=self._batch_size)
             upcoming = [
                 at
                 for at in (
                     None if due else await uow.payments.next_due(),
                     None if parts else await uow.payments.next_due_refund(),
+                    None if sends else await uow.payouts.next_due(),
                 )
                 if at is not None
             ]
-        if not due and not parts:
+        if not due and not parts and not sends:
             if not upcoming:
                 return None
             seconds: float = (min(upcoming) - utcnow()).total_seconds()
@@ -94,7 +107,70 @@ class PaymentProcessor:
                 await self._refund(payment)
         for part in parts:
             await self._refund_part(part)
+        for payout in sends:
+            await self._send(payout)
         return 0
+
+    async def _send(self, payout: DuePayout) -> None:
+        """Have the provider transfer the payout; a transient failure is tried again (the money
+        is owed: never given up), a refusal gives it back to the store's balance."""
+        amount = from_minor(payout.amount, payout.currency)
+        transfer_id: str | None = None
+        failure: str | None = None
+        transient = False
+        try:
+            transfer_id = await self._provider.transfer(
+                f"payout-{payout.id}", payout.store_id, amount, payout.currency
+            )
+        except Declined as declined:
+            failure = str(declined)
+        except ProviderUnavailable as unavailable:
+            failure, transient = str(unavailable), True
+        async with self._unit_of_work() as uow:
+            uow.correlation_id, uow.causation_id = payout.id, payout.requested_by
+            now = utcnow()
+            tries = payout.attempts + 1
+            if transient:
+                await uow.payouts.settle(
+                    payout.id,
+                    PAYING,
+                    transfer_id=None,
+                    failure=failure,
+                    attempts=tries,
+                    next_attempt_at=now + self._retry.delay(tries),
+                    now=now,
+                )
+                return
+            stage, state = ("sent", PAID) if transfer_id else ("failed", FAILED)
+            if transfer_id is None:
+                logger.error("payout %s refused: %s", payout.id, failure)
+            await uow.payouts.settle(
+                payout.id,
+                state,
+                transfer_id=transfer_id,
+                failure=failure,
+                attempts=tries,
+                next_attempt_at=now,
+                now=now,
+            )
+            await uow.ledger.post(
+                f"payout-{stage}:{payout.id}",
+                "payout",
+                payout.currency,
+                payout_entries(payout.store_id, payout.amount, stage),
+                payment_id=None,
+                order_id=None,
+                now=now,
+            )
+            if transfer_id:
+                uow.emit(
+                    PayoutSent(
+                        payout_id=payout.id,
+                        store_id=payout.store_id,
+                        amount=amount,
+                        currency=payout.currency,
+                    )
+                )
 
     async def _refund_part(self, part: DueRefund) -> None:
         failure: str | None = None

@@ -1,4 +1,4 @@
-"""the ledger, the shares of each payment, sellers' plans and stores' owners
+"""the ledger, the shares of each payment, sellers' plans and stores' owners, payouts
 
 Revision ID: 0003
 Revises: 0002
@@ -92,9 +92,36 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("partial_refunds", schema=None) as batch_op:
         batch_op.add_column(sa.Column("session_id", sa.String(), nullable=True))
+    op.create_table(
+        "payouts",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("store_id", sa.String(), nullable=False),
+        sa.Column("key", sa.String(), nullable=False),
+        sa.Column("currency", sa.String(length=3), nullable=False),
+        sa.Column("amount", sa.BigInteger(), nullable=False),
+        sa.Column("requested_by", sa.String(), nullable=False),
+        sa.Column("state", sa.String(length=10), nullable=False),
+        sa.Column("transfer_id", sa.String(), nullable=True),
+        sa.Column("failure_reason", sa.Text(), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column(
+            "next_attempt_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=False
+        ),
+        sa.Column("created_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", agora.messaging.sql.UtcDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("store_id", "key", name="uq_payouts_store_key"),
+    )
+    with op.batch_alter_table("payouts", schema=None) as batch_op:
+        batch_op.create_index("ix_payouts_due", ["state", "next_attempt_at"], unique=False)
+        batch_op.create_index("ix_payouts_store", ["store_id", "created_at"], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("payouts", schema=None) as batch_op:
+        batch_op.drop_index("ix_payouts_store")
+        batch_op.drop_index("ix_payouts_due")
+    op.drop_table("payouts")
     with op.batch_alter_table("partial_refunds", schema=None) as batch_op:
         batch_op.drop_column("session_id")
     op.drop_table("payment_shares")
