@@ -178,6 +178,13 @@ class Settings(BaseSettings):
     payout_holding_days: float = Field(
         7.0, ge=0, le=365, description="How long a sale's money is held before it is available"
     )
+    payout_schedule_hours: float = Field(
+        0.0,
+        ge=0,
+        le=8_760,
+        description="Pay every store what it has available once per this many hours "
+        "(0: only when a seller asks)",
+    )
     smtp_host: str | None = Field(None, description="Mail server; unset: the local mailbox")
     smtp_port: int = Field(25, ge=1, le=65535)
     smtp_sender: str = "Agora <orders@agora.localhost>"

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import pytest
 from sqlalchemy import select
 
-from agora.contracts import identity, orders, ticketing
+from agora.contracts import identity, orders, payments, ticketing
 from agora.messaging import Envelope, Event
 from agora.messaging.sql import Database, sqlite_url
 from agora.services.notifications import store
@@ -322,3 +322,40 @@ async def test_the_dispatcher_sends_the_queue_oldest_first_and_keeps_what_failed
         ]
     finally:
         await db.dispose()
+
+
+async def test_a_whole_refund_is_mailed_to_its_buyer_and_a_payout_to_the_stores_seller(
+    work: Work,
+) -> None:
+    handlers = mailbox()
+    await work.apply(handlers.on_user_registered, registered("u1", "ann@example.test"))
+    await work.apply(handlers.on_user_registered, registered("s1", "sam@example.test"))
+
+    refund = {"order_id": "o1", "payment_id": "p1", "currency": "EUR", "customer_id": "u1"}
+    await work.apply(
+        handlers.on_refund_issued, payments.RefundIssued(amount=Decimal("9.50"), **refund)
+    )
+    # A cancelled ticket's price: its buyer was told when the ticket was cancelled.
+    ticket = payments.RefundIssued(amount=Decimal("2.00"), ticket_id="t1", **refund)
+    await work.apply(handlers.on_refund_issued, ticket)
+    await work.apply(
+        handlers.on_payout_sent,
+        payments.PayoutSent(
+            payout_id="po1",
+            store_id="shop",
+            amount=Decimal("20.00"),
+            currency="EUR",
+            seller_id="s1",
+        ),
+    )
+    await work.apply(
+        handlers.on_payout_sent,
+        payments.PayoutSent(payout_id="po2", store_id="demo", amount=Decimal(1), currency="EUR"),
+    )
+
+    sent = [(m[0], m[2], m[3], m[4]) for m in (await work.messages())[2:]]
+    assert sent == [
+        ("u1", "RefundIssued", "ann@example.test", "Order o1 refunded"),
+        ("s1", "PayoutSent", "sam@example.test", "Payout of 20.00 EUR sent"),
+    ]
+    assert "9.50 EUR" in (await work.mails())[2].body

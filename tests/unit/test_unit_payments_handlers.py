@@ -547,6 +547,7 @@ async def test_an_order_ended_after_its_charge_is_refunded(
             payment_id=work.emitted[0].payment_id,  # type: ignore[attr-defined]
             amount=Decimal("12.50"),
             currency="EUR",
+            customer_id="buyer-1",
         )
     ]
 
@@ -789,6 +790,8 @@ async def test_a_ticket_refund_takes_its_price_back_from_its_sessions_store_and_
     await apply(work, handlers.on_order_ended, cancelled("o1"))
     await run(processor(work))
 
+    refunds = [(e.ticket_id, e.amount) for e in work.emitted if isinstance(e, RefundIssued)]
+    assert refunds == [("t1", Decimal("4.00")), (None, Decimal("8.50"))], "the whole: what was left"
     postings = await work.postings()
     (payment_id,) = {k.split(":", 1)[1] for k in postings if k.startswith("capture:")}
     (part_key,) = [k for k in postings if k.startswith("refund:") and payment_id not in k]
@@ -988,5 +991,67 @@ async def test_a_payout_takes_what_is_available_once_and_the_provider_sends_it(
         )
         async with db.read() as conn:
             assert [v for v in await ledger_invariants(conn) if not v.ok] == []
+    finally:
+        await db.dispose()
+
+
+async def test_a_schedule_pays_each_store_what_it_has_available_once_per_period(
+    tmp_path: Path, handlers: PaymentsHandlers
+) -> None:
+    import datetime as dt
+
+    from agora.services.payments.payouts import PayoutScheduler
+
+    db = Database(sqlite_url(tmp_path / "payments.db"), store.metadata)
+    await db.create_tables()
+    work = SqliteWork(db)
+    now = [dt.datetime(2030, 1, 1, 9, 30, tzinfo=dt.UTC)]
+    scheduler = PayoutScheduler(
+        work.unit_of_work,  # type: ignore[arg-type]
+        every=dt.timedelta(hours=24),
+        holding=dt.timedelta(0),
+        wake=lambda: None,
+        clock=lambda: now[0],
+    )
+
+    async def paid_out() -> list[tuple[str, int, str]]:
+        async with db.read() as conn:
+            rows = await conn.execute(
+                select(
+                    store.payouts.c.store_id, store.payouts.c.amount, store.payouts.c.key
+                ).order_by(store.payouts.c.created_at)
+            )
+            return [tuple(row) for row in rows]  # type: ignore[misc]
+
+    try:
+        await sellers_known(work, handlers)
+        await apply(work, handlers.on_payment_requested, shared("o1"))
+        await run(processor(work))
+
+        assert await scheduler.step() == 14.5 * 3600  # until tomorrow's period begins
+        assert await scheduler.step() == 14.5 * 3600
+        first_day = await paid_out()
+        period = int(now[0].timestamp() // 86_400)
+        assert sorted(first_day) == [
+            ("hall", 950, f"schedule:{period}:EUR"),
+            ("shop", 225, f"schedule:{period}:EUR"),
+        ]
+
+        await apply(work, handlers.on_payment_requested, shared("o2"))
+        await run(processor(work))
+        now[0] += dt.timedelta(hours=24)
+        await scheduler.step()
+        assert len(await paid_out()) == 4
+        await apply(work, handlers.on_payment_requested, shared("o3"))
+        await run(processor(work))
+        restarted = PayoutScheduler(
+            work.unit_of_work,  # type: ignore[arg-type]
+            every=dt.timedelta(hours=24),
+            holding=dt.timedelta(0),
+            wake=lambda: None,
+            clock=lambda: now[0],
+        )
+        await restarted.step()
+        assert len(await paid_out()) == 4, "a restart within the period pays nothing twice"
     finally:
         await db.dispose()

@@ -35,6 +35,7 @@ class RefundIssued(_PaymentEvent):
     amount: Amount
     currency: Currency
     ticket_id: str | None = None
+    customer_id: str | None = None
 
 
 class PayoutSent(Event):
@@ -47,3 +48,4 @@ class PayoutSent(Event):
     store_id: str
     amount: Amount
     currency: Currency
+    seller_id: str | None = None

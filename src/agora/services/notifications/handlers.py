@@ -1,5 +1,6 @@
 """Notifications: a welcome email for every new account, an email for every order outcome,
-every ticket issued or cancelled, and every waiting-list offer made or lapsed."""
+every ticket issued or cancelled, every waiting-list offer made or lapsed, every whole order's
+refund (to its buyer) and every payout sent (to the store's seller)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from sqlalchemy import Row, func, select
 
 from agora.auth import Principal, may_read
-from agora.contracts import identity, inventory, orders, ticketing
+from agora.contracts import identity, inventory, orders, payments, ticketing
 from agora.messaging import Database, Event, Handler, new_id, utcnow
 from agora.services.notifications.mail import Mail, TicketQr
 from agora.services.notifications.repository import NewMessage, NotificationsUnitOfWork
@@ -83,7 +84,39 @@ class NotificationHandlers:
             ticketing.TicketCancelled: self.on_ticket_cancelled,
             inventory.WaitlistOffered: self.on_waitlist_offered,
             inventory.WaitlistOfferLapsed: self.on_waitlist_offer_lapsed,
+            payments.RefundIssued: self.on_refund_issued,
+            payments.PayoutSent: self.on_payout_sent,
         }
+
+    async def on_refund_issued(
+        self, event: payments.RefundIssued, uow: NotificationsUnitOfWork
+    ) -> None:
+        """A whole order's refund (a cancelled ticket's buyer was told when it was
+        cancelled)."""
+        if event.ticket_id is not None or event.customer_id is None:
+            return
+        address = await uow.addresses.address_of(event.customer_id)
+        mail = Mail(
+            address or recipient_for(event.customer_id),
+            f"Order {event.order_id} refunded",
+            f"{event.amount} {event.currency} of your order {event.order_id} was refunded to "
+            "your card.",
+        )
+        await self._queue(uow, event, event.customer_id, event.order_id, mail)
+
+    async def on_payout_sent(
+        self, event: payments.PayoutSent, uow: NotificationsUnitOfWork
+    ) -> None:
+        if event.seller_id is None:
+            return
+        address = await uow.addresses.address_of(event.seller_id)
+        mail = Mail(
+            address or recipient_for(event.seller_id),
+            f"Payout of {event.amount} {event.currency} sent",
+            f"{event.amount} {event.currency} of store {event.store_id}'s balance is on its way "
+            f"to you (payout {event.payout_id}).",
+        )
+        await self._queue(uow, event, event.seller_id, None, mail)
 
     async def on_waitlist_offered(
         self, event: inventory.WaitlistOffered, uow: NotificationsUnitOfWork

@@ -9,6 +9,7 @@ from agora.messaging import Infrastructure, Service
 from agora.services.payments import store
 from agora.services.payments.handlers import PaymentsHandlers
 from agora.services.payments.ledger import CommissionRates
+from agora.services.payments.payouts import PayoutScheduler
 from agora.services.payments.provider import CardProvider, MockCardProvider
 from agora.services.payments.repository import PaymentsUnitOfWork
 from agora.services.payments.workers import PaymentProcessor, ProviderRetry
@@ -27,6 +28,7 @@ class PaymentsService(Service):
         retry: ProviderRetry | None = None,
         rates: CommissionRates | None = None,
         holding: dt.timedelta = dt.timedelta(days=7),
+        payout_every: dt.timedelta | None = None,
     ) -> None:
         super().__init__(infrastructure, store.metadata)
         self.holding = holding
@@ -37,6 +39,11 @@ class PaymentsService(Service):
         )
         processor_loop = self.platform.add_loop("processor", self.processor.step)
         self.wake_processor = processor_loop.wake
+        if payout_every is not None:
+            scheduler = PayoutScheduler(
+                self.unit_of_work, every=payout_every, holding=holding, wake=self.wake_processor
+            )
+            self.platform.add_loop("payouts", scheduler.step, idle=payout_every.total_seconds())
         self.platform.subscribe(
             PaymentsHandlers(processor_loop.wake, rates).table, self.unit_of_work
         )
@@ -53,4 +60,7 @@ def bootstrap(context: ServiceContext) -> PaymentsService:
             free=settings.commission_rate_free, premium=settings.commission_rate_premium
         ),
         holding=dt.timedelta(days=settings.payout_holding_days),
+        payout_every=dt.timedelta(hours=settings.payout_schedule_hours)
+        if settings.payout_schedule_hours
+        else None,
     )

@@ -4,7 +4,11 @@ transaction) and the processor has the provider transfer it.
 
 Two payouts of one store never take the same money: the request holds the store's balance row
 (PostgreSQL's `FOR UPDATE`; SQLite has one writer at a time) from before it reads what is
-available until it has posted the payout."""
+available until it has posted the payout.
+
+With a schedule (`AGORA_PAYOUT_SCHEDULE_HOURS`), `PayoutScheduler` pays every store what it has
+available once per period, as the platform itself (the period is the Idempotency-Key, so a
+restart within a period pays nothing twice)."""
 
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ __all__ = [
     "InsufficientFunds",
     "Payout",
     "PayoutKeyReused",
+    "PayoutScheduler",
     "available",
     "payouts_of",
     "request_payout",
@@ -100,7 +105,7 @@ async def _check_manager(conn: Any, caller: Principal, store_id: str) -> None:
 
 async def request_payout(
     unit_of_work: Callable[[], PaymentsUnitOfWork],
-    caller: Principal,
+    caller: Principal | None,
     store_id: str,
     currency: str,
     amount: Decimal | None,
@@ -111,7 +116,8 @@ async def request_payout(
     locking: bool = True,
 ) -> tuple[Payout, bool]:
     """Pay out `amount` (None: all that is available) of the store's balance in `currency`,
-    once per `key`: the payout, and whether this request made it. `locking=False` is for the
+    once per `key`, for `caller` (None: the platform's schedule): the payout, and whether this
+    request made it. `locking=False` is for the
     race test only: it reads what is available in a transaction of its own, before the one
     that takes it."""
     wanted = None if amount is None else to_minor(amount, currency)
@@ -120,7 +126,8 @@ async def request_payout(
         async with unit_of_work() as uow:
             seen = await available(uow.conn, store_id, currency, holding)
     async with unit_of_work() as uow:
-        await _check_manager(uow.conn, caller, store_id)
+        if caller is not None:
+            await _check_manager(uow.conn, caller, store_id)
         if locking:
             await uow.payouts.lock_balance(store_account(store_id), currency)
         first = await uow.payouts.find(store_id, key)
@@ -134,7 +141,12 @@ async def request_payout(
             raise InsufficientFunds(store_id, currency, left)
         now = utcnow()
         payout_id = await uow.payouts.add(
-            store_id, key, currency, paid, requested_by=caller.user_id, now=now
+            store_id,
+            key,
+            currency,
+            paid,
+            requested_by=SCHEDULE if caller is None else caller.user_id,
+            now=now,
         )
         await uow.ledger.post(
             f"payout:{payout_id}",
@@ -148,6 +160,55 @@ async def request_payout(
         uow.after_commit(wake)
         made = await uow.payouts.find(store_id, key)
     return Payout.of(made), True
+
+
+SCHEDULE = "schedule"
+"""Who asked for a scheduled payout."""
+
+
+class PayoutScheduler:
+    """Once per `every`, a payout of what each store has available in each currency."""
+
+    def __init__(
+        self,
+        unit_of_work: Callable[[], PaymentsUnitOfWork],
+        *,
+        every: dt.timedelta,
+        holding: dt.timedelta,
+        wake: Callable[[], None],
+        clock: Callable[[], dt.datetime] = utcnow,
+    ) -> None:
+        self._unit_of_work = unit_of_work
+        self._every = every
+        self._holding = holding
+        self._wake = wake
+        self._clock = clock
+        self._done: int | None = None  # the last period paid out
+
+    async def step(self) -> float | None:
+        """Pay out this period's payouts if not done yet; seconds until the next period."""
+        now = self._clock()
+        period = int(now.timestamp() // self._every.total_seconds())
+        if period != self._done:
+            async with self._unit_of_work() as uow:
+                owed = await store.owed_balances(uow.conn)
+            for store_id, currency in owed:
+                try:
+                    await request_payout(
+                        self._unit_of_work,
+                        None,
+                        store_id,
+                        currency,
+                        None,
+                        f"{SCHEDULE}:{period}:{currency}",
+                        holding=self._holding,
+                        wake=self._wake,
+                    )
+                except InsufficientFunds:
+                    continue  # owed, but nothing past the holding period yet
+            self._done = period
+        start = dt.datetime.fromtimestamp((period + 1) * self._every.total_seconds(), dt.UTC)
+        return max(0.0, (start - self._clock()).total_seconds())
 
 
 async def payouts_of(db: Database, caller: Principal, store_id: str, limit: int) -> list[Payout]:

@@ -59,6 +59,7 @@ class DuePayment:
 
     id: str
     order_id: str
+    customer_id: str
     requested_by: str
     token: str
     amount: Decimal
@@ -152,6 +153,7 @@ class PaymentsRepository:
             DuePayment(
                 id=row.id,
                 order_id=row.order_id,
+                customer_id=row.customer_id,
                 requested_by=row.requested_by,
                 token=row.token,
                 amount=row.amount,
@@ -485,6 +487,7 @@ class DuePayout:
 
     id: str
     store_id: str
+    seller_id: str | None
     currency: str
     amount: int
     requested_by: str
@@ -553,6 +556,7 @@ class Payouts:
             DuePayout(
                 id=row.id,
                 store_id=row.store_id,
+                seller_id=row.seller_id,
                 currency=row.currency,
                 amount=row.amount,
                 requested_by=row.requested_by,
@@ -687,11 +691,12 @@ LOCK_BALANCE = (
     .with_for_update()
 )
 DUE_PAYOUTS = (
-    select(payouts)
+    select(payouts, store_owners.c.seller_id)
+    .outerjoin(store_owners, store_owners.c.store_id == payouts.c.store_id)
     .where(payouts.c.state == PAYING, payouts.c.next_attempt_at <= bindparam("now"))
     .order_by(payouts.c.next_attempt_at)
     .limit(bindparam("limit"))
-    .with_for_update(skip_locked=True)
+    .with_for_update(of=payouts, skip_locked=True)
 )
 NEXT_DUE_PAYOUT = (
     select(payouts.c.next_attempt_at)

@@ -342,3 +342,16 @@ PAYOUTS_OF = (
     .order_by(payouts.c.created_at.desc(), payouts.c.id)
     .limit(bindparam("limit"))
 )
+
+
+async def owed_balances(conn: AsyncConnection) -> list[tuple[str, str]]:
+    """`(store_id, currency)` of every store the platform owes money to, by store."""
+    rows = await conn.execute(OWED_BALANCES)
+    return [(row.account.removeprefix("store:"), row.currency) for row in rows]
+
+
+OWED_BALANCES = (
+    select(ledger_balances.c.account, ledger_balances.c.currency)
+    .where(ledger_balances.c.account.like("store:%"), ledger_balances.c.balance < 0)
+    .order_by(ledger_balances.c.account, ledger_balances.c.currency)
+)

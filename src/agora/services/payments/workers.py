@@ -169,6 +169,7 @@ class PaymentProcessor:
                         store_id=payout.store_id,
                         amount=amount,
                         currency=payout.currency,
+                        seller_id=payout.seller_id,
                     )
                 )
 
@@ -310,15 +311,19 @@ class PaymentProcessor:
             uow.correlation_id, uow.causation_id = payment.order_id, payment.requested_by
             await uow.payments.record_attempt(payment.id, "refund", "succeeded", None, utcnow())
             await uow.payments.refunded(payment.id, refund_id, utcnow())
-            await _post_refund(
+            refunded = await _post_refund(
                 uow, f"refund:{payment.id}", payment.id, payment.order_id, payment.currency, None
             )
             uow.emit(
                 RefundIssued(
                     order_id=payment.order_id,
                     payment_id=payment.id,
-                    amount=payment.amount,
+                    # what was left: a cancelled ticket's price went back before
+                    amount=payment.amount
+                    if refunded is None
+                    else from_minor(refunded, payment.currency),
                     currency=payment.currency,
+                    customer_id=payment.customer_id,
                 )
             )
 
@@ -359,13 +364,14 @@ async def _post_refund(
     currency: str,
     amount: int | None,
     session_id: str | None = None,
-) -> None:
+) -> int | None:
     """The provider refunded `amount` (None: all that was left) of the payment: it is taken
-    back from its shares (first from the session's) and their commission. A payment charged
-    before payments kept a ledger is not in it, nor are its refunds."""
+    back from its shares (first from the session's) and their commission; returns what was
+    refunded. A payment charged before payments kept a ledger is not in it, nor are its
+    refunds (None)."""
     stored = await uow.ledger.shares_of(payment_id)
     if not stored:
-        return
+        return None
     shares = [(row.share, row.refunded) for row in stored]
     left = sum(share.amount - refunded for share, refunded in shares)
     parts = take_back(shares, left if amount is None else amount, session_id)
@@ -387,3 +393,4 @@ async def _post_refund(
                 if part.amount
             ],
         )
+    return sum(part.amount for part in parts)
