@@ -19,7 +19,8 @@ from agora.services.payments.store import payment_of_order
 
 class PaymentsHandlers:
     """The handler table, bound to the processor it wakes when a payment becomes its turn.
-    Handlers work through `uow.payments` (the repository); they never write SQL themselves."""
+    Handlers work through `uow.payments` and `uow.ledger` (the repositories); they never write
+    SQL themselves."""
 
     def __init__(
         self, wake_processor: Callable[[], None], rates: CommissionRates | None = None
@@ -105,7 +106,8 @@ class PaymentsHandlers:
             raise ValueError(f"the shares of order {event.order_id} exceed its amount")
         if rest or not shares:
             shares.append((None, None, None, rest))
-        plans = await uow.ledger.plans({seller for _, seller, _, _ in shares if seller})
+        sellers = {seller for _, seller, _, _ in shares if seller}
+        plans = await uow.ledger.plans(sellers) if sellers else {}
         rates = [
             Decimal(0) if store is None else self._rates.of(plans.get(seller or ""))
             for store, seller, _, _ in shares
