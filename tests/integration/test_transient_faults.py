@@ -212,6 +212,10 @@ async def test_a_full_disk_under_the_log_pauses_the_runner_until_space_is_freed(
                 disk.free()
                 await poll(lambda: asyncio.sleep(0, runner.health.healthy), bool, "healthy")
                 assert registry.get_sample_value("agora_dependency_up", labels) == 1
+                # Down once, up once: reads that work on the full disk are no sign that
+                # offsets can be committed again.
+                changes = [r.getMessage() for r in caplog.records if "disk" in r.getMessage()]
+                assert len(changes) == 2, changes
                 ends = await log.end_offsets(Pinged.topic)
                 await poll(
                     lambda: log.committed(service.group, Pinged.topic),

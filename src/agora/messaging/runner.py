@@ -20,7 +20,13 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Table
 
 from agora.messaging.envelope import DecodeError, Envelope, Event, EventRegistry, utcnow
-from agora.messaging.faults import LOG, Backoff, DependencyHealth, PermanentError, transient_fault
+from agora.messaging.faults import (
+    LOG,
+    Backoff,
+    DependencyHealth,
+    PermanentError,
+    transient_fault,
+)
 from agora.messaging.inbox import claim_inbox
 from agora.messaging.metrics import MessagingMetrics
 from agora.messaging.ports import ConsumedRecord, Consumer, MessageLog, Record, TopicPartition
@@ -156,6 +162,7 @@ class ConsumerRunner:
         self._stopping = False
         self._stopped = asyncio.Event()
         self._consumers: list[Consumer] = []
+        self._commit_outages: set[str] = set()  # dependencies a failed commit took down
         self.health = DependencyHealth(f"consumer {self.group}", metrics.dependency_up)
 
     def stop(self) -> None:
@@ -177,15 +184,28 @@ class ConsumerRunner:
         committed are delivered again, and the inbox absorbs what was already applied."""
         failures = 0
         failed_on = LOG  # the dependency whose fault made the member leave last
+        failed_committing = False  # whether it left because offsets could not be committed
+
+        def committed() -> None:
+            # Any member's commit that lands shows the log takes writes again: what the
+            # group's members left for when theirs failed is back.
+            nonlocal failures
+            failures = 0
+            while self._commit_outages:
+                self.health.up(self._commit_outages.pop())
+
         while not self._stopping:
             consumer = self._log.consumer(self.group, self._handlers.topics)
             self._consumers.append(consumer)
-            committer = _Committer(consumer)
+            committer = _Committer(consumer, on_committed=committed)
             try:
                 while not self._stopping:
                     committer.raise_failure()
                     records = await consumer.fetch(self._batch_size, self._fetch_timeout)
-                    if failures:
+                    # A fetch shows the log answers; not that offsets can be committed again
+                    # (the embedded log's file reads fine on a full disk): after a failed
+                    # commit, the next commit that lands says so.
+                    if failures and not failed_committing:
                         failures = 0
                         self.health.up(failed_on)
                     if records:
@@ -197,12 +217,15 @@ class ConsumerRunner:
                 logger.info("%s: a member stopped while a dependency was down", self.group)
             except Exception as error:
                 dependency = transient_fault(error)
+                failed_committing = committer.failed
                 failures += 1
                 if dependency is None:
                     logger.exception("%s: a member failed; it rejoins the group", self.group)
                     await self._pause(self._retry.max_delay)
                 else:
                     failed_on = dependency
+                    if failed_committing:
+                        self._commit_outages.add(dependency)
                     self.health.down(dependency, error)
                     await self._pause(self._retry.backoff.delay(failures))
             finally:
@@ -358,10 +381,13 @@ class _Committer:
     Safe because offsets are committed only after the batch's transaction: a crash before the
     commit lands delivers those records again, and the inbox skips them."""
 
-    def __init__(self, consumer: Consumer) -> None:
+    def __init__(self, consumer: Consumer, on_committed: Callable[[], None]) -> None:
         self._consumer = consumer
+        self._on_committed = on_committed
         self._pending: dict[TopicPartition, int] = {}
         self._task: asyncio.Task[None] | None = None
+        self.failed = False
+        """Whether a commit failed (its error is raised once by `raise_failure` or `flush`)."""
 
     def add(self, offsets: Mapping[TopicPartition, int]) -> None:
         for tp, offset in offsets.items():
@@ -373,7 +399,12 @@ class _Committer:
     async def _commit_pending(self) -> None:
         while self._pending:
             offsets, self._pending = self._pending, {}
-            await self._consumer.commit(offsets)
+            try:
+                await self._consumer.commit(offsets)
+            except Exception:
+                self.failed = True
+                raise
+            self._on_committed()
 
     def raise_failure(self) -> None:
         """Raise what made the last commit fail, if it did (the member then rejoins)."""
