@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from agora.contracts import orders as events
-from agora.contracts.orders import ConfirmedPlace
+from agora.contracts.orders import ConfirmedPlace, PaymentShare
 from agora.contracts.orders import OrderLine as EventLine
 from agora.messaging import Event, new_id, utcnow
 
@@ -239,7 +239,7 @@ class Order:
         self.payment_token = payment_token
         self._request_payment(payment_token, sellers or {})
 
-    def shares(self, sellers: Mapping[str, Seller]) -> tuple[events.PaymentShare, ...]:
+    def shares(self, sellers: Mapping[str, Seller]) -> tuple[PaymentShare, ...]:
         """The order's total by store: each store's goods, and each session's tickets."""
         totals: dict[tuple[Seller, str | None], Decimal] = {}
         sold: list[tuple[Seller, str | None, Decimal]] = [
@@ -254,7 +254,7 @@ class Order:
             key = (seller, session_id)
             totals[key] = totals.get(key, Decimal(0)) + amount
         return tuple(
-            events.PaymentShare(
+            PaymentShare(
                 store_id=seller.store_id,
                 seller_id=seller.seller_id,
                 amount=amount,

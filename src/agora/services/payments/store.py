@@ -250,9 +250,7 @@ async def balances(
     return [(row.currency, int(row.balance), int(row.matured)) for row in rows]
 
 
-async def entries_of(
-    conn: AsyncConnection, account: str, *, after: int, limit: int
-) -> list[Row[Any]]:
+async def entries_of(conn: AsyncConnection, account: str, *, after: int, limit: int) -> list[Any]:
     """`account`'s entries after the entry `after` (0: from the first), oldest first, with
     their posting's kind and order."""
     return list(
@@ -260,7 +258,7 @@ async def entries_of(
     )
 
 
-async def postings_of(conn: AsyncConnection, payment_id: str) -> list[Row[Any]]:
+async def postings_of(conn: AsyncConnection, payment_id: str) -> list[Any]:
     """The payment's postings' entries, in the order they were posted."""
     return list((await conn.execute(POSTINGS_OF, {"payment": payment_id})).all())
 
