@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Insert, bindparam, func, insert, select, update
+from sqlalchemy import Insert, Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -85,6 +85,26 @@ class DueRefund:
     attempts: int
 
 
+async def _claim(
+    conn: AsyncConnection,
+    due: Select[Any],
+    table: Table,
+    now: dt.datetime,
+    until: dt.datetime,
+    limit: int,
+) -> Sequence[Any]:
+    """The rows of `table` that `due` finds due at `now` (at most `limit`; it skips rows other
+    transactions hold), leased until `until`: not due again before then."""
+    rows: Sequence[Any] = (await conn.execute(due, {"now": now, "limit": limit})).all()
+    if rows:
+        await conn.execute(
+            update(table)
+            .where(table.c.id.in_([row.id for row in rows]))
+            .values(next_attempt_at=until)
+        )
+    return rows
+
+
 class PaymentsRepository:
     """Payments and their attempts, in the unit of work's transaction. One payment per order."""
 
@@ -142,13 +162,7 @@ class PaymentsRepository:
         """Up to `limit` payments that are the provider's turn at `now`, oldest due first,
         claimed until `until`: they are not due again before, and another transaction skips
         the rows this one holds."""
-        rows = (await self._conn.execute(DUE, {"now": now, "limit": limit})).all()
-        if rows:
-            await self._conn.execute(
-                update(payments)
-                .where(payments.c.id.in_([row.id for row in rows]))
-                .values(next_attempt_at=until)
-            )
+        rows = await _claim(self._conn, DUE, payments, now, until, limit)
         return [
             DuePayment(
                 id=row.id,
@@ -281,13 +295,7 @@ class PaymentsRepository:
         self, now: dt.datetime, until: dt.datetime, *, limit: int
     ) -> list[DueRefund]:
         """As `claim_due`, for partial refunds."""
-        rows = (await self._conn.execute(DUE_REFUNDS, {"now": now, "limit": limit})).all()
-        if rows:
-            await self._conn.execute(
-                update(partial_refunds)
-                .where(partial_refunds.c.id.in_([row.id for row in rows]))
-                .values(next_attempt_at=until)
-            )
+        rows = await _claim(self._conn, DUE_REFUNDS, partial_refunds, now, until, limit)
         return [
             DueRefund(
                 id=row.id,
@@ -545,13 +553,7 @@ class Payouts:
         self, now: dt.datetime, until: dt.datetime, *, limit: int
     ) -> list[DuePayout]:
         """As `PaymentsRepository.claim_due`, for payouts."""
-        rows = (await self._conn.execute(DUE_PAYOUTS, {"now": now, "limit": limit})).all()
-        if rows:
-            await self._conn.execute(
-                update(payouts)
-                .where(payouts.c.id.in_([row.id for row in rows]))
-                .values(next_attempt_at=until)
-            )
+        rows = await _claim(self._conn, DUE_PAYOUTS, payouts, now, until, limit)
         return [
             DuePayout(
                 id=row.id,
