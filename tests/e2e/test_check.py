@@ -19,7 +19,7 @@ from agora.messaging import Database, Record, add_outbox_table
 from agora.runtime.runtime import build_log
 from agora.services.inventory.store import SEAT, SOLD, place_holds, stock
 from agora.services.orders.store import orders
-from agora.services.payments.store import SUCCEEDED, attempts, payments
+from agora.services.payments.store import SUCCEEDED, attempts, ledger_balances, payments
 from agora.services.ticketing.store import tickets
 from agora.settings import Settings
 from harness import FINAL, AgoraProcess, eventually, product, servers_env
@@ -38,6 +38,12 @@ EVERY_INVARIANT = {
     "one ticket per seat",
     "orders final or on hold",
     "one capture per payment",
+    "postings balance",
+    "one capture posting per charge",
+    "refunds posted",
+    "payouts posted",
+    "shares add up",
+    "balances are their entries",
     "confirmed orders paid",
     "ended orders not charged",
     "payments match totals",
@@ -221,6 +227,18 @@ def test_each_fact_corrupted_breaks_exactly_its_invariant(
     (asked,) = in_database(agora, "payments", select(payments.c.amount).where(seated))
     in_database(agora, "payments", update(payments).where(seated).values(amount=asked.amount + 1))
     expected["payments match totals"] = [sagas["seated"]]
+    # the ledger recorded what was charged: the capture and the shares no longer match it
+    seated_payment = payment_id(agora, sagas["seated"])
+    expected["one capture posting per charge"] = [seated_payment]
+    expected["shares add up"] = [seated_payment]
+
+    commission = ledger_balances.c.account == "platform:commission"
+    in_database(
+        agora,
+        "payments",
+        update(ledger_balances).where(commission).values(balance=ledger_balances.c.balance - 1),
+    )
+    expected["balances are their entries"] = ["platform:commission/EUR"]
 
     in_database(
         agora,
