@@ -921,7 +921,7 @@ async def test_a_payout_takes_what_is_available_once_and_the_provider_sends_it(
     from agora.services.payments.payouts import (
         InsufficientFunds,
         PayoutKeyReused,
-        available,
+        available_now,
         request_payout,
     )
 
@@ -952,7 +952,7 @@ async def test_a_payout_takes_what_is_available_once_and_the_provider_sends_it(
 
     async def left() -> int:
         async with db.read() as conn:
-            return await available(conn, "shop", "EUR", dt.timedelta(0))
+            return await available_now(conn, "shop", "EUR", dt.timedelta(0))
 
     try:
         await sellers_known(work, handlers)

@@ -19,6 +19,8 @@ __all__ = [
     "Posting",
     "StoreEntry",
     "StoreNotFound",
+    "available",
+    "check_reader",
     "platform_accounts",
     "postings_of",
     "store_balances",
@@ -66,10 +68,19 @@ async def postings_of(db: Database, payment_id: str) -> list[Posting]:
     return list(grouped.values())
 
 
-async def _check_reader(conn: AsyncConnection, caller: Principal, store_id: str) -> None:
+async def check_reader(conn: AsyncConnection, caller: Principal, store_id: str) -> None:
+    """`StoreNotFound` unless payments knows the store and `caller` is its seller or an
+    admin."""
     known, seller_id = await store.owner_of_store(conn, store_id)
     if not known or not may_read(caller, seller_id):
         raise StoreNotFound(store_id)
+
+
+def available(balance: int, matured: int) -> int:
+    """What of a store's balance may be paid out, from the sums `store.balances` reads (debit
+    positive): what it was owed before the holding period less every debit since, never more
+    than it is owed now, never below zero."""
+    return max(0, min(-balance, -matured))
 
 
 async def store_balances(
@@ -79,10 +90,10 @@ async def store_balances(
     `holding`, and never more than the balance): `(currency, balance, available)`, from the
     seller's side (what the platform owes is positive)."""
     async with db.read() as conn:
-        await _check_reader(conn, caller, store_id)
+        await check_reader(conn, caller, store_id)
         rows = await store.balances(conn, store_account(store_id), utcnow() - holding)
     return [
-        (currency, -balance, max(0, min(-balance, -matured))) for currency, balance, matured in rows
+        (currency, -balance, available(balance, matured)) for currency, balance, matured in rows
     ]
 
 
@@ -90,7 +101,7 @@ async def store_entries(
     db: Database, caller: Principal, store_id: str, *, after: int, limit: int
 ) -> list[StoreEntry]:
     async with db.read() as conn:
-        await _check_reader(conn, caller, store_id)
+        await check_reader(conn, caller, store_id)
         rows = await store.entries_of(conn, store_account(store_id), after=after, limit=limit)
     return [
         StoreEntry(

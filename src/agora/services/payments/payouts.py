@@ -18,11 +18,10 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from agora.auth import Principal, may_read
+from agora.auth import Principal
 from agora.messaging import Database, utcnow
 from agora.problems import ProblemError
-from agora.services.payments import store
-from agora.services.payments.books import StoreNotFound
+from agora.services.payments import books, store
 from agora.services.payments.ledger import from_minor, payout_entries, store_account, to_minor
 from agora.services.payments.repository import PaymentsUnitOfWork
 
@@ -31,7 +30,7 @@ __all__ = [
     "Payout",
     "PayoutKeyReused",
     "PayoutScheduler",
-    "available",
+    "available_now",
     "payouts_of",
     "request_payout",
 ]
@@ -87,20 +86,13 @@ class Payout:
         )
 
 
-async def available(conn: Any, store_id: str, currency: str, holding: dt.timedelta) -> int:
-    """What of the store's balance in `currency` may be paid out now: what it was owed before
-    the holding period, less every refund and payout since, never more than its balance."""
+async def available_now(conn: Any, store_id: str, currency: str, holding: dt.timedelta) -> int:
+    """What of the store's balance in `currency` may be paid out now (`books.available`)."""
     rows = await store.balances(conn, store_account(store_id), utcnow() - holding)
     for row_currency, balance, matured in rows:
         if row_currency == currency:
-            return max(0, min(-balance, -matured))
+            return books.available(balance, matured)
     return 0
-
-
-async def _check_manager(conn: Any, caller: Principal, store_id: str) -> None:
-    known, seller_id = await store.owner_of_store(conn, store_id)
-    if not known or not may_read(caller, seller_id):
-        raise StoreNotFound(store_id)
 
 
 async def request_payout(
@@ -124,10 +116,10 @@ async def request_payout(
     seen: int | None = None
     if not locking:
         async with unit_of_work() as uow:
-            seen = await available(uow.conn, store_id, currency, holding)
+            seen = await available_now(uow.conn, store_id, currency, holding)
     async with unit_of_work() as uow:
         if caller is not None:
-            await _check_manager(uow.conn, caller, store_id)
+            await books.check_reader(uow.conn, caller, store_id)
         if locking:
             await uow.payouts.lock_balance(store_account(store_id), currency)
         first = await uow.payouts.find(store_id, key)
@@ -135,7 +127,9 @@ async def request_payout(
             if first.currency != currency or wanted not in (None, first.amount):
                 raise PayoutKeyReused
             return Payout.of(first), False
-        left = seen if seen is not None else await available(uow.conn, store_id, currency, holding)
+        left = (
+            seen if seen is not None else await available_now(uow.conn, store_id, currency, holding)
+        )
         paid = left if wanted is None else wanted
         if paid <= 0 or paid > left:
             raise InsufficientFunds(store_id, currency, left)
@@ -213,5 +207,5 @@ class PayoutScheduler:
 
 async def payouts_of(db: Database, caller: Principal, store_id: str, limit: int) -> list[Payout]:
     async with db.read() as conn:
-        await _check_manager(conn, caller, store_id)
+        await books.check_reader(conn, caller, store_id)
         return [Payout.of(row) for row in await store.payouts_of(conn, store_id, limit=limit)]
